@@ -1,0 +1,245 @@
+"""The incident record: a complete, append-only account of one healing run.
+
+One JSON file per incident under ``<data dir>/incidents/``, rewritten after every stage so that a
+crash loses nothing. The dashboard and the benchmarks read these files; nothing else is their
+source of truth for what happened. Secrets are redacted before a record is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+IncidentState = Literal[
+    "open",  # failed run seen, nothing done yet
+    "fetching",  # log-fetch
+    "diagnosing",
+    "patching",
+    "awaiting_approval",  # HEAL_MODE=approve: paused before redeploy
+    "redeploying",
+    "verifying",
+    "healed",  # fix run succeeded and the output check passed
+    "escalated",  # our code decided a human must look (attempts used up, unfixable, model down)
+    "rejected",  # a human rejected the proposed fix
+    "error",  # the healer itself failed (bad input, CDE unreachable); the reason says why
+]
+TERMINAL_STATES: frozenset[str] = frozenset({"healed", "escalated", "rejected", "error"})
+
+Category = Literal["code", "config", "transient", "data", "unknown"]
+PatchKind = Literal["code", "config", "rerun"]
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def incident_id(job: str, run_id: int) -> str:
+    """The incident key: the failed run's job and id. Also the LangGraph thread id."""
+    return f"{job}--{run_id}"
+
+
+class StageTiming(BaseModel):
+    stage: str
+    attempt: int = 0
+    started: str
+    ended: str | None = None
+    duration_s: float | None = None
+    note: str = ""
+
+
+class LlmCall(BaseModel):
+    stage: str
+    attempt: int = 0
+    mode: str = ""  # json_schema | function_calling | json_in_text
+    prompt: list[dict[str, str]] = Field(default_factory=list)  # [{"role", "content"}]
+    answer: str = ""
+    error: str = ""
+    prompt_tokens: int | None = None  # from the endpoint's usage
+    completion_tokens: int | None = None
+    estimated_prompt_tokens: int = 0  # offline estimate used for budgeting
+    latency_s: float = 0.0
+
+
+class Evidence(BaseModel):
+    """What log-fetch gathered and diagnose distilled."""
+
+    error_class: str | None = None
+    message_parameters: dict[str, Any] = Field(default_factory=dict)
+    suggestions: list[str] = Field(default_factory=list)
+    user_frame: str | None = None  # last traceback frame in user code: 'File "...", line N, in f'
+    user_line: int | None = None
+    caused_by: str | None = None
+    exception: str | None = None  # last "SomeError: message" line
+    distilled: str = ""  # the text given to the model
+    distilled_tokens: int = 0
+    raw_log_bytes: int = 0
+    log_types: list[str] = Field(default_factory=list)
+
+
+class Diagnosis(BaseModel):
+    category: Category
+    root_cause: str
+    evidence: list[str] = Field(default_factory=list)
+    confidence: float = Field(ge=0.0, le=1.0)
+    source: Literal["rule", "model"] = "model"
+    rule: str | None = None
+
+
+class GuardVerdict(BaseModel):
+    ok: bool
+    rule: str  # e.g. "parses", "no-new-dangerous-calls", "not-a-no-op"
+    reason: str = ""
+
+
+class Patch(BaseModel):
+    kind: PatchKind
+    explanation: str = ""
+    code: str | None = None  # full new application file, for kind == "code"
+    spark_changes: dict[str, Any] = Field(default_factory=dict)  # e.g. {"driverMemory": "2g"}
+    conf_changes: dict[str, str] = Field(default_factory=dict)  # spark.conf keys
+    source: Literal["rule", "model"] = "model"
+
+
+class Attempt(BaseModel):
+    number: int
+    diagnosis: Diagnosis | None = None
+    patch: Patch | None = None
+    guard: list[GuardVerdict] = Field(default_factory=list)  # every verdict, rejected tries too
+    fixed_code: str | None = None
+    diff: str = ""
+    fix_resource: str | None = None
+    fix_job: str | None = None
+    fix_run_id: int | None = None
+    fix_run_status: str | None = None
+    check_job: str | None = None
+    check_run_id: int | None = None
+    check_passed: bool | None = None
+    verdict: str = ""  # healed | failed-again | check-failed | ...
+    fix_log_excerpt: str = ""
+
+
+class FailedRun(BaseModel):
+    id: int
+    job: str
+    status: str
+    started: str | None = None
+    ended: str | None = None
+    user: str | None = None
+
+
+class OriginalJob(BaseModel):
+    name: str
+    resource: str | None = None
+    file_path: str | None = None  # path of the application file inside its resource
+    code: str | None = None
+    definition: dict[str, Any] = Field(default_factory=dict)
+    effective_spec: dict[str, Any] = Field(default_factory=dict)
+
+
+class IncidentRecord(BaseModel):
+    incident_id: str
+    job: str
+    run_id: int
+    state: IncidentState = "open"
+    reason: str = ""  # why it ended as it did (escalation, rejection, error)
+    mode: Literal["auto", "approve"] = "auto"
+    model: str | None = None  # None: rules only
+    opened_at: str = Field(default_factory=utc_now)
+    updated_at: str = Field(default_factory=utc_now)
+    failed_run: FailedRun
+    original: OriginalJob | None = None
+    driver_log: str = ""  # tail of the failed run's driver log, for display
+    evidence: Evidence | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+    llm_calls: list[LlmCall] = Field(default_factory=list)
+    stages: list[StageTiming] = Field(default_factory=list)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @property
+    def latest_attempt(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+
+# --- redaction ------------------------------------------------------------------------------
+
+_SECRET_PATTERNS = [
+    re.compile(r"(?i)(authorization:\s*(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"(?i)((?:password|passwd|secret|token|api[_-]?key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"),
+    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+"),  # JWTs
+]
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Masks known secret values and secret-looking patterns in free text."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "***", text)
+    return text
+
+
+def _redact_value(value: Any, secrets: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, list):
+        return [_redact_value(v, secrets) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact_value(v, secrets) for k, v in value.items()}
+    return value
+
+
+# --- storage --------------------------------------------------------------------------------
+
+
+class RecordStore:
+    """Reads and writes incident records under ``<data_dir>/incidents``.
+
+    Writes are atomic (temp file + rename) so a reader never sees half a record.
+    """
+
+    def __init__(self, data_dir: str | Path, secrets: Iterable[str] = ()) -> None:
+        self.dir = Path(data_dir) / "incidents"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._secrets = tuple(s for s in secrets if s)
+
+    def path(self, incident: str) -> Path:
+        return self.dir / f"{incident}.json"
+
+    def save(self, record: IncidentRecord) -> None:
+        record.updated_at = utc_now()
+        data = _redact_value(record.model_dump(mode="json"), self._secrets)
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+        os.replace(tmp, self.path(record.incident_id))
+
+    def load(self, incident: str) -> IncidentRecord | None:
+        path = self.path(incident)
+        if not path.exists():
+            return None
+        return IncidentRecord.model_validate_json(path.read_text(encoding="utf-8"))
+
+    def exists(self, incident: str) -> bool:
+        return self.path(incident).exists()
+
+    def all(self) -> list[IncidentRecord]:
+        """Every record, newest first."""
+        records = []
+        for path in self.dir.glob("*.json"):
+            try:
+                records.append(IncidentRecord.model_validate_json(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                continue  # a record being replaced right now; the next poll sees it
+        return sorted(records, key=lambda r: r.opened_at, reverse=True)

@@ -1,0 +1,1 @@
+"""Fixtures for the agents tests (loaded by conftest.py)."""

@@ -1,0 +1,1 @@
+"""Fixtures for the cde_local tests (loaded by conftest.py)."""

@@ -1,0 +1,1 @@
+"""Fixtures for the client tests (loaded by conftest.py)."""

@@ -1,0 +1,1 @@
+"""Fixtures for the scenarios tests (loaded by conftest.py)."""
