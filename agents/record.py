@@ -78,6 +78,7 @@ class Evidence(BaseModel):
     user_line: int | None = None
     caused_by: str | None = None
     exception: str | None = None  # last "SomeError: message" line
+    key_lines: list[str] = Field(default_factory=list)  # error lines found in the logs, for rules
     distilled: str = ""  # the text given to the model
     distilled_tokens: int = 0
     raw_log_bytes: int = 0
@@ -110,6 +111,7 @@ class Patch(BaseModel):
 
 class Attempt(BaseModel):
     number: int
+    evidence: Evidence | None = None  # the failure this attempt answers (after attempt 1: the last fix run's)
     diagnosis: Diagnosis | None = None
     patch: Patch | None = None
     guard: list[GuardVerdict] = Field(default_factory=list)  # every verdict, rejected tries too

@@ -1,0 +1,43 @@
+"""approval: in `HEAL_MODE=approve`, pause before redeploy until a human approves or rejects.
+
+The pause is a LangGraph `interrupt`: the incident's checkpoint waits, across restarts, for
+`Command(resume={"approved": bool, "by": str, "reason": str})`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from langgraph.graph import END
+from langgraph.types import Command, interrupt
+
+from agents.record import IncidentRecord
+from agents.stage import current_attempt
+from agents.state import Deps, HealState
+
+
+def approval(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Literal["redeploy", "__end__"]]:
+    if deps.settings.heal_mode != "approve":
+        return Command(goto="redeploy")
+    record.state = "awaiting_approval"
+    deps.records.save(record)  # the dashboard shows the buttons from this moment
+    attempt = current_attempt(record, state["attempt"])
+    decision = interrupt({"incident_id": record.incident_id, "attempt": attempt.number,
+                          "patch_kind": attempt.patch.kind if attempt.patch else None})
+    decision = decision if isinstance(decision, dict) else {"approved": bool(decision)}
+    who = str(decision.get("by") or "a reviewer")
+    if decision.get("approved"):
+        attempt.verdict = f"approved by {who}"
+        return Command(goto="redeploy")
+    why = str(decision.get("reason") or "no reason given")
+    attempt.verdict = f"rejected by {who}"
+    record.state = "rejected"
+    record.reason = f"the fix for attempt {attempt.number} was rejected by {who}: {why}"
+    return Command(goto=END, update={"outcome": "rejected", "reason": record.reason})
+
+
+def escalate(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Literal["__end__"]]:
+    """Hands the incident to a human, with the reason our code decided on."""
+    record.state = "escalated"
+    record.reason = state.get("reason") or "the healer could not fix this failure"
+    return Command(goto=END, update={"outcome": "escalated", "reason": record.reason})

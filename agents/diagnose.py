@@ -1,0 +1,94 @@
+"""diagnose: what went wrong, from the distilled evidence.
+
+Deterministic rules for well-known signatures run first. With a model configured, the model
+makes the diagnosis and is handed the rules' findings; without one, the rules' diagnosis stands
+alone. Whether to give up is decided here, by our code: missing data cannot be healed by a patch.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from langgraph.types import Command
+
+from agents import prompts, rules
+from agents.errors import LLMError
+from agents.record import Diagnosis, Evidence, IncidentRecord
+from agents.stage import current_attempt
+from agents.state import Deps, HealState
+
+UNFIXABLE = ("data",)  # categories no code or configuration change can heal
+
+
+def current_evidence(state: HealState, record: IncidentRecord) -> Evidence:
+    attempt = current_attempt(record, state["attempt"])
+    return attempt.evidence or record.evidence or Evidence()
+
+
+def numbered(code: str) -> str:
+    return "\n".join(f"{i:4d}| {line}" for i, line in enumerate(code.splitlines(), 1))
+
+
+def diagnose(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Literal["patch", "escalate"]]:
+    evidence = current_evidence(state, record)
+    code = state.get("base_code") or ""
+    spark = state.get("base_spark") or {}
+    attempt = current_attempt(record, state["attempt"])
+    found = rules.diagnose_by_rules(evidence, code, spark)
+
+    if deps.llm is None:
+        if found is None:
+            reason = ("no deterministic rule matches this failure and no model is configured "
+                      "(set LLM_ENDPOINT_BASE_URL to let a model diagnose it)")
+            if not evidence.distilled.strip():
+                reason = "the run left no driver log to diagnose, and no model is configured"
+            return _escalate(reason)
+        diagnosis = found
+    else:
+        try:
+            diagnosis = ask_model(state, deps, record, evidence, found)
+        except LLMError as exc:
+            return _escalate(f"the model could not diagnose the failure: {exc}")
+    attempt.diagnosis = diagnosis
+    if diagnosis.category in UNFIXABLE:
+        return _escalate(f"not healable by a code or configuration change ({diagnosis.category}): "
+                         f"{diagnosis.root_cause}")
+    return Command(goto="patch")
+
+
+def ask_model(state: HealState, deps: Deps, record: IncidentRecord, evidence: Evidence,
+              found: Diagnosis | None) -> Diagnosis:
+    messages = [
+        {"role": "system", "content": prompts.render("system")},
+        {"role": "user", "content": prompts.render(
+            "diagnose",
+            job=record.job,
+            evidence=evidence.distilled or "(the run left no driver log)",
+            code=numbered(state.get("base_code") or ""),
+            spark=json.dumps(state.get("base_spark") or {}, indent=2, sort_keys=True),
+            rule_findings=_findings(found),
+            feedback=state.get("feedback") or "none",
+        )},
+    ]
+    try:
+        answer, calls = deps.llm.structured("diagnose", messages, prompts.DiagnosisAnswer,  # type: ignore[union-attr]
+                                            attempt=state["attempt"])
+    except LLMError as exc:
+        record.llm_calls.extend(getattr(exc, "calls", []))
+        raise
+    record.llm_calls.extend(calls)
+    return Diagnosis(category=answer.category, root_cause=answer.root_cause,
+                     evidence=list(answer.evidence), confidence=answer.confidence, source="model",
+                     rule=found.rule if found else None)
+
+
+def _findings(found: Diagnosis | None) -> str:
+    if found is None:
+        return "No deterministic rule matched."
+    return (f"Rule {found.rule!r} matched: category {found.category}, {found.root_cause} "
+            f"(evidence: {'; '.join(found.evidence)})")
+
+
+def _escalate(reason: str) -> Command:
+    return Command(goto="escalate", update={"reason": reason})

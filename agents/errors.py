@@ -1,0 +1,48 @@
+"""The healer's errors. Callers catch by meaning, never by parsing messages.
+
+::
+
+    HealerError                  anything the healer raises on purpose
+    ├── ConfigError              settings missing or invalid at start (lists every problem)
+    ├── InvalidInput             bad input from a caller or a file (a missing template, a bad value)
+    │   └── UnsupportedJob       a job the healer cannot patch (not Python, no application file)
+    └── LLMError                 the model could not help
+        ├── LLMUnavailable       endpoint down, timed out or refused our credentials (after retries)
+        └── LLMBadAnswer         no valid structured answer within the retry limit
+
+Messages never carry secrets (the model endpoint's key is redacted before an error is raised).
+"""
+
+from __future__ import annotations
+
+
+class HealerError(Exception):
+    """Base of every error the healer raises on purpose."""
+
+
+class InvalidInput(HealerError, ValueError):
+    """Bad input: a value, file or template that cannot be used as given."""
+
+
+class LLMError(HealerError):
+    """The model could not give a usable answer; the incident escalates or falls back to rules."""
+
+
+class LLMUnavailable(LLMError):
+    """The endpoint is down, timed out or rejected our credentials, after the client's retries."""
+
+
+class LLMBadAnswer(LLMError):
+    """The model answered, but no answer matched the schema within the structured-output retry limit."""
+
+
+class ConfigError(HealerError):
+    """The settings are missing or invalid; raised once at start with every problem listed."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid configuration:\n  - " + "\n  - ".join(self.problems))
+
+
+class UnsupportedJob(InvalidInput):
+    """The job cannot be healed by patching: not a Python job, or its application file is unreachable."""

@@ -1,0 +1,193 @@
+"""The healer process: the graph with its checkpointer, healing one run or watching many.
+
+One `Healer` per process. Incidents are healed one at a time on the caller's thread; the
+dashboard's commands reach it through `HealerWorker` (app side), never by running stages itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.types import Command
+
+from agents.config import Settings
+from agents.errors import InvalidInput
+from agents.graph import build_graph
+from agents.monitor import find_new_failures, healer_owned, open_incident
+from agents.record import IncidentRecord, RecordStore
+from agents.state import Deps, HealState
+from cde_client import CdeClient, NotFound
+
+log = logging.getLogger("healer")
+
+ProgressFn = Callable[[str], None]
+
+
+@dataclass
+class WatchStatus:
+    alive: bool = False
+    cycles: int = 0
+    last_poll: str | None = None
+    last_error: str = ""
+
+
+def make_llm(settings: Settings):
+    """The model client, or None when no endpoint is configured (rules only)."""
+    if not settings.model_configured:
+        return None
+    from agents.llm import HealerLLM
+
+    return HealerLLM(
+        base_url=settings.llm_base_url or "",
+        api_key=settings.llm_api_key or "not-needed",
+        model=settings.llm_model_id or "default",
+        timeout_s=settings.llm_timeout_s,
+        max_retries=settings.llm_max_retries,
+        max_structured_retries=settings.max_structured_retries,
+    )
+
+
+def make_client(settings: Settings) -> CdeClient:
+    return CdeClient(
+        settings.jobs_api_url,
+        user=settings.workload_user or None,
+        password=settings.workload_password or None,
+        token=settings.cde_token or None,
+        token_url=settings.token_url,
+        timeout=settings.http_timeout_s,
+    )
+
+
+class Healer:
+    def __init__(self, settings: Settings, client: CdeClient | None = None) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.records = RecordStore(settings.data_dir, secrets=settings.secrets)
+        self.deps = Deps(settings=settings, client=client or make_client(settings),
+                         records=self.records, llm=make_llm(settings))
+        self._conn = sqlite3.connect(settings.data_dir / "checkpoints.sqlite", check_same_thread=False)
+        self.graph = build_graph(self.deps, SqliteSaver(self._conn))
+        self._lock = threading.Lock()  # one incident step at a time per process
+        self.watch_status = WatchStatus()
+
+    @property
+    def busy(self) -> bool:
+        """True while an incident step runs."""
+        return self._lock.locked()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # --- one incident -------------------------------------------------------------------------
+
+    def latest_failed_run(self, job: str) -> int:
+        self.deps.client.get_job(job)  # NotFound for an unknown job, with CDE's message
+        runs = self.deps.client.list_runs(filters=[f"job[eq]{job}", "status[eq]failed"],
+                                          order_by="ID", ascending=False, limit=1)
+        if not runs:
+            raise InvalidInput(f"job {job!r} has no failed run to heal")
+        return runs[0].id
+
+    def heal(self, job: str, run_id: int | None = None, progress: ProgressFn | None = None) -> IncidentRecord:
+        """Heals one failed run to the end (or to an approval pause). Idempotent per run."""
+        if healer_owned(job, self.settings.check_job_suffix):
+            raise InvalidInput(f"{job!r} is a job the healer created; heal the original job instead")
+        run_id = run_id if run_id is not None else self.latest_failed_run(job)
+        with self._lock:
+            record = open_incident(self.records, self.deps.client, job, run_id,
+                                   mode=self.settings.heal_mode, model=self._model_name())
+            if record.is_terminal:
+                return record
+            return self._drive(record.incident_id, {"incident_id": record.incident_id, "job": job,
+                                                    "run_id": run_id}, progress)
+
+    def resume(self, incident: str, decision: dict | None = None,
+               progress: ProgressFn | None = None) -> IncidentRecord:
+        """Continues an incident from its checkpoint; `decision` answers an approval pause."""
+        with self._lock:
+            record = self.records.load(incident)
+            if record is None:
+                raise InvalidInput(f"no incident {incident!r}")
+            if record.is_terminal:
+                return record
+            paused = self.paused(incident)
+            if decision is not None and not paused:
+                raise InvalidInput(f"incident {incident!r} is not waiting for approval")
+            if paused and decision is None:
+                return record
+            if decision is not None:
+                return self._drive(incident, Command(resume=decision), progress)
+            snapshot = self.graph.get_state(self._config(incident))
+            start = None if snapshot.next else {"incident_id": incident, "job": record.job,
+                                                "run_id": record.run_id}
+            return self._drive(incident, start, progress)
+
+    def paused(self, incident: str) -> bool:
+        snapshot = self.graph.get_state(self._config(incident))
+        return any(task.interrupts for task in snapshot.tasks)
+
+    def _drive(self, incident: str, graph_input: HealState | Command | None,
+               progress: ProgressFn | None) -> IncidentRecord:
+        config = self._config(incident)
+        try:
+            for update in self.graph.stream(graph_input, config, stream_mode="updates", durability="sync"):
+                if progress:
+                    for node in update:
+                        if node != "__interrupt__":
+                            progress(node)
+        except (InvalidInput, NotFound) as exc:  # nothing a retry can change: end the incident
+            record = self.records.load(incident)
+            assert record is not None
+            record.state = "error"
+            record.reason = str(exc)
+            self.records.save(record)
+            return record
+        record = self.records.load(incident)
+        assert record is not None
+        return record
+
+    def _config(self, incident: str) -> dict:
+        return {"configurable": {"thread_id": incident}, "recursion_limit": 20 + 10 * self.settings.max_attempts}
+
+    def _model_name(self) -> str | None:
+        return (self.settings.llm_model_id or "default") if self.settings.model_configured else None
+
+    # --- watching -----------------------------------------------------------------------------
+
+    def open_incidents(self) -> list[IncidentRecord]:
+        return [r for r in self.records.all() if not r.is_terminal]
+
+    def cycle(self, progress: ProgressFn | None = None) -> list[IncidentRecord]:
+        """One monitor cycle: resume unfinished incidents, then heal new failures."""
+        done = []
+        for record in reversed(self.open_incidents()):
+            if not self.paused(record.incident_id):
+                done.append(self.resume(record.incident_id, progress=progress))
+        for run in find_new_failures(self.deps.client, self.settings, self.records):
+            if progress:
+                progress(f"new failure: job {run.job} run {run.id}")
+            done.append(self.heal(run.job, run.id, progress=progress))
+        return done
+
+    def watch(self, stop: threading.Event, progress: ProgressFn | None = None) -> None:
+        """Monitors until `stop` is set. An error in one cycle is reported, never fatal."""
+        self.watch_status.alive = True
+        try:
+            while not stop.is_set():
+                try:
+                    self.cycle(progress)
+                    self.watch_status.last_error = ""
+                except Exception as exc:  # CDE or model unreachable: keep watching, the next cycle retries
+                    self.watch_status.last_error = f"{type(exc).__name__}: {exc}"
+                    log.warning("monitor cycle failed: %s", self.watch_status.last_error)
+                self.watch_status.cycles += 1
+                self.watch_status.last_poll = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                stop.wait(self.settings.poll_interval_s)
+        finally:
+            self.watch_status.alive = False

@@ -1,0 +1,110 @@
+"""log-fetch: gather the evidence of the run being analysed.
+
+Driver stdout and stderr (under spark-submit the Python traceback is on stdout), the job
+definition, the application file read from its resource, and the run's effective spec.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+from langgraph.types import Command
+
+from agents.distill import distill
+from agents.errors import UnsupportedJob
+from agents.record import IncidentRecord, OriginalJob
+from agents.stage import current_attempt
+from agents.state import Deps, HealState
+from cde_client import CdeClient, Job, NotFound
+
+MOUNT_ROOT = "/app/mount/"
+DRIVER_LOGS = ("driver/stdout", "driver/stderr")
+DISPLAY_LOG_CHARS = 200_000  # the tail of the driver log kept in the record for the dashboard
+REMOTE_SCHEMES = ("s3a://", "s3://", "hdfs://", "abfs://", "gs://", "http://", "https://", "local:")
+
+
+def resolve_application_file(job: Job, client: CdeClient, hint_resource: str | None = None) -> tuple[str, str]:
+    """(resource name, path inside it) of a job's application file, resolved as CDE mounts do.
+
+    A mount with dirPrefix P shows its files under /app/mount/P; a path without that prefix
+    is relative to the mount root.
+    """
+    file = str(job.spark.get("file") or "")
+    if not file:
+        raise UnsupportedJob(f"job {job.name!r} has no application file (spark.file is empty)")
+    if file.startswith(REMOTE_SCHEMES):
+        raise UnsupportedJob(f"job {job.name!r} runs {file!r}, which is not in a CDE resource")
+    if not file.endswith(".py"):
+        kind = "a JVM job" if file.endswith(".jar") or job.spark.get("className") else "not a Python job"
+        raise UnsupportedJob(f"job {job.name!r} is {kind} (application file {file!r}); "
+                             "the healer patches PySpark jobs only")
+    path = file[len(MOUNT_ROOT):] if file.startswith(MOUNT_ROOT) else file.lstrip("/")
+    candidates: list[tuple[str, str]] = []
+    for mount in job.mounts:
+        prefix = (mount.dir_prefix or "").strip("/")
+        if not prefix:
+            candidates.append((mount.resource_name, path))
+        elif path.startswith(prefix + "/"):
+            candidates.append((mount.resource_name, path[len(prefix) + 1:]))
+    if not candidates:
+        raise UnsupportedJob(f"job {job.name!r}: no mounted resource holds {file!r}")
+    if len(candidates) > 1:  # several mounts at the root: the one that has the file
+        found = [c for c in candidates if _has_file(client, *c)]
+        preferred = [c for c in found if c[0] == hint_resource]
+        candidates = preferred or found or candidates
+    return candidates[0]
+
+
+def _has_file(client: CdeClient, resource: str, path: str) -> bool:
+    try:
+        return any(f.path == path for f in client.get_resource(resource, include_files=True).files)
+    except NotFound:
+        return False
+
+
+def read_logs(client: CdeClient, run_id: int) -> tuple[str, str, list[str]]:
+    """Driver stdout and stderr of a run, and the log types it has. A missing log is empty."""
+    try:
+        types = client.log_types(run_id)
+    except NotFound:
+        types = []
+    logs = []
+    for log_type in DRIVER_LOGS:
+        if types and log_type not in types:
+            logs.append("")
+            continue
+        try:
+            logs.append(client.get_logs(run_id, log_type))
+        except NotFound:
+            logs.append("")
+    return logs[0], logs[1], types
+
+
+def log_fetch(state: HealState, deps: Deps, record: IncidentRecord) -> Command:
+    client, settings = deps.client, deps.settings
+    run_id = state["analyzed_run_id"]
+    update: dict[str, Any] = {}
+    if record.original is None or record.original.code is None:
+        job = client.get_job(state["job"])
+        resource, path = resolve_application_file(job, client, settings.resource_name)
+        raw = client.download_file(resource, path)
+        try:
+            code = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UnsupportedJob(f"{resource}/{path} is not UTF-8 text: {exc}") from exc
+        record.original = OriginalJob(
+            name=job.name, resource=resource, file_path=path, code=code,
+            definition=job.raw, effective_spec=client.get_run(state["run_id"]).spec,
+        )
+        update.update(base_code=code, base_spark=dict(job.raw.get("spark") or {}))
+    stdout, stderr, types = read_logs(client, run_id)
+    evidence = distill(stdout, stderr, token_budget=settings.evidence_token_budget,
+                       app_file_name=posixpath.basename(record.original.file_path or ""))
+    evidence.log_types = types
+    if run_id == record.run_id:
+        record.evidence = evidence
+        record.driver_log = (stdout + ("\n" + stderr if stderr else ""))[-DISPLAY_LOG_CHARS:]
+    else:
+        current_attempt(record, state["attempt"]).evidence = evidence
+    return Command(goto="diagnose", update=update)

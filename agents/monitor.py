@@ -1,0 +1,79 @@
+"""monitor: find failed runs that have no incident yet, and open an incident for one.
+
+One list call per cycle covers every watched job. Runs of jobs the healer created (fix jobs,
+output checks) are never new incidents: their own incident verifies them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+from langgraph.graph import END
+from langgraph.types import Command
+
+from agents.errors import InvalidInput
+from agents.record import FailedRun, IncidentRecord, RecordStore, incident_id
+from agents.state import Deps, HealState
+from cde_client import CdeClient, JobRun
+
+FIX_JOB_PATTERN = re.compile(r"-fix-\d+$")
+
+
+def healer_owned(job: str, check_suffix: str) -> bool:
+    """Jobs the healer creates or runs for verification, by their names."""
+    return bool(FIX_JOB_PATTERN.search(job)) or job.endswith(check_suffix)
+
+
+def find_new_failures(client: CdeClient, deps_settings, records: RecordStore) -> list[JobRun]:
+    """Failed runs of watched jobs, oldest first, that have no incident. One list call."""
+    since = datetime.now(timezone.utc) - timedelta(hours=deps_settings.lookback_h)
+    filters = ["status[eq]failed", f"started[gte]{since.strftime('%Y-%m-%dT%H:%M:%S')}"]
+    if deps_settings.watched_jobs:
+        filters.append("job[in]" + ",".join(deps_settings.watched_jobs))
+    runs = client.list_runs(filters=filters, order_by="ID", ascending=True)
+    own_runs = {run_id for record in records.all() for run_id in _runs_started_by(record)}
+    fresh = [
+        run for run in runs
+        if deps_settings.watches(run.job)
+        and not healer_owned(run.job, deps_settings.check_job_suffix)
+        and run.id not in own_runs
+        and not records.exists(incident_id(run.job, run.id))
+    ]
+    return fresh[: deps_settings.max_new_incidents_per_cycle]
+
+
+def _runs_started_by(record: IncidentRecord) -> list[int]:
+    return [rid for a in record.attempts for rid in (a.fix_run_id, a.check_run_id) if rid is not None]
+
+
+def open_incident(records: RecordStore, client: CdeClient, job: str, run_id: int, *,
+                  mode: str, model: str | None) -> IncidentRecord:
+    """Creates the incident's record, once. An existing record is returned unchanged."""
+    key = incident_id(job, run_id)
+    existing = records.load(key)
+    if existing is not None:
+        return existing
+    run = client.get_run(run_id)
+    if run.job != job:
+        raise InvalidInput(f"run {run_id} belongs to job {run.job!r}, not {job!r}")
+    if run.status != "failed":
+        raise InvalidInput(f"run {run_id} of job {job!r} is {run.status!r}; only failed runs are healed")
+    record = IncidentRecord(
+        incident_id=key, job=job, run_id=run_id, mode=mode, model=model,  # type: ignore[arg-type]
+        failed_run=FailedRun(id=run.id, job=run.job, status=run.status, started=run.started,
+                             ended=run.ended, user=run.user),
+    )
+    records.save(record)
+    return record
+
+
+def monitor(state: HealState, deps: Deps, record: IncidentRecord) -> Command:
+    """First node of every incident: a finished incident is never healed again."""
+    if record.is_terminal:
+        return Command(goto=END, update={"outcome": record.state, "reason": record.reason})
+    return Command(goto="log_fetch", update={
+        "attempt": state.get("attempt") or 1,
+        "analyzed_run_id": state.get("analyzed_run_id") or state["run_id"],
+        "feedback": state.get("feedback", ""),
+    })

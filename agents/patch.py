@@ -1,0 +1,134 @@
+"""patch: the smallest change that removes the cause, validated before it can be deployed.
+
+Where a rule knows the remedy (Spark's message names it), its fixer writes the patch without a
+model. Otherwise the model proposes one; the guard checks every proposal and its reasons are fed
+back for another try, up to `max_patch_tries`. LLM output is untrusted until the guard passes it.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+from typing import Any, Literal
+
+from langgraph.types import Command
+
+from agents import prompts, rules
+from agents.diagnose import current_evidence, numbered
+from agents.errors import LLMError
+from agents.guard import check_patch
+from agents.record import Diagnosis, IncidentRecord, Patch
+from agents.stage import current_attempt
+from agents.state import Deps, HealState
+
+
+def apply_spark_changes(spark: dict[str, Any], patch: Patch) -> dict[str, Any]:
+    """The job's spark section with the patch's settings and conf applied (a new dict)."""
+    result = copy.deepcopy(spark)
+    result.update(patch.spark_changes)
+    if patch.conf_changes:
+        result["conf"] = {**(result.get("conf") or {}), **patch.conf_changes}
+    return result
+
+
+def unified_diff(before: str, after: str, path: str) -> str:
+    return "".join(difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True),
+        fromfile=f"a/{path}", tofile=f"b/{path}",
+    ))
+
+
+def config_diff(before: dict[str, Any], after: dict[str, Any]) -> str:
+    return unified_diff(json.dumps(before, indent=2, sort_keys=True) + "\n",
+                        json.dumps(after, indent=2, sort_keys=True) + "\n", "job.spark.json")
+
+
+def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Literal["approval", "escalate"]]:
+    attempt = current_attempt(record, state["attempt"])
+    diagnosis = attempt.diagnosis
+    assert diagnosis is not None, "patch runs after diagnose"
+    base_code = state.get("base_code") or ""
+    earlier = [a.patch for a in record.attempts if a.patch is not None and a.number < attempt.number]
+    attempt.patch = None
+    accepted: Patch | None = None
+    rejections: list[str] = []
+
+    if deps.settings.deterministic_fixes or deps.llm is None:
+        proposal = rules.fix_by_rules(diagnosis, current_evidence(state, record), base_code,
+                                      state.get("base_spark") or {})
+        if proposal is not None:
+            accepted = _judge(proposal, base_code, earlier, deps, attempt.guard, rejections)
+    if accepted is None and deps.llm is not None:
+        try:
+            accepted = _ask_model(state, deps, record, diagnosis, earlier, attempt.guard, rejections)
+        except LLMError as exc:
+            return _escalate(f"the model could not propose a patch: {exc}")
+    if accepted is None:
+        why = "; ".join(rejections[-3:]) or "no rule knows a fix for this failure and no model is configured"
+        return _escalate(f"no acceptable patch for attempt {attempt.number}: {why}")
+
+    attempt.patch = accepted
+    original = record.original
+    assert original is not None
+    if accepted.kind == "code":
+        attempt.fixed_code = accepted.code
+        attempt.diff = unified_diff(original.code or "", accepted.code or "", original.file_path or "app.py")
+        return Command(goto="approval")
+    attempt.fixed_code = base_code
+    new_spark = apply_spark_changes(state.get("base_spark") or {}, accepted)
+    attempt.diff = (config_diff(original.definition.get("spark") or {}, new_spark)
+                    if accepted.kind == "config" else "")
+    return Command(goto="approval")
+
+
+def _judge(proposal: Patch, base_code: str, earlier: list[Patch], deps: Deps,
+           verdicts: list, rejections: list[str]) -> Patch | None:
+    results = check_patch(base_code, proposal, previous=earlier,
+                          max_changed_share=deps.settings.max_changed_share)
+    verdicts.extend(results)
+    failed = [v for v in results if not v.ok]
+    if failed:
+        rejections.append(f"{proposal.source} patch rejected: " + "; ".join(f"{v.rule}: {v.reason}" for v in failed))
+        return None
+    return proposal
+
+
+def _ask_model(state: HealState, deps: Deps, record: IncidentRecord, diagnosis: Diagnosis,
+               earlier: list[Patch], verdicts: list, rejections: list[str]) -> Patch | None:
+    assert deps.llm is not None
+    base_code = state.get("base_code") or ""
+    evidence = current_evidence(state, record)
+    for _ in range(deps.settings.max_patch_tries):
+        template = "patch_retry" if rejections else "patch"
+        messages = [
+            {"role": "system", "content": prompts.render("system")},
+            {"role": "user", "content": prompts.render(
+                template,
+                job=record.job,
+                diagnosis=diagnosis.model_dump_json(indent=2),
+                evidence=evidence.distilled or "(no driver log)",
+                code=numbered(base_code),
+                spark=json.dumps(state.get("base_spark") or {}, indent=2, sort_keys=True),
+                feedback=state.get("feedback") or "none",
+                rejections="\n".join(f"- {r}" for r in rejections) or "none",
+            )},
+        ]
+        try:
+            answer, calls = deps.llm.structured("patch", messages, prompts.PatchAnswer, attempt=state["attempt"])
+        except LLMError as exc:
+            record.llm_calls.extend(getattr(exc, "calls", []))
+            raise
+        record.llm_calls.extend(calls)
+        proposal = Patch(kind=answer.kind, explanation=answer.explanation, code=answer.code,
+                         spark_changes=dict(answer.spark_changes or {}),
+                         conf_changes={k: str(v) for k, v in (answer.conf_changes or {}).items()},
+                         source="model")
+        accepted = _judge(proposal, base_code, earlier, deps, verdicts, rejections)
+        if accepted is not None:
+            return accepted
+    return None
+
+
+def _escalate(reason: str) -> Command:
+    return Command(goto="escalate", update={"reason": reason})

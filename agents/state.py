@@ -1,0 +1,39 @@
+"""The graph state of one incident, and what the stages share besides it.
+
+The state holds only plain JSON values (checkpointed by LangGraph after every step). The rich
+account of the incident lives in its record (`agents/record.py`), which every stage updates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
+
+if TYPE_CHECKING:
+    from agents.config import Settings
+    from agents.llm import HealerLLM
+    from agents.record import RecordStore
+    from cde_client import CdeClient
+
+
+class HealState(TypedDict, total=False):
+    incident_id: str  # "<job>--<run id>"; also the LangGraph thread id
+    job: str
+    run_id: int  # the failed run that opened the incident
+    attempt: int  # current fix attempt, from 1
+    analyzed_run_id: int  # the run whose logs are read: the failed run, then each failed fix run
+    base_code: str | None  # code the next patch starts from (original, then the last deployed fix)
+    base_spark: dict  # job's spark section the next patch starts from
+    feedback: str  # why the last attempt failed, for the next prompt
+    outcome: str  # final state, once decided: healed | escalated | rejected | error
+    reason: str
+
+
+@dataclass
+class Deps:
+    """What the stages call out to. Built once per healer process; never checkpointed."""
+
+    settings: Settings
+    client: CdeClient
+    records: RecordStore
+    llm: HealerLLM | None  # None: rules only

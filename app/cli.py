@@ -1,0 +1,142 @@
+"""Command line: `python -m app heal|watch|serve|demo`.
+
+Exit codes of `heal`: 0 healed, 1 escalated or rejected (or waiting for approval), 2 on error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from agents.config import Settings
+from agents.errors import ConfigError, HealerError
+from agents.record import IncidentRecord
+from cde_client import CdeError
+
+EXIT_HEALED, EXIT_NOT_HEALED, EXIT_ERROR = 0, 1, 2
+DEMO_SCENARIO = "tutorial"
+DEMO_JOB = "sql-select-fail"
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _progress(stage: str) -> None:
+    _say(f"  [{time.strftime('%H:%M:%S')}] {stage}")
+
+
+def _summary(record: IncidentRecord, settings: Settings) -> int:
+    _say(f"incident {record.incident_id}: {record.state}")
+    if record.reason:
+        _say(f"  {record.reason}")
+    attempt = record.latest_attempt
+    if attempt and attempt.diagnosis:
+        d = attempt.diagnosis
+        _say(f"  diagnosis ({d.source}{', rule ' + d.rule if d.rule else ''}): {d.category}, "
+             f"confidence {d.confidence:.2f}: {d.root_cause}")
+    if attempt and attempt.fix_job:
+        _say(f"  fix job {attempt.fix_job}, run {attempt.fix_run_id}: {attempt.fix_run_status}"
+             + (f", output check {'passed' if attempt.check_passed else 'failed'}"
+                if attempt.check_passed is not None else ""))
+    if attempt and attempt.diff:
+        _say("  diff:\n" + "\n".join("    " + line for line in attempt.diff.splitlines()))
+    _say(f"  record: {settings.data_dir / 'incidents' / (record.incident_id + '.json')}")
+    if record.state == "healed":
+        return EXIT_HEALED
+    if record.state == "error":
+        return EXIT_ERROR
+    return EXIT_NOT_HEALED
+
+
+def _announce(settings: Settings) -> None:
+    _say(f"CDE: {settings.jobs_api_url} as {settings.workload_user or 'token'}; mode {settings.heal_mode}")
+    if settings.model_configured:
+        _say(f"model: {settings.model_label} at {settings.llm_base_url}")
+    else:
+        _say("model: none configured: healing on deterministic rules alone "
+             "(set LLM_ENDPOINT_BASE_URL, LLM_MODEL_ID and LLM_CDP_TOKEN to use one)")
+
+
+def cmd_heal(args: argparse.Namespace) -> int:
+    from agents.healer import Healer
+
+    settings = Settings.from_env()
+    _announce(settings)
+    healer = Healer(settings)
+    try:
+        _say(f"healing job {args.job}" + (f" run {args.run}" if args.run is not None else " (latest failed run)"))
+        record = healer.heal(args.job, args.run, progress=_progress)
+        return _summary(record, settings)
+    finally:
+        healer.close()
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from agents.healer import Healer
+
+    settings = Settings.from_env()
+    _announce(settings)
+    healer = Healer(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    _say(f"watching {', '.join(settings.watched_jobs) or 'all jobs'} every {settings.poll_interval_s:g}s "
+         "(Ctrl-C to stop)")
+    try:
+        healer.watch(stop, progress=_progress)
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        healer.close()
+    return EXIT_HEALED
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from app.server import serve
+
+    settings = Settings.from_env()
+    _announce(settings)
+    return serve(settings, host=args.host, port=args.port)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from app.demo import run_demo
+
+    return run_demo(port=args.port, data_dir=Path(args.data_dir), ui_port=args.ui_port, serve_ui=not args.no_ui)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app", description="Self-healing Spark pipelines on CDE")
+    sub = parser.add_subparsers(dest="command", required=True)
+    heal = sub.add_parser("heal", help="heal the latest (or a given) failed run of a job, once")
+    heal.add_argument("--job", required=True, help="CDE job name")
+    heal.add_argument("--run", type=int, default=None, help="failed run id (default: the latest failed run)")
+    heal.set_defaults(func=cmd_heal)
+    watch = sub.add_parser("watch", help="monitor the watched jobs (JOB_NAME) and heal failures until stopped")
+    watch.set_defaults(func=cmd_watch)
+    serve = sub.add_parser("serve", help="the dashboard with one watcher")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(func=cmd_serve)
+    demo = sub.add_parser("demo", help="local CDE + tutorial scenario + healer + dashboard")
+    demo.add_argument("--port", type=int, default=int(os.environ.get("DEMO_CDE_PORT", "8765")))
+    demo.add_argument("--ui-port", type=int, default=int(os.environ.get("DEMO_UI_PORT", "7860")))
+    demo.add_argument("--data-dir", default="data")
+    demo.add_argument("--no-ui", action="store_true", help="heal and exit, without the dashboard")
+    demo.set_defaults(func=cmd_demo)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}\n(copy .env.example to .env for the local defaults)", file=sys.stderr)
+        return EXIT_ERROR
+    except (HealerError, CdeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR

@@ -1,0 +1,36 @@
+"""`python -m app serve`: one healer worker (the watcher) and the dashboard in one process."""
+
+from __future__ import annotations
+
+import os
+
+from agents.config import Settings
+from agents.healer import Healer
+from app.service import DashboardService
+from app.worker import HealerWorker
+
+DEFAULT_UI_PORT = 7860
+
+
+def start_stack(settings: Settings, *, watch: bool = True) -> tuple[Healer, HealerWorker, DashboardService]:
+    """The healer, its one worker thread (started) and the dashboard's service over them."""
+    healer = Healer(settings)
+    worker = HealerWorker(healer, watch=watch).start()
+    return healer, worker, DashboardService(settings.data_dir, worker)
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None) -> int:
+    from app.dashboard import launch
+
+    healer, worker, service = start_stack(settings)
+    host = host or os.environ.get("DASHBOARD_HOST", "127.0.0.1")
+    port = port if port is not None else int(os.environ.get("DASHBOARD_PORT", DEFAULT_UI_PORT))
+    print(f"dashboard: http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
+    try:
+        launch(service, host=host, port=port, block=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        worker.stop()
+        healer.close()
+    return 0

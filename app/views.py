@@ -1,0 +1,703 @@
+"""What the dashboard shows, computed from incident records: pure functions, no Gradio, no I/O.
+
+Every function takes records (or the healer's status) and returns text, Markdown or HTML that a
+component displays as is. All text from records and logs is HTML-escaped and passed through
+`redact` once more, so a secret that slipped past the writer still never reaches the page.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from agents.record import TERMINAL_STATES, Attempt, IncidentRecord, incident_id, redact
+from app.service import FailedRunRow, StatusStrip
+
+INCIDENT_HEADERS = ["State", "Job", "Failed run", "Opened", "Attempts", "Verdict"]
+MAX_EXCERPT_LINES = 60  # evidence lines plus context shown without opening the full log
+EXCERPT_CONTEXT = 2  # lines of context around each evidence line
+TAIL_LINES = 25  # shown when no log line matches the evidence
+MIN_NEEDLE_CHARS = 6  # shorter evidence strings would mark half the log
+
+NO_INCIDENT = "No incident selected. The watcher opens one when a run of a watched job fails."
+
+_STATE_LABELS = {
+    "open": "open",
+    "fetching": "fetching logs",
+    "diagnosing": "diagnosing",
+    "patching": "patching",
+    "awaiting_approval": "awaiting approval",
+    "redeploying": "redeploying",
+    "verifying": "verifying",
+    "healed": "healed",
+    "escalated": "escalated",
+    "rejected": "rejected",
+    "error": "error",
+}
+_STATE_TONES = {
+    "healed": "good",
+    "escalated": "bad",
+    "error": "bad",
+    "rejected": "muted",
+    "awaiting_approval": "wait",
+}
+
+
+# --- small helpers --------------------------------------------------------------------------
+
+
+def _esc(text: object) -> str:
+    return html.escape(redact(str(text)), quote=True)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """Parses the records' UTC ISO timestamps ('2025-01-02T03:04:05.123456Z'); None when absent."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def short_time(value: str | None) -> str:
+    parsed = parse_time(value)
+    return parsed.strftime("%Y-%m-%d %H:%M:%S UTC") if parsed else "—"
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def state_label(state: str) -> str:
+    return _STATE_LABELS.get(state, state)
+
+
+def state_badge(state: str) -> str:
+    tone = _STATE_TONES.get(state, "busy")
+    return f'<span class="hd-badge hd-{tone}">{_esc(state_label(state))}</span>'
+
+
+def md_escape(text: str) -> str:
+    """Escapes Markdown syntax so free text (model answers, log lines) renders literally."""
+    return re.sub(r"([\\`*_\[\]<>|#])", r"\\\1", redact(text))
+
+
+def md_code_block(text: str, language: str = "") -> str:
+    """A fenced block whose fence is longer than any backtick run inside the text."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{redact(text).rstrip()}\n{fence}"
+
+
+# --- incident list --------------------------------------------------------------------------
+
+
+def incident_verdict(record: IncidentRecord) -> str:
+    attempt = record.latest_attempt
+    if record.state == "healed":
+        return "healed"
+    if record.is_terminal:
+        return record.state + (f": {record.reason}" if record.reason else "")
+    if attempt and attempt.verdict:
+        return attempt.verdict
+    return "—"
+
+
+def incident_rows(records: list[IncidentRecord]) -> list[list[str]]:
+    """Rows of the incident table, in the order given (the store returns newest first)."""
+    return [
+        [
+            state_label(r.state),
+            r.job,
+            str(r.run_id),
+            short_time(r.opened_at),
+            str(len(r.attempts)),
+            redact(incident_verdict(r)),
+        ]
+        for r in records
+    ]
+
+
+_ROW_TONES = {
+    "good": "color: #15803d; font-weight: 600",
+    "bad": "color: #c2410c; font-weight: 600",
+    "wait": "color: #a16207; font-weight: 600",
+    "busy": "color: #2563eb; font-weight: 600",
+    "muted": "color: #64748b; font-weight: 600",
+}
+_SHOWN_ROW = "background: rgba(37, 99, 235, 0.12)"
+
+
+def incident_table(records: list[IncidentRecord], shown: str | None) -> dict[str, object]:
+    """The incident table's value: rows, headers and cell styling (state colours, the shown row)."""
+    rows = incident_rows(records)
+    styling = []
+    for record in records:
+        base = _SHOWN_ROW if record.incident_id == shown else ""
+        state = _ROW_TONES[_STATE_TONES.get(record.state, "busy")]
+        styling.append([f"{base}; {state}" if base else state] + [base] * (len(INCIDENT_HEADERS) - 1))
+    return {"headers": INCIDENT_HEADERS, "data": rows, "metadata": {"styling": styling} if rows else None}
+
+
+def incident_from_row(row: list[object]) -> str | None:
+    """The incident id of a table row (job and failed run columns), None for a malformed row."""
+    if len(row) < 3:
+        return None
+    job, run = str(row[1]), str(row[2])
+    return incident_id(job, int(run)) if job and run.isdigit() else None
+
+
+def incident_heading(record: IncidentRecord | None, wanted: str | None = None) -> str:
+    """The line above the cards; `wanted` names an incident picked but not (yet) on disk."""
+    if record is None:
+        text = f"Incident {wanted}: no record yet." if wanted else NO_INCIDENT
+        return f'<div class="hd-heading hd-empty">{_esc(text)}</div>'
+    reason = f'<span class="hd-reason">{_esc(record.reason)}</span>' if record.reason else ""
+    mode = "approve mode" if record.mode == "approve" else "auto mode"
+    model = record.model or "rules only"
+    return (
+        f'<div class="hd-heading"><span class="hd-title">Incident {_esc(record.incident_id)}</span>'
+        f"{state_badge(record.state)}{reason}"
+        f'<span class="hd-meta">{_esc(mode)} · model: {_esc(model)} · updated '
+        f"{_esc(short_time(record.updated_at))}</span></div>"
+    )
+
+
+# --- header cards ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobCard:
+    """One of the two cards at the top: the original failed job, or the fix job."""
+
+    title: str
+    name: str
+    resource: str
+    run_label: str
+    run_id: str
+    status: str
+    last_label: str
+    last: str
+    tone: str  # good | bad | wait | busy | muted
+
+
+def _run_tone(status: str | None) -> str:
+    status = (status or "").lower()
+    if status == "succeeded":
+        return "good"
+    if status in ("failed", "killed"):
+        return "bad"
+    return "busy" if status else "muted"
+
+
+def original_card(record: IncidentRecord) -> JobCard:
+    original = record.original
+    run = record.failed_run
+    return JobCard(
+        title="Original job",
+        name=record.job,
+        resource=(original.resource if original and original.resource else "—"),
+        run_label="Failed run",
+        run_id=str(run.id),
+        status=run.status,
+        last_label="Failed at",
+        last=short_time(run.ended or run.started),
+        tone=_run_tone(run.status),
+    )
+
+
+def _fix_attempt(record: IncidentRecord) -> Attempt | None:
+    return record.latest_attempt
+
+
+def fixed_card(record: IncidentRecord) -> JobCard:
+    attempt = _fix_attempt(record)
+    if attempt is None or not attempt.fix_job:
+        pending = {
+            "awaiting_approval": "awaiting approval",
+            "escalated": "no fix deployed",
+            "rejected": "fix rejected",
+            "error": "no fix deployed",
+        }.get(record.state, "not deployed yet")
+        return JobCard(
+            title="Fixed job",
+            name=pending,
+            resource="—",
+            run_label="New run",
+            run_id="—",
+            status=state_label(record.state),
+            last_label="Verdict",
+            last=redact(incident_verdict(record)),
+            tone=_STATE_TONES.get(record.state, "busy"),
+        )
+    status = attempt.fix_run_status or ("starting" if record.state == "redeploying" else "—")
+    verdict = attempt.verdict or state_label(record.state)
+    if attempt.check_passed is not None:
+        verdict += " · check " + ("passed" if attempt.check_passed else "failed")
+    tone = "good" if record.state == "healed" else _STATE_TONES.get(record.state) or _run_tone(status)
+    return JobCard(
+        title=f"Fixed job (attempt {attempt.number})",
+        name=attempt.fix_job,
+        resource=attempt.fix_resource or "—",
+        run_label="New run",
+        run_id=str(attempt.fix_run_id) if attempt.fix_run_id is not None else "—",
+        status=status,
+        last_label="Verdict",
+        last=verdict,
+        tone=tone,
+    )
+
+
+def card_html(card: JobCard | None, title: str = "") -> str:
+    if card is None:
+        return f'<div class="hd-card hd-muted"><div class="hd-card-title">{_esc(title)}</div>—</div>'
+    rows = [
+        ("Job", card.name),
+        ("Resource", card.resource),
+        (card.run_label, card.run_id),
+        ("Status", card.status),
+        (card.last_label, card.last),
+    ]
+    cells = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in rows)
+    return (
+        f'<div class="hd-card hd-tone-{_esc(card.tone)}"><div class="hd-card-title">{_esc(card.title)}</div>'
+        f"<dl>{cells}</dl></div>"
+    )
+
+
+# --- code and diff --------------------------------------------------------------------------
+
+
+def original_code(record: IncidentRecord | None) -> str:
+    if record is None or record.original is None or record.original.code is None:
+        return ""
+    return record.original.code
+
+
+def fixed_code(record: IncidentRecord | None) -> str:
+    """The latest proposed or deployed application file; the original one for config/rerun fixes."""
+    if record is None:
+        return ""
+    for attempt in reversed(record.attempts):
+        if attempt.fixed_code is not None:
+            return attempt.fixed_code
+        if attempt.patch and attempt.patch.kind == "code" and attempt.patch.code is not None:
+            return attempt.patch.code
+        if attempt.patch and attempt.patch.kind in ("config", "rerun"):
+            return original_code(record)
+    return ""
+
+
+def diff_text(record: IncidentRecord | None) -> str:
+    """The unified diff of the latest fix; for configuration fixes, the changed settings."""
+    if record is None or not record.attempts:
+        return ""
+    attempt = record.attempts[-1]
+    if attempt.diff:
+        return attempt.diff
+    patch = attempt.patch
+    if patch and patch.kind in ("config", "rerun"):
+        lines = [f"@@ job configuration ({patch.kind}) @@"]
+        lines += [f"+ {key}: {value}" for key, value in patch.spark_changes.items()]
+        lines += [f"+ conf {key}={value}" for key, value in patch.conf_changes.items()]
+        if patch.kind == "rerun":
+            lines.append("  (no change: the same job is run again)")
+        return "\n".join(lines)
+    new, old = fixed_code(record), original_code(record)
+    if not new or new == old:
+        return ""
+    name = (record.original.file_path if record.original else None) or "job.py"
+    return "".join(
+        difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{name}", f"b/{name}"
+        )
+    )
+
+
+def diff_html(diff: str) -> str:
+    if not diff.strip():
+        return '<div class="hd-diff hd-empty">No change proposed yet.</div>'
+    out = []
+    for line in diff.splitlines():
+        if line.startswith(("+++", "---")):
+            cls = "hd-d-file"
+        elif line.startswith("@@"):
+            cls = "hd-d-hunk"
+        elif line.startswith("+"):
+            cls = "hd-d-add"
+        elif line.startswith("-"):
+            cls = "hd-d-del"
+        else:
+            cls = "hd-d-ctx"
+        out.append(f'<span class="{cls}">{_esc(line) or " "}</span>')
+    return f'<pre class="hd-diff">{"".join(out)}</pre>'
+
+
+# --- driver log -----------------------------------------------------------------------------
+
+
+def evidence_needles(record: IncidentRecord) -> list[str]:
+    """Strings whose presence marks a log line as evidence: distilled findings and quoted lines."""
+    found: list[str] = []
+    ev = record.evidence
+    if ev is not None:
+        if ev.error_class:
+            found.append(f"[{ev.error_class}")
+        found += [s for s in (ev.exception, ev.caused_by, ev.user_frame) if s]
+    for attempt in record.attempts:
+        if attempt.diagnosis:
+            for quoted in attempt.diagnosis.evidence:
+                found += quoted.splitlines()
+    needles: list[str] = []
+    for needle in (n.strip() for n in found):
+        if len(needle) >= MIN_NEEDLE_CHARS and needle not in needles:
+            needles.append(needle)
+    return needles
+
+
+def is_evidence(line: str, needles: list[str]) -> bool:
+    stripped = line.strip()
+    if not stripped:
+        return False
+    return any(n in stripped or (len(stripped) >= 20 and stripped in n) for n in needles)
+
+
+def marked_lines(log: str, needles: list[str]) -> list[tuple[int, str, bool]]:
+    """(line number from 1, text, is evidence) for every line of the log."""
+    return [(i + 1, line, is_evidence(line, needles)) for i, line in enumerate(log.splitlines())]
+
+
+def _log_html(lines: list[tuple[int, str, bool] | None], css: str) -> str:
+    out = []
+    for item in lines:
+        if item is None:
+            out.append('<span class="hd-gap">⋯</span>')
+            continue
+        number, text, marked = item
+        cls = "hd-ev" if marked else "hd-ln"
+        mark = "▶" if marked else " "
+        out.append(
+            f'<span class="{cls}"><span class="hd-no">{number:>4} {mark}</span> {_esc(text) or " "}</span>'
+        )
+    return f'<pre class="{css}">{"".join(out)}</pre>'
+
+
+def log_excerpt_html(record: IncidentRecord | None) -> str:
+    """The evidence lines with a little context, marked; the log's tail when nothing matches."""
+    if record is None or not record.driver_log.strip():
+        return '<div class="hd-log hd-empty">No driver log fetched yet.</div>'
+    lines = marked_lines(record.driver_log, evidence_needles(record))
+    hits = [i for i, (_, _, marked) in enumerate(lines) if marked]
+    if hits:
+        keep = sorted({j for i in hits for j in range(i - EXCERPT_CONTEXT, i + EXCERPT_CONTEXT + 1)
+                       if 0 <= j < len(lines)})[:MAX_EXCERPT_LINES]
+        note = f"{len(hits)} evidence line{'s' if len(hits) != 1 else ''} of {len(lines)}"
+    else:
+        keep = list(range(max(0, len(lines) - TAIL_LINES), len(lines)))
+        note = f"last {len(keep)} of {len(lines)} lines (no line matched the evidence)"
+    shown: list[tuple[int, str, bool] | None] = []
+    for position, index in enumerate(keep):
+        if (position == 0 and index > 0) or (position > 0 and index != keep[position - 1] + 1):
+            shown.append(None)
+        shown.append(lines[index])
+    if keep and keep[-1] < len(lines) - 1:
+        shown.append(None)
+    return f'<div class="hd-note">{_esc(note)}</div>' + _log_html(shown, "hd-log")
+
+
+def full_log_html(record: IncidentRecord | None) -> str:
+    if record is None or not record.driver_log.strip():
+        return '<div class="hd-log hd-empty">No driver log fetched yet.</div>'
+    return _log_html(list(marked_lines(record.driver_log, evidence_needles(record))), "hd-log hd-log-full")
+
+
+# --- reasoning trace ------------------------------------------------------------------------
+
+
+def _confidence(value: float) -> str:
+    return f"{value:.0%}"
+
+
+def reasoning_markdown(record: IncidentRecord | None) -> str:
+    """Diagnosis, every attempt with its patch and guard verdicts, verification, outcome, model calls."""
+    if record is None:
+        return NO_INCIDENT
+    parts: list[str] = []
+    ev = record.evidence
+    if ev is not None:
+        parts.append("### Evidence")
+        facts = []
+        if ev.error_class:
+            facts.append(f"- **Error class:** `{ev.error_class}`")
+        if ev.exception:
+            facts.append(f"- **Exception:** {md_escape(ev.exception)}")
+        if ev.user_frame:
+            facts.append(f"- **In user code:** {md_escape(ev.user_frame)}")
+        if ev.caused_by:
+            facts.append(f"- **Caused by:** {md_escape(ev.caused_by)}")
+        if ev.suggestions:
+            facts.append("- **Spark suggests:** " + ", ".join(f"`{s.strip('`')}`" for s in ev.suggestions))
+        if ev.raw_log_bytes:
+            facts.append(
+                f"- Distilled {ev.raw_log_bytes:,} bytes of logs ({', '.join(ev.log_types) or 'driver'}) "
+                f"to about {ev.distilled_tokens:,} tokens"
+            )
+        parts.append("\n".join(facts) or "_nothing distilled yet_")
+    for attempt in record.attempts:
+        parts.append(f"### Attempt {attempt.number}")
+        diagnosis = attempt.diagnosis
+        if diagnosis is not None:
+            by = f"rule `{diagnosis.rule}`" if diagnosis.source == "rule" and diagnosis.rule else diagnosis.source
+            parts.append(
+                f"**Diagnosis** ({by}): category **{diagnosis.category}**, confidence "
+                f"**{_confidence(diagnosis.confidence)}**\n\n{md_escape(diagnosis.root_cause)}"
+            )
+            if diagnosis.evidence:
+                parts.append("Evidence lines:\n\n" + md_code_block("\n".join(diagnosis.evidence), "text"))
+        patch = attempt.patch
+        if patch is not None:
+            text = f"**Patch** ({patch.kind}, by {patch.source})"
+            parts.append(text + (f": {md_escape(patch.explanation)}" if patch.explanation else ""))
+            changes = {**patch.spark_changes, **{f"conf {k}": v for k, v in patch.conf_changes.items()}}
+            if changes:
+                parts.append("\n".join(f"- `{k}` → `{v}`" for k, v in changes.items()))
+        if attempt.guard:
+            lines = [
+                f"- {'✅' if g.ok else '❌'} `{g.rule}`" + (f": {md_escape(g.reason)}" if g.reason else "")
+                for g in attempt.guard
+            ]
+            parts.append("**Guard**\n\n" + "\n".join(lines))
+        verification = []
+        if attempt.fix_job:
+            run = f" run {attempt.fix_run_id}" if attempt.fix_run_id is not None else ""
+            status = f": {attempt.fix_run_status}" if attempt.fix_run_status else ""
+            verification.append(f"- Fix job `{attempt.fix_job}`{run}{status}")
+        if attempt.check_job:
+            result = {True: "passed", False: "failed", None: "pending"}[attempt.check_passed]
+            verification.append(f"- Output check `{attempt.check_job}`: {result}")
+        if attempt.verdict:
+            verification.append(f"- Verdict: **{md_escape(attempt.verdict)}**")
+        if verification:
+            parts.append("**Verification**\n\n" + "\n".join(verification))
+        if attempt.fix_log_excerpt:
+            parts.append("Fix run log:\n\n" + md_code_block(attempt.fix_log_excerpt, "text"))
+    parts.append("### Outcome")
+    outcome = f"**State:** {state_label(record.state)}"
+    if record.reason:
+        outcome += f" — {md_escape(record.reason)}"
+    if not record.is_terminal:
+        outcome += " (in progress)"
+    parts.append(outcome)
+    parts.append(model_calls_markdown(record))
+    return "\n\n".join(p for p in parts if p)
+
+
+def model_calls_markdown(record: IncidentRecord) -> str:
+    if not record.llm_calls:
+        return "### Model calls\n\n" + ("None (rules only)." if record.model is None else "None yet.")
+    rows = ["| stage | attempt | mode | prompt tokens | completion tokens | latency | result |",
+            "|---|---|---|---|---|---|---|"]
+    for call in record.llm_calls:
+        prompt = call.prompt_tokens if call.prompt_tokens is not None else f"~{call.estimated_prompt_tokens}"
+        completion = call.completion_tokens if call.completion_tokens is not None else "—"
+        result = f"error: {md_escape(call.error)}" if call.error else "ok"
+        rows.append(
+            f"| {call.stage} | {call.attempt} | {call.mode or '—'} | {prompt} | {completion} | "
+            f"{format_seconds(call.latency_s)} | {result.replace(chr(10), ' ')} |"
+        )
+    total_prompt = sum(c.prompt_tokens or 0 for c in record.llm_calls)
+    total_completion = sum(c.completion_tokens or 0 for c in record.llm_calls)
+    total_latency = sum(c.latency_s for c in record.llm_calls)
+    summary = (
+        f"{len(record.llm_calls)} call{'s' if len(record.llm_calls) != 1 else ''} to "
+        f"`{record.model or 'model'}`: {total_prompt:,} prompt + {total_completion:,} completion tokens, "
+        f"{format_seconds(total_latency)}"
+    )
+    return "### Model calls\n\n" + summary + "\n\n" + "\n".join(rows)
+
+
+# --- stage timeline -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageRow:
+    stage: str
+    attempt: int
+    seconds: float | None  # duration, or elapsed so far while running
+    running: bool
+    note: str
+
+
+def stage_rows(record: IncidentRecord, now: datetime) -> list[StageRow]:
+    """Each stage with its duration; a stage not ended shows the time elapsed until `now`
+    (or no time at all when the incident ended without closing it)."""
+    rows = []
+    for timing in record.stages:
+        started, ended = parse_time(timing.started), parse_time(timing.ended)
+        running = False
+        if timing.duration_s is not None:
+            seconds: float | None = timing.duration_s
+        elif started and ended:
+            seconds = (ended - started).total_seconds()
+        elif started and not record.is_terminal:
+            seconds, running = max(0.0, (now - started).total_seconds()), True
+        else:
+            seconds = None
+        rows.append(StageRow(timing.stage, timing.attempt, seconds, running, redact(timing.note)))
+    return rows
+
+
+def timeline_html(record: IncidentRecord | None, now: datetime) -> str:
+    if record is None or not record.stages:
+        return '<div class="hd-timeline hd-empty">No stage has started yet.</div>'
+    rows = stage_rows(record, now)
+    longest = max((r.seconds or 0.0) for r in rows) or 1.0
+    items = []
+    for row in rows:
+        width = max(2.0, 100.0 * (row.seconds or 0.0) / longest)
+        label = f"{row.stage}" + (f" #{row.attempt}" if row.attempt else "")
+        time = format_seconds(row.seconds) + (" so far" if row.running else "")
+        cls = "hd-stage hd-running" if row.running else "hd-stage"
+        items.append(
+            f'<div class="{cls}" title="{_esc(row.note)}"><span class="hd-stage-name">{_esc(label)}</span>'
+            f'<span class="hd-bar"><span style="width:{width:.0f}%"></span></span>'
+            f'<span class="hd-stage-time">{_esc(time)}</span></div>'
+        )
+    first = parse_time(record.stages[0].started)
+    ends = [parse_time(s.ended) for s in record.stages if s.ended]
+    last = now if not record.is_terminal else max((e for e in ends if e), default=None)
+    total = format_seconds((last - first).total_seconds()) if first and last else "—"
+    word = "elapsed" if not record.is_terminal else "total"
+    return (
+        f'<div class="hd-timeline">{"".join(items)}'
+        f'<div class="hd-stage hd-total"><span class="hd-stage-name">{word}</span><span></span>'
+        f'<span class="hd-stage-time">{_esc(total)}</span></div></div>'
+    )
+
+
+# --- status strip ---------------------------------------------------------------------------
+
+
+def mask_url(url: str) -> str:
+    """Drops user info and the query string from a URL: both can carry credentials."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    if parts.username or parts.password:
+        host = f"***@{host}"
+    return urlunsplit((parts.scheme, host, parts.path, "***" if parts.query else "", ""))
+
+
+def status_html(strip: StatusStrip | None, secrets: tuple[str, ...] = ()) -> str:
+    """The strip at the top: CDE, model, mode, watched jobs and the watcher's health."""
+    if strip is None:
+        return '<div class="hd-status hd-bad">Healer status unavailable.</div>'
+    watcher = strip.watcher
+    if watcher.alive:
+        health = f"watching · {watcher.cycles} cycles · last poll {short_time(watcher.last_poll)}"
+        tone = "good"
+    else:
+        health, tone = "watcher stopped", "bad"
+    if watcher.last_error:
+        health += f" · last error: {watcher.last_error}"
+        tone = "bad" if not watcher.alive else "wait"
+    items = [
+        ("CDE", mask_url(strip.cde_url)),
+        ("User", strip.user or "—"),
+        ("Model", strip.model or "rules only"),
+        ("Mode", strip.mode),
+        ("Jobs", ", ".join(strip.watched_jobs) or "all jobs"),
+    ]
+    cells = "".join(
+        f'<span class="hd-status-item"><b>{_esc(k)}</b> {_esc(redact(v, secrets))}</span>' for k, v in items
+    )
+    watcher_cell = (
+        f'<span class="hd-status-item hd-watch hd-{tone}"><b>Watcher</b> {_esc(redact(health, secrets))}</span>'
+    )
+    return f'<div class="hd-status">{cells}{watcher_cell}</div>'
+
+
+# --- heal now -------------------------------------------------------------------------------
+
+
+def failed_run_choices(rows: list[FailedRunRow]) -> list[tuple[str, str]]:
+    """(label, value) pairs for the "Heal now" picker; the value is the incident id."""
+    choices = []
+    for row in rows:
+        done = " · already has an incident" if row.has_incident else ""
+        label = f"{row.job} · run {row.run_id} · failed {short_time(row.ended)}{done}"
+        choices.append((label, incident_id(row.job, row.run_id)))
+    return choices
+
+
+def parse_incident_id(value: str) -> tuple[str, int]:
+    """The inverse of `incident_id`; raises ValueError with a clear message on anything else."""
+    job, sep, run = (value or "").rpartition("--")
+    if not sep or not job or not run.isdigit():
+        raise ValueError(f"not an incident id (<job>--<run id>): {value!r}")
+    return job, int(run)
+
+
+# --- the whole page for one incident --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    """Everything the page shows about one incident (or about none)."""
+
+    incident: str | None
+    heading: str
+    original_card: str
+    fixed_card: str
+    timeline: str
+    original_code: str
+    fixed_code: str
+    diff: str
+    log_excerpt: str
+    full_log: str
+    reasoning: str
+    awaiting_approval: bool
+    record_file: Path | None
+
+
+def incident_view(
+    record: IncidentRecord | None, now: datetime, record_file: Path | None = None, wanted: str | None = None
+) -> IncidentView:
+    return IncidentView(
+        incident=record.incident_id if record else None,
+        heading=incident_heading(record, wanted),
+        original_card=card_html(original_card(record) if record else None, "Original job"),
+        fixed_card=card_html(fixed_card(record) if record else None, "Fixed job"),
+        timeline=timeline_html(record, now),
+        original_code=original_code(record),
+        fixed_code=fixed_code(record),
+        diff=diff_html(diff_text(record)),
+        log_excerpt=log_excerpt_html(record),
+        full_log=full_log_html(record),
+        reasoning=reasoning_markdown(record),
+        awaiting_approval=bool(record and record.state == "awaiting_approval"),
+        record_file=record_file,
+    )
+
+
+def is_live(record: IncidentRecord | None) -> bool:
+    return record is not None and record.state not in TERMINAL_STATES

@@ -1,0 +1,143 @@
+"""The one healer thread of a dashboard process: watches, and carries out the page's commands.
+
+Commands (heal now, approve, reject) are queued and run on this thread, one at a time, so a page
+load or a refresh never does healing work, and two clicks never heal the same run twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agents.healer import Healer
+from agents.monitor import healer_owned
+from agents.record import incident_id
+from app.service import FailedRunRow, StatusStrip, WatcherHealth
+
+log = logging.getLogger("healer.worker")
+FAILED_RUNS_CACHE_S = 10.0  # the "Heal now" list is read from CDE at most this often
+MAX_FAILED_RUNS_LISTED = 50
+
+
+@dataclass(frozen=True)
+class _Command:
+    label: str
+    action: Callable[[], object]
+
+
+class HealerWorker:
+    """Implements `app.service.HealerCommands` on top of one `Healer`."""
+
+    def __init__(self, healer: Healer, *, watch: bool = True) -> None:
+        self.healer = healer
+        self.settings = healer.settings
+        self._watch = watch
+        self._queue: queue.Queue[_Command] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="healer-worker", daemon=True)
+        self._failed_cache: tuple[float, list[FailedRunRow]] = (0.0, [])
+        self.last_message = ""
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> HealerWorker:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        status = self.healer.watch_status
+        status.alive = True
+        next_cycle = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                wait = max(0.0, next_cycle - time.monotonic()) if self._watch else 0.5
+                try:
+                    command = self._queue.get(timeout=wait)
+                except queue.Empty:
+                    command = None
+                if command is not None:
+                    self._execute(command)
+                    continue
+                if self._watch and time.monotonic() >= next_cycle:
+                    self._execute(_Command("monitor cycle", self.healer.cycle))
+                    status.cycles += 1
+                    status.last_poll = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                    next_cycle = time.monotonic() + self.settings.poll_interval_s
+        finally:
+            status.alive = False
+
+    def _execute(self, command: _Command) -> None:
+        try:
+            command.action()
+            self.healer.watch_status.last_error = ""
+        except Exception as exc:  # reported on the status strip; the worker keeps going
+            self.healer.watch_status.last_error = f"{command.label}: {type(exc).__name__}: {exc}"
+            log.warning("%s failed: %s", command.label, exc)
+
+    def drain(self, timeout_s: float = 600.0) -> None:
+        """Waits until every queued command has run (tests and the demo use this)."""
+        deadline = time.monotonic() + timeout_s
+        while (not self._queue.empty() or self._busy()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def _busy(self) -> bool:
+        return self.healer.busy
+
+    # --- HealerCommands -----------------------------------------------------------------------
+
+    def heal_now(self, job: str, run_id: int | None = None) -> str:
+        if healer_owned(job, self.settings.check_job_suffix):
+            return f"{job} was created by the healer; pick the original job's failed run"
+        self._queue.put(_Command(f"heal {job}", lambda: self.healer.heal(job, run_id)))
+        return f"queued: heal {job}" + (f" run {run_id}" if run_id is not None else " (latest failed run)")
+
+    def approve(self, incident: str, by: str = "dashboard") -> str:
+        return self._decide(incident, {"approved": True, "by": by})
+
+    def reject(self, incident: str, reason: str = "", by: str = "dashboard") -> str:
+        return self._decide(incident, {"approved": False, "by": by, "reason": reason or "rejected"})
+
+    def _decide(self, incident: str, decision: dict) -> str:
+        record = self.healer.records.load(incident)
+        if record is None:
+            return f"no incident {incident}"
+        if record.state != "awaiting_approval":
+            return f"{incident} is {record.state}, not waiting for approval"
+        verb = "approved" if decision["approved"] else "rejected"
+        self._queue.put(_Command(f"{verb} {incident}", lambda: self.healer.resume(incident, decision)))
+        return f"{verb}: {incident}" + ("; deploying the fix" if decision["approved"] else "")
+
+    def failed_runs(self) -> list[FailedRunRow]:
+        fetched_at, rows = self._failed_cache
+        if time.monotonic() - fetched_at < FAILED_RUNS_CACHE_S:
+            return rows
+        filters = ["status[eq]failed"]
+        if self.settings.watched_jobs:
+            filters.append("job[in]" + ",".join(self.settings.watched_jobs))
+        runs = self.healer.deps.client.list_runs(filters=filters, order_by="ID", ascending=False,
+                                                 limit=MAX_FAILED_RUNS_LISTED)
+        rows = [
+            FailedRunRow(job=r.job, run_id=r.id, ended=r.ended,
+                         has_incident=self.healer.records.exists(incident_id(r.job, r.id)))
+            for r in runs if not healer_owned(r.job, self.settings.check_job_suffix)
+        ]
+        self._failed_cache = (time.monotonic(), rows)
+        return rows
+
+    def status(self) -> StatusStrip:
+        s = self.healer.watch_status
+        return StatusStrip(
+            cde_url=self.settings.jobs_api_url, user=self.settings.workload_user,
+            model=self.settings.model_label, mode=self.settings.heal_mode,
+            watched_jobs=list(self.settings.watched_jobs),
+            watcher=WatcherHealth(alive=s.alive and self._thread.is_alive(), last_poll=s.last_poll,
+                                  last_error=s.last_error, cycles=s.cycles),
+        )
