@@ -75,12 +75,12 @@ def ask_model(state: HealState, deps: Deps, record: IncidentRecord, evidence: Ev
         answer, calls = deps.llm.structured("diagnose", messages, prompts.DiagnosisAnswer,  # type: ignore[union-attr]
                                             attempt=state["attempt"])
     except LLMError as exc:
-        record.llm_calls.extend(getattr(exc, "calls", []))
+        record.llm_calls.extend(exc.calls)
         raise
     record.llm_calls.extend(calls)
-    return Diagnosis(category=answer.category, root_cause=answer.root_cause,
-                     evidence=list(answer.evidence), confidence=answer.confidence, source="model",
-                     rule=found.rule if found else None)
+    diagnosis = answer.to_diagnosis()
+    diagnosis.rule = found.rule if found else None
+    return diagnosis
 
 
 def _findings(found: Diagnosis | None) -> str:

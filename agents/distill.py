@@ -60,8 +60,11 @@ _CLASS_AFTER_EXCEPTION = re.compile(
     r"(?:Error|Exception|Failure)\s*:\s*\[([A-Z][A-Z0-9_]*(?:\.[A-Z][A-Z0-9_]*)*)\]"
 )
 _CLASS_AT_START = re.compile(r"\[([A-Z][A-Z0-9_]*(?:\.[A-Z][A-Z0-9_]*)*)\]")
-_LOG4J_LEVEL = re.compile(r"\d\d/\d\d/\d\d \d\d:\d\d:\d\d (ERROR|WARN) ")
-_LOG4J_CHATTER = re.compile(r"\d\d/\d\d/\d\d \d\d:\d\d:\d\d (INFO|DEBUG|TRACE) ")
+# log4j line starts: "26/11/21 08:53:38 ERROR ..." (Spark's default) or "2024-05-01 10:00:09,123 WARN ..."
+_LOG4J_TIME = r"(?:\d\d/\d\d/\d\d|\d{4}-\d\d-\d\d)[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?\s+"
+_LOG4J_PREFIX = re.compile(_LOG4J_TIME)
+_LOG4J_LEVEL = re.compile(_LOG4J_TIME + r"(ERROR|WARN) ")
+_LOG4J_CHATTER = re.compile(_LOG4J_TIME + r"(INFO|DEBUG|TRACE) ")
 _SUGGESTIONS = re.compile(r"Did you mean one of the following\? \[([^\]]*)\]")
 _QUOTED_NAME = re.compile(r"(?:`[^`]*`\.)*`[^`]*`")
 
@@ -126,7 +129,7 @@ class _Scan:
 
     name: str
     lines: int = 0
-    head: list[str] = field(default_factory=list)
+    head: list[tuple[int, str]] = field(default_factory=list)
     tail: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     first_excerpts: list[tuple[int, list[str]]] = field(default_factory=list)
     last_excerpts: deque[tuple[int, list[str]]] = field(
@@ -197,10 +200,10 @@ def _scan(name: str, text: str, app_file_name: str | None) -> _Scan:
     for number, raw in enumerate(_iter_lines(text), start=1):
         line = raw[:MAX_LINE_CHARS].rstrip("\r")
         scan.lines = number
-        if len(scan.head) < HEAD_LINES:
-            scan.head.append(line)
         stripped = line.lstrip()
         is_java_frame = stripped.startswith("at ") or (stripped.startswith("... ") and stripped.endswith("more"))
+        if len(scan.head) < HEAD_LINES and not is_java_frame:
+            scan.head.append((number, line[:MAX_SHOWN_LINE_CHARS]))
         shown = line
         key = False
 
@@ -237,7 +240,8 @@ def _scan(name: str, text: str, app_file_name: str | None) -> _Scan:
                 if error_class:
                     scan.classes.append((error_class, line))
                     key = True
-            if not key and (_LOG4J_LEVEL.match(line) and "ERROR" in line[:30]):
+            level = _LOG4J_LEVEL.match(line)
+            if not key and level and level.group(1) == "ERROR":
                 key = True
             if not key and any(marker in line for marker in _SIGNAL_MARKERS):
                 key = True
@@ -246,7 +250,7 @@ def _scan(name: str, text: str, app_file_name: str | None) -> _Scan:
 
         if key:
             shown = shown[:MAX_SHOWN_LINE_CHARS]
-            open_excerpt = list(before) + [shown] if not is_java_frame else [shown]
+            open_excerpt = list(before) + [shown]
             entry = (number - len(before), open_excerpt)
             if len(scan.first_excerpts) < FIRST_KEY_EXCERPTS:
                 scan.first_excerpts.append(entry)
@@ -261,9 +265,9 @@ def _scan(name: str, text: str, app_file_name: str | None) -> _Scan:
         elif after_left > 0 and open_excerpt is not None and not is_java_frame:
             open_excerpt.append(line[:MAX_SHOWN_LINE_CHARS])
             after_left -= 1
+        elif is_java_frame:
+            after_left = 0  # a Java stack follows: its frames say nothing the key line did not
         else:
-            if after_left > 0 and is_java_frame:
-                after_left = 0  # a Java stack follows: its frames say nothing the key line did not
             before.append(line[:MAX_SHOWN_LINE_CHARS])
         if stripped and not is_java_frame and not _LOG4J_CHATTER.match(line):
             scan.tail.append((number, shown[:MAX_SHOWN_LINE_CHARS]))
@@ -317,7 +321,8 @@ def _excerpt_lines(scan: _Scan) -> list[str]:
         for offset, text in enumerate(lines):
             number = start + offset
             # A log4j line's date differs between repeats of the same message.
-            signature = _LOG4J_LEVEL.sub("", text).strip()
+            prefix = _LOG4J_PREFIX.match(text)
+            signature = (text[prefix.end() :] if prefix else text).strip()
             if number <= last_number or not signature or signature in seen:
                 continue
             seen.add(signature)
@@ -343,7 +348,7 @@ def _compose(
         tail = [f"{n:>6}| {text}" for n, text in scan.tail]
         sections.append((f"== end of {scan.name} ({scan.lines} lines) ==", tail, True))
     for scan in scans:
-        head = [f"{n:>6}| {text[:MAX_SHOWN_LINE_CHARS]}" for n, text in enumerate(scan.head, 1) if text.strip()]
+        head = [f"{n:>6}| {text}" for n, text in scan.head if text.strip()]
         sections.append((f"== start of {scan.name} ==", head, False))
     shown: set[str] = set()
     for title, lines, keep_end in sections:

@@ -15,6 +15,9 @@ Messages never carry secrets (the model endpoint's key is redacted before an err
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 
 class HealerError(Exception):
     """Base of every error the healer raises on purpose."""
@@ -25,7 +28,15 @@ class InvalidInput(HealerError, ValueError):
 
 
 class LLMError(HealerError):
-    """The model could not give a usable answer; the incident escalates or falls back to rules."""
+    """The model could not give a usable answer; the incident escalates or falls back to rules.
+
+    ``calls`` holds the ``LlmCall`` records of the attempts made before giving up, so the
+    incident record shows them too.
+    """
+
+    def __init__(self, message: str, calls: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.calls = list(calls)
 
 
 class LLMUnavailable(LLMError):

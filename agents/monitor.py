@@ -61,11 +61,15 @@ def open_incident(records: RecordStore, client: CdeClient, job: str, run_id: int
         raise InvalidInput(f"run {run_id} of job {job!r} is {run.status!r}; only failed runs are healed")
     record = IncidentRecord(
         incident_id=key, job=job, run_id=run_id, mode=mode, model=model,  # type: ignore[arg-type]
-        failed_run=FailedRun(id=run.id, job=run.job, status=run.status, started=run.started,
-                             ended=run.ended, user=run.user),
+        failed_run=FailedRun(id=run.id, job=run.job, status=run.status, started=_iso(run.started),
+                             ended=_iso(run.ended), user=run.user),
     )
     records.save(record)
     return record
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
 
 
 def monitor(state: HealState, deps: Deps, record: IncidentRecord) -> Command:

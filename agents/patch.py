@@ -58,7 +58,8 @@ def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Liter
         proposal = rules.fix_by_rules(diagnosis, current_evidence(state, record), base_code,
                                       state.get("base_spark") or {})
         if proposal is not None:
-            accepted = _judge(proposal, base_code, earlier, deps, attempt.guard, rejections)
+            accepted = _judge(proposal, base_code, state.get("base_spark") or {}, earlier, deps,
+                              attempt.guard, rejections)
     if accepted is None and deps.llm is not None:
         try:
             accepted = _ask_model(state, deps, record, diagnosis, earlier, attempt.guard, rejections)
@@ -82,9 +83,9 @@ def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Liter
     return Command(goto="approval")
 
 
-def _judge(proposal: Patch, base_code: str, earlier: list[Patch], deps: Deps,
+def _judge(proposal: Patch, base_code: str, base_spark: dict[str, Any], earlier: list[Patch], deps: Deps,
            verdicts: list, rejections: list[str]) -> Patch | None:
-    results = check_patch(base_code, proposal, previous=earlier,
+    results = check_patch(base_code, proposal, previous=earlier, job_spark=base_spark,
                           max_changed_share=deps.settings.max_changed_share)
     verdicts.extend(results)
     failed = [v for v in results if not v.ok]
@@ -117,14 +118,11 @@ def _ask_model(state: HealState, deps: Deps, record: IncidentRecord, diagnosis: 
         try:
             answer, calls = deps.llm.structured("patch", messages, prompts.PatchAnswer, attempt=state["attempt"])
         except LLMError as exc:
-            record.llm_calls.extend(getattr(exc, "calls", []))
+            record.llm_calls.extend(exc.calls)
             raise
         record.llm_calls.extend(calls)
-        proposal = Patch(kind=answer.kind, explanation=answer.explanation, code=answer.code,
-                         spark_changes=dict(answer.spark_changes or {}),
-                         conf_changes={k: str(v) for k, v in (answer.conf_changes or {}).items()},
-                         source="model")
-        accepted = _judge(proposal, base_code, earlier, deps, verdicts, rejections)
+        accepted = _judge(answer.to_patch(), base_code, state.get("base_spark") or {}, earlier, deps,
+                          verdicts, rejections)
         if accepted is not None:
             return accepted
     return None

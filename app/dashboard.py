@@ -228,7 +228,8 @@ def build_dashboard(service: DashboardService, poll_seconds: float = POLL_SECOND
     def on_runs():
         return failed_run_picker(service)
 
-    with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=True) as demo:
+    # delete_cache: the record downloads copied into Gradio's cache go after a day (a CAI app runs for weeks)
+    with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=True, delete_cache=(3600, 86400)) as demo:
         selected = gr.State(None)  # what the user picked; None follows the newest incident
         shown = gr.State(None)  # the incident on the page right now
         sent = gr.State({})  # fingerprints of what this page was last sent
@@ -245,9 +246,9 @@ def build_dashboard(service: DashboardService, poll_seconds: float = POLL_SECOND
                     datatype="str",
                     interactive=False,
                     label="Incidents, newest first: click a row to show it",
-                    max_height=240,
+                    max_height=300,
                     wrap=True,
-                    column_widths=["15%", "22%", "10%", "21%", "9%", "23%"],
+                    column_widths=["15%", "20%", "10%", "20%", "7%", "28%"],
                     elem_id="hd-incidents",
                 )
             with gr.Column(scale=2, min_width=320, elem_classes="hd-actions"):
@@ -263,6 +264,7 @@ def build_dashboard(service: DashboardService, poll_seconds: float = POLL_SECOND
                     with gr.Row():
                         runs_btn = gr.Button("Refresh list", size="sm")
                         heal_btn = gr.Button("Heal now", variant="primary", size="sm", elem_id="hd-heal-btn")
+                    runs_note = gr.Markdown(elem_id="hd-runs-note")
                 message = gr.Markdown(elem_id="hd-message")
                 with gr.Row():
                     newest_btn = gr.Button("Show newest", size="sm", elem_id="hd-newest")
@@ -301,14 +303,14 @@ def build_dashboard(service: DashboardService, poll_seconds: float = POLL_SECOND
         quiet = dict(show_progress="hidden", api_visibility="private")
 
         demo.load(poll, [selected, sent], refreshed, **quiet)
-        demo.load(on_runs, None, [heal_pick, message], **quiet)
+        demo.load(on_runs, None, [heal_pick, runs_note], **quiet)
         timer.tick(poll, [selected, sent], refreshed, trigger_mode="always_last",
                    concurrency_limit=None, **quiet)
         table.select(pick, [selected, sent], [*refreshed, selected], **quiet)
         newest_btn.click(show_newest, [sent], [*refreshed, selected], **quiet)
         approve_btn.click(on_approve, [shown, selected, sent], [message, *refreshed], **quiet)
         reject_btn.click(on_reject, [shown, reason, selected, sent], [message, reason, *refreshed], **quiet)
-        runs_btn.click(on_runs, None, [heal_pick, message], **quiet)
+        runs_btn.click(on_runs, None, [heal_pick, runs_note], **quiet)
         heal_btn.click(on_heal, [heal_pick, selected, sent], [message, selected, *refreshed], **quiet)
     return demo
 

@@ -20,11 +20,12 @@ def start_stack(settings: Settings, *, watch: bool = True) -> tuple[Healer, Heal
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> int:
-    from app.dashboard import launch
+    from app.dashboard import bind_address, launch
 
-    healer, worker, service = start_stack(settings)
     host = host or os.environ.get("DASHBOARD_HOST", "127.0.0.1")
     port = port if port is not None else int(os.environ.get("DASHBOARD_PORT", DEFAULT_UI_PORT))
+    host, port = bind_address(host, port, os.environ)  # on CAI: 127.0.0.1:$CDSW_APP_PORT
+    healer, worker, service = start_stack(settings)
     print(f"dashboard: http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
     try:
         launch(service, host=host, port=port, block=True)

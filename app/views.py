@@ -15,10 +15,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from agents.record import TERMINAL_STATES, Attempt, IncidentRecord, incident_id, redact
+from agents.record import TERMINAL_STATES, IncidentRecord, incident_id, redact
 from app.service import FailedRunRow, StatusStrip
 
-INCIDENT_HEADERS = ["State", "Job", "Failed run", "Opened", "Attempts", "Verdict"]
+INCIDENT_HEADERS = ["State", "Job", "Failed run", "Opened (UTC)", "Tries", "Verdict"]
 MAX_EXCERPT_LINES = 60  # evidence lines plus context shown without opening the full log
 EXCERPT_CONTEXT = 2  # lines of context around each evidence line
 TAIL_LINES = 25  # shown when no log line matches the evidence
@@ -66,9 +66,11 @@ def parse_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def short_time(value: str | None) -> str:
+def short_time(value: str | None, zone: bool = True) -> str:
     parsed = parse_time(value)
-    return parsed.strftime("%Y-%m-%d %H:%M:%S UTC") if parsed else "—"
+    if parsed is None:
+        return "—"
+    return parsed.strftime("%Y-%m-%d %H:%M:%S" + (" UTC" if zone else ""))
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -92,9 +94,16 @@ def state_badge(state: str) -> str:
     return f'<span class="hd-badge hd-{tone}">{_esc(state_label(state))}</span>'
 
 
+_CODE_SPAN = re.compile(r"(`[^`\n]+`)")
+
+
 def md_escape(text: str) -> str:
-    """Escapes Markdown syntax so free text (model answers, log lines) renders literally."""
-    return re.sub(r"([\\`*_\[\]<>|#])", r"\\\1", redact(text))
+    """Escapes Markdown syntax so free text (model answers, log lines) renders literally; balanced
+    `code spans` stay code spans, since models and rules quote identifiers that way."""
+    pieces = _CODE_SPAN.split(redact(text))
+    return "".join(
+        piece if i % 2 else re.sub(r"([\\`*_\[\]<>|#])", r"\\\1", piece) for i, piece in enumerate(pieces)
+    )
 
 
 def md_code_block(text: str, language: str = "") -> str:
@@ -125,7 +134,7 @@ def incident_rows(records: list[IncidentRecord]) -> list[list[str]]:
             state_label(r.state),
             r.job,
             str(r.run_id),
-            short_time(r.opened_at),
+            short_time(r.opened_at, zone=False),
             str(len(r.attempts)),
             redact(incident_verdict(r)),
         ]
@@ -221,12 +230,8 @@ def original_card(record: IncidentRecord) -> JobCard:
     )
 
 
-def _fix_attempt(record: IncidentRecord) -> Attempt | None:
-    return record.latest_attempt
-
-
 def fixed_card(record: IncidentRecord) -> JobCard:
-    attempt = _fix_attempt(record)
+    attempt = record.latest_attempt
     if attempt is None or not attempt.fix_job:
         pending = {
             "awaiting_approval": "awaiting approval",
@@ -478,7 +483,7 @@ def reasoning_markdown(record: IncidentRecord | None) -> str:
                 parts.append("\n".join(f"- `{k}` → `{v}`" for k, v in changes.items()))
         if attempt.guard:
             lines = [
-                f"- {'✅' if g.ok else '❌'} `{g.rule}`" + (f": {md_escape(g.reason)}" if g.reason else "")
+                (f"- ✓ `{g.rule}`" if g.ok else f"- ✗ **rejected by** `{g.rule}`") + (f": {md_escape(g.reason)}" if g.reason else "")
                 for g in attempt.guard
             ]
             parts.append("**Guard**\n\n" + "\n".join(lines))
@@ -555,7 +560,7 @@ def stage_rows(record: IncidentRecord, now: datetime) -> list[StageRow]:
         elif started and ended:
             seconds = (ended - started).total_seconds()
         elif started and not record.is_terminal:
-            seconds, running = max(0.0, (now - started).total_seconds()), True
+            seconds, running = max(0.0, (now - started).total_seconds()), True  # clocks may differ
         else:
             seconds = None
         rows.append(StageRow(timing.stage, timing.attempt, seconds, running, redact(timing.note)))
@@ -581,7 +586,7 @@ def timeline_html(record: IncidentRecord | None, now: datetime) -> str:
     first = parse_time(record.stages[0].started)
     ends = [parse_time(s.ended) for s in record.stages if s.ended]
     last = now if not record.is_terminal else max((e for e in ends if e), default=None)
-    total = format_seconds((last - first).total_seconds()) if first and last else "—"
+    total = format_seconds(max(0.0, (last - first).total_seconds())) if first and last else "—"
     word = "elapsed" if not record.is_terminal else "total"
     return (
         f'<div class="hd-timeline">{"".join(items)}'

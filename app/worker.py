@@ -125,7 +125,7 @@ class HealerWorker:
         runs = self.healer.deps.client.list_runs(filters=filters, order_by="ID", ascending=False,
                                                  limit=MAX_FAILED_RUNS_LISTED)
         rows = [
-            FailedRunRow(job=r.job, run_id=r.id, ended=r.ended,
+            FailedRunRow(job=r.job, run_id=r.id, ended=r.ended.strftime("%Y-%m-%dT%H:%M:%SZ") if r.ended else None,
                          has_incident=self.healer.records.exists(incident_id(r.job, r.id)))
             for r in runs if not healer_owned(r.job, self.settings.check_job_suffix)
         ]

@@ -154,7 +154,13 @@ class CdeClient:
 
         self.jobs_api_url = jobs_api_url.strip().rstrip("/")
         self.user = user
-        self.token_url = None
+        if token_url is not None:
+            if user is None:
+                raise ValueError("token_url is used only with user and password; give them too")
+            token_parts = urlsplit(token_url) if isinstance(token_url, str) else None
+            if token_parts is None or token_parts.scheme not in ("http", "https") or not token_parts.hostname:
+                raise ValueError(f"token_url must be an http(s) URL, got {token_url!r}")
+        self.token_url: str | None = None
         if user is not None:
             self.token_url = token_url if token_url is not None else derive_token_url(self.jobs_api_url)
         self._session = requests.Session()

@@ -79,7 +79,9 @@ class Faults:
         """Change some switches; unknown names or bad values raise BadRequest, changing nothing."""
         unknown = sorted(set(changes) - set(FAULT_FIELDS))
         if unknown:
-            raise BadRequest(f"unknown fault switch(es): {', '.join(unknown)}; known: {', '.join(FAULT_FIELDS)}")
+            raise BadRequest(
+                f"unknown fault switch(es): {', '.join(unknown)}; known: {', '.join(FAULT_FIELDS)}"
+            )
         with self._lock:
             candidate = dataclasses.replace(self._settings, **changes)
             try:

@@ -109,7 +109,9 @@ def parse_list_query(params: Mapping[str, Any], filters: Sequence[str], default_
     )
 
 
-def apply(items: Sequence[Mapping[str, Any]], query: ListQuery, tiebreak: str) -> tuple[list[Any], dict[str, Any]]:
+def apply(
+    items: Sequence[Mapping[str, Any]], query: ListQuery, tiebreak: str
+) -> tuple[list[Any], dict[str, Any]]:
     """Filter, order and page `items`; return the page and the `meta` envelope."""
     kept = [item for item in items if all(f.matches(item) for f in query.filters)]
     kept.sort(key=lambda item: _sort_key(lookup(item, tiebreak)))

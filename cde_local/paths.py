@@ -1,13 +1,13 @@
 """Where the local CDE keeps things under its data directory.
 
-    <data_dir>/state.db                        SQLite state (store.py)
-    <data_dir>/resources/<name>/<path>         files uploaded to resources
-    <data_dir>/runs/<id>/logs/<source>/<stream>  run logs, e.g. runs/7/logs/driver/stdout
-    <data_dir>/runs/<id>/work/app/mount/...    the run's working directory with its mounts
-    <data_dir>/warehouse/                      spark.sql.warehouse.dir shared by all runs
-    <data_dir>/metastore/                      derby.system.home: the shared Hive/Derby metastore
-    <data_dir>/pyenvs/<name>/venv/             python-env virtual environments
-    <data_dir>/pyenvs/<name>/build.log         output of the last build
+<data_dir>/state.db                        SQLite state (store.py)
+<data_dir>/resources/<name>/<path>         files uploaded to resources
+<data_dir>/runs/<id>/logs/<source>/<stream>  run logs, e.g. runs/7/logs/driver/stdout
+<data_dir>/runs/<id>/work/app/mount/...    the run's working directory with its mounts
+<data_dir>/warehouse/                      spark.sql.warehouse.dir shared by all runs
+<data_dir>/metastore/                      derby.system.home: the shared Hive/Derby metastore
+<data_dir>/pyenvs/<name>/venv/             python-env virtual environments
+<data_dir>/pyenvs/<name>/build.log         output of the last build
 """
 
 from __future__ import annotations

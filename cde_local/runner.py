@@ -26,10 +26,10 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -73,7 +73,7 @@ def log_line(path: Path, message: str) -> None:
 
 def spark_home(python_executable: str) -> Path:
     """The pyspark package directory of `python_executable` (it holds bin/spark-submit)."""
-    if Path(python_executable).absolute() == Path(os.sys.executable).absolute():  # type: ignore[attr-defined]
+    if Path(python_executable).absolute() == Path(sys.executable).absolute():
         spec = importlib.util.find_spec("pyspark")
         if spec is None or not spec.submodule_search_locations:
             raise FileNotFoundError(f"pyspark is not installed for {python_executable}")
@@ -253,12 +253,15 @@ class RunExecutor:
         self._running: dict[int, _Handle] = {}
         self._closed = False
 
-    def submit(self, plan: SubmitPlan) -> None:
+    def submit(self, plan: SubmitPlan) -> bool:
+        """Queue a plan; True when it was launched at once, False when it waits for a slot."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("the run executor is shut down")
             self._queue.append(plan)
         self._pump()
+        with self._lock:
+            return plan.run_id in self._running
 
     def kill(self, run_id: int) -> str | None:
         """'queued' (removed before launch), 'running' (group signalled) or None (not ours)."""
@@ -321,10 +324,7 @@ class RunExecutor:
         finally:
             with self._lock:
                 self._running.pop(plan.run_id, None)
-        if handle.stop_reason != "shutdown":
-            self._events.run_ended(plan.run_id, status, reason)
-        else:
-            self._events.run_ended(plan.run_id, "failed", reason)
+        self._events.run_ended(plan.run_id, status, reason)
         handle.done.set()
         self._pump()
 
@@ -383,7 +383,10 @@ class RunExecutor:
                         f"run timed out after {timeout_s:g} s (run_timeout_s); killing process group {process.pid}",
                     )
                     self._request_stop(handle, "timeout")
-                elif handle.stop_reason is not None and now - handle.stop_requested_at >= self._config.kill_grace_s:
+                elif (
+                    handle.stop_reason is not None
+                    and now - handle.stop_requested_at >= self._config.kill_grace_s
+                ):
                     _signal_group(process.pid, signal.SIGKILL)
 
     def _outcome(self, handle: _Handle, exit_code: int) -> tuple[str, str]:
@@ -405,6 +408,3 @@ class RunExecutor:
             return "succeeded", "exit code 0"
         log_line(plan.submitter, f"run failed: spark-submit exit code {exit_code}")
         return "failed", f"exit code {exit_code}"
-
-
-Hook = Callable[[int], None]

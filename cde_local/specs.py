@@ -145,3 +145,25 @@ def _validate(shape: type[_Shape], body: Any, what: str) -> dict[str, Any]:
             problems.append(f"{where}: {error['msg']}")
         raise BadRequest(f"invalid {what}: " + "; ".join(problems)) from None
     return model.model_dump(exclude_none=True, exclude_unset=True)
+
+
+_VARIABLE = re.compile(r"\{\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}\}")
+
+
+def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Merge `patch` into a copy of `base`: objects merge key by key, a null deletes the key, and
+    anything else (lists included) replaces the old value (JSON merge patch, RFC 7386)."""
+    merged = dict(base)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def substitute(text: str, variables: dict[str, str]) -> str:
+    """Replace `{{{name}}}` placeholders by run variables; unknown names stay as they are."""
+    return _VARIABLE.sub(lambda m: variables.get(m.group(1), m.group(0)), text)

@@ -154,7 +154,9 @@ class Store:
         return run_id
 
     def update_run(self, doc: dict[str, Any]) -> None:
-        self._write("UPDATE runs SET doc = ?, status = ? WHERE id = ?", (json.dumps(doc), doc["status"], doc["id"]))
+        self._write(
+            "UPDATE runs SET doc = ?, status = ? WHERE id = ?", (json.dumps(doc), doc["status"], doc["id"])
+        )
 
     def get_run(self, run_id: int) -> dict[str, Any] | None:
         doc = self._one("SELECT doc FROM runs WHERE id = ?", (run_id,))

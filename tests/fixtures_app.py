@@ -10,6 +10,7 @@ The dashboard's data source is the `dashboard_source` fixture: swap its body for
 
 from __future__ import annotations
 
+import difflib
 import os
 import socket
 from collections.abc import Iterator
@@ -59,16 +60,10 @@ report.show()
 spark.stop()
 '''
 TUTORIAL_FIXED = TUTORIAL_CODE.replace("SELECT customer_id,", "SELECT account_id,")
-TUTORIAL_DIFF = """--- a/sql_select_fail.py
-+++ b/sql_select_fail.py
-@@ -10,5 +10,5 @@
- accounts.createOrReplaceTempView("accounts")
- 
--report = spark.sql("SELECT customer_id, balance FROM accounts WHERE balance > 50")
-+report = spark.sql("SELECT account_id, balance FROM accounts WHERE balance > 50")
- report.show()
- spark.stop()
-"""
+TUTORIAL_DIFF = "".join(
+    difflib.unified_diff(TUTORIAL_CODE.splitlines(keepends=True), TUTORIAL_FIXED.splitlines(keepends=True),
+                         "a/sql_select_fail.py", "b/sql_select_fail.py")
+)
 TUTORIAL_EXCEPTION = (
     "pyspark.errors.exceptions.captured.AnalysisException: [UNRESOLVED_COLUMN.WITH_SUGGESTION] A column, "
     "variable, or function parameter with name `customer_id` cannot be resolved. Did you mean one of the "
@@ -105,6 +100,10 @@ TUTORIAL_LOG = "\n".join(
 )
 
 
+def _ago(seconds: float) -> datetime:
+    return datetime.now(timezone.utc) - timedelta(seconds=seconds)
+
+
 def _at(base: datetime, seconds: float) -> str:
     return (base + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -127,7 +126,7 @@ def _stages(base: datetime, spans: list[tuple[str, int, float, float | None]]) -
 
 def tutorial_record(run_id: int = 12, opened: datetime | None = None) -> IncidentRecord:
     """The tutorial incident, healed on the second patch try: the first was rejected by the guard."""
-    base = opened or datetime(2026, 11, 21, 8, 54, 40, tzinfo=timezone.utc)
+    base = opened or _ago(2 * 3600)
     diagnosis = Diagnosis(
         category="code",
         root_cause="The query selects `customer_id`, but the accounts table has no such column: its key "
@@ -202,7 +201,7 @@ def tutorial_record(run_id: int = 12, opened: datetime | None = None) -> Inciden
 
 def escalated_record(run_id: int = 7, opened: datetime | None = None) -> IncidentRecord:
     """Missing input data: the rules refuse to "heal" it, so the incident escalates without a fix."""
-    base = opened or datetime(2026, 11, 21, 7, 30, 0, tzinfo=timezone.utc)
+    base = opened or _ago(3 * 3600)
     exception = ("pyspark.errors.exceptions.captured.AnalysisException: [PATH_NOT_FOUND] Path does not exist: "
                  "file:/app/mount/data/2026-11-20/orders.csv. SQLSTATE: 42K03")
     return IncidentRecord(
@@ -236,7 +235,7 @@ orders.groupBy("order_date").agg(F.sum(F.col("qty")).alias("total_qty")).show()
 
 def awaiting_record(run_id: int = 21, opened: datetime | None = None) -> IncidentRecord:
     """Approve mode: a patch passed the guard and waits for a human before it is deployed."""
-    base = opened or datetime(2026, 11, 21, 9, 10, 0, tzinfo=timezone.utc)
+    base = opened or _ago(5 * 60)
     fixed = AWAITING_CODE.replace('F.col("qty")', 'F.col("quantity")')
     return IncidentRecord(
         incident_id=incident_id("schema-drift", run_id),
@@ -263,7 +262,7 @@ def awaiting_record(run_id: int = 21, opened: datetime | None = None) -> Inciden
 
 def in_progress_record(run_id: int = 31, started_ago_s: float = 40.0) -> IncidentRecord:
     """A fix run being verified right now: the last stage has no end yet."""
-    base = datetime.now(timezone.utc) - timedelta(seconds=started_ago_s)
+    base = _ago(started_ago_s)
     return IncidentRecord(
         incident_id=incident_id("nightly-agg", run_id),
         job="nightly-agg",
@@ -283,7 +282,8 @@ def in_progress_record(run_id: int = 31, started_ago_s: float = 40.0) -> Inciden
 
 
 def sample_records() -> list[IncidentRecord]:
-    return [tutorial_record(), escalated_record(), awaiting_record(), in_progress_record()]
+    """Newest first: in progress (40 s ago), awaiting approval, the tutorial (healed), escalated."""
+    return [in_progress_record(), awaiting_record(), tutorial_record(), escalated_record()]
 
 
 # --- a small real command interface over the record files ---------------------------------------

@@ -50,7 +50,13 @@ def start_local_cde(data_dir: Any, **config: Any) -> Any:
     """A started LocalCde (caller stops it with `.__exit__`/`with`) in manual run mode."""
     from cde_local import LocalCde, LocalCdeConfig
 
-    options: dict[str, Any] = dict(data_dir=data_dir, port=0, users={CLIENT_USER: CLIENT_PASSWORD}, run_mode="manual")
+    options: dict[str, Any] = dict(
+        data_dir=data_dir,
+        port=0,
+        users={CLIENT_USER: CLIENT_PASSWORD},
+        run_mode="manual",
+        pyenv_pip_args=("--no-index",),  # offline: python-env builds never reach a package index
+    )
     options.update(config)
     return LocalCde(LocalCdeConfig(**options))
 

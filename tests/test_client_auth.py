@@ -165,6 +165,8 @@ def test_secrets_never_appear_in_reprs_or_errors(cde) -> None:
         {"token": "t", "timeout": 0},
         {"token": "t", "max_retries": -1},
         {"token": "t", "backoff_s": -1},
+        {"token": "t", "token_url": "http://h/tok"},  # a token URL without credentials to use it
+        {"user": "u", "password": "p", "token_url": "h/tok"},
     ],
 )
 def test_bad_constructor_arguments_are_clear_errors(kwargs) -> None:

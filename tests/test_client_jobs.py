@@ -8,22 +8,29 @@ from cde_client import ApiError, CdeClient, Conflict, Job, Mount, NotFound
 from tests.fixtures_client import unique
 
 
-def _spec(name: str, resource: str = "code", **spark) -> dict:
-    return {
-        "name": name,
-        "type": "spark",
-        "mounts": [{"resourceName": resource, "dirPrefix": "app/"}],
-        "spark": {"file": "/app/mount/app/main.py", "args": ["--day", "2026-11-21"], **spark},
-    }
+def _spec(name: str, resource: str | None = None, **spark) -> dict:
+    spec = {"name": name, "type": "spark",
+            "spark": {"file": "/app/mount/app/main.py", "args": ["--day", "2026-11-21"], **spark}}
+    if resource:
+        spec["mounts"] = [{"resourceName": resource, "dirPrefix": "app/"}]
+    return spec
 
 
-def test_create_get_update_delete_a_job(client: CdeClient) -> None:
+@pytest.fixture
+def code(client: CdeClient) -> str:
+    """A files resource for jobs to mount (the server checks mounts exist)."""
+    name = unique("code")
+    client.create_resource(name)
+    return name
+
+
+def test_create_get_update_delete_a_job(client: CdeClient, code: str) -> None:
     name = unique("job")
-    client.create_job(_spec(name, conf={"spark.sql.shuffle.partitions": "4"}))
+    client.create_job(_spec(name, code, conf={"spark.sql.shuffle.partitions": "4"}))
     job = client.get_job(name)
     assert isinstance(job, Job)
     assert (job.name, job.type) == (name, "spark")
-    assert job.mounts == [Mount(resource_name="code", dir_prefix="app/")]
+    assert job.mounts == [Mount(resource_name=code, dir_prefix="app/")]
     assert job.spark["file"] == "/app/mount/app/main.py"
     assert job.spark["conf"] == {"spark.sql.shuffle.partitions": "4"}
     assert job.created is not None and job.created.tzinfo is not None
@@ -42,9 +49,9 @@ def test_create_get_update_delete_a_job(client: CdeClient) -> None:
     assert "could not get job from storage" in str(caught.value)
 
 
-def test_a_job_raw_can_be_copied_into_a_new_job(client: CdeClient) -> None:
+def test_a_job_raw_can_be_copied_into_a_new_job(client: CdeClient, code: str) -> None:
     original = unique("orig")
-    client.create_job(_spec(original))
+    client.create_job(_spec(original, code))
     copy = dict(client.get_job(original).raw, name=unique("copy"))
     client.create_job(copy)
     assert client.get_job(copy["name"]).spark["args"] == ["--day", "2026-11-21"]
@@ -70,7 +77,13 @@ def test_an_invalid_job_is_an_api_error_with_the_server_message(client: CdeClien
     with pytest.raises(ApiError) as caught:
         client.create_job({"name": unique("bad"), "type": "not-a-type"})
     assert caught.value.status == 400
-    assert caught.value.message and "not-a-type" in caught.value.message or "type" in caught.value.message
+    assert "type" in caught.value.message
+    assert caught.value.message in str(caught.value)
+
+
+def test_mounting_a_missing_resource_is_not_found(client: CdeClient) -> None:
+    with pytest.raises(NotFound, match="resource"):
+        client.create_job(_spec(unique("nomount"), unique("absent")))
 
 
 def test_list_jobs_returns_every_page(client: CdeClient) -> None:
@@ -84,11 +97,11 @@ def test_list_jobs_returns_every_page(client: CdeClient) -> None:
     assert len(client.list_jobs()) >= 150
 
 
-def test_job_filters(client: CdeClient) -> None:
+def test_job_filters(client: CdeClient, code: str) -> None:
     prefix = unique("flt")
-    client.create_job(_spec(f"{prefix}-a", resource="r1", executorCores=2))
-    client.create_job(_spec(f"{prefix}-b", resource="r2", executorCores=4))
-    client.create_job(_spec(f"{prefix}-c", resource="r2", executorCores=4))
+    client.create_job(_spec(f"{prefix}-a", code, executorCores=2))
+    client.create_job(_spec(f"{prefix}-b", executorCores=4))
+    client.create_job(_spec(f"{prefix}-c", code, executorCores=4))
     assert [j.name for j in client.list_jobs([f"name[eq]{prefix}-b"])] == [f"{prefix}-b"]
     four = client.list_jobs([f"name[like]{prefix}%", "spark.executorCores[eq]4"])
     assert sorted(j.name for j in four) == [f"{prefix}-b", f"{prefix}-c"]

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from cde_client import ApiError, CdeClient, Conflict, NotFound, Resource, ResourceFile
+from cde_client import (
+    ApiError,
+    CdeClient,
+    CdeError,
+    Conflict,
+    NotFound,
+    Resource,
+    ResourceBuildFailed,
+    ResourceFile,
+    WaitTimeout,
+)
 from tests.fixtures_client import unique
 
 
@@ -87,6 +97,34 @@ def test_a_python_env_resource_rejects_other_files(client: CdeClient) -> None:
     with pytest.raises(ApiError) as caught:
         client.upload_file(name, "app.py", b"print(1)\n")
     assert caught.value.status == 400 and caught.value.message
+
+
+def test_a_python_env_build_is_awaited(client: CdeClient) -> None:
+    name = unique("env-ok")
+    client.create_resource(name, type="python-env")
+    assert client.get_resource(name).status == "pending-build"
+    client.upload_file(name, "requirements.txt", "# nothing beyond the base environment\n")
+    resource = client.wait_resource_ready(name, timeout_s=300, poll_s=0.5)
+    assert resource.status == "ready"
+    assert resource.python_env_info and resource.python_env_info.get("statusReason")
+
+
+def test_a_failed_python_env_build_is_reported(client: CdeClient) -> None:
+    name = unique("env-bad")
+    client.create_resource(name, type="python-env")
+    client.upload_file(name, "requirements.txt", "no-such-package-for-cde-client-tests==9.9.9\n")
+    with pytest.raises(ResourceBuildFailed) as caught:
+        client.wait_resource_ready(name, timeout_s=300, poll_s=0.5)
+    assert name in str(caught.value)
+    assert isinstance(caught.value, CdeError)
+
+
+def test_waiting_for_an_env_that_is_never_built_times_out(client: CdeClient) -> None:
+    name = unique("env-idle")
+    client.create_resource(name, type="python-env")
+    with pytest.raises(WaitTimeout) as caught:
+        client.wait_resource_ready(name, timeout_s=0.3, poll_s=0.1)
+    assert caught.value.last_status == "pending-build"
 
 
 def test_an_unknown_resource_type_is_a_clear_error(client: CdeClient) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import random
 import socket
+import threading
 
 import pytest
 import requests
 
-from cde_client import ApiError, CdeClient, CdeConnectionError, NotFound
+from cde_client import ApiError, CdeClient, CdeConnectionError, Conflict, NotFound
+from cde_client.client import _same_as_sent
 from cde_client.transport import MAX_RETRY_AFTER_S, Transport, retry_after_seconds
 from tests.fixtures_client import make_client, set_faults, unique
 
@@ -169,3 +171,33 @@ def test_retry_after_values() -> None:
     assert retry_after_seconds("999999") == MAX_RETRY_AFTER_S
     # An HTTP date 30 s after "now".
     assert retry_after_seconds("Wed, 21 Oct 2026 07:28:30 GMT", now=1_792_567_680.0) == pytest.approx(30.0)
+
+
+
+def test_a_create_meeting_a_different_object_after_a_lost_attempt_is_a_conflict(
+    cde, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A retried create that gets 409 after an attempt whose fate is unknown (read timeout) reads the
+    stored object; one that differs from what we sent is someone else's: Conflict, not success."""
+    client = make_client(cde, timeout=(5.0, 1.0), max_retries=3)
+    name = unique("taken")
+    client.create_job({"name": name, "type": "spark", "spark": {"file": "local:/someone-else.py"}})
+    set_faults(cde, latency_ms=2000)  # the first attempt times out on the client
+    timer = threading.Timer(0.3, set_faults, args=(cde,), kwargs={"latency_ms": 0})  # the retry goes through
+    timer.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="cde_client"), pytest.raises(Conflict):
+            client.create_job(_job(name))
+    finally:
+        timer.join()
+    assert any("retrying POST" in r.getMessage() and "ReadTimeout" in r.getMessage() for r in caplog.records)
+    assert client.get_job(name).spark["file"] == "local:/someone-else.py"
+
+
+def test_create_conflict_judgement_compares_what_was_sent() -> None:
+    sent = {"name": "j", "spark": {"file": "a.py", "conf": {"k": "1"}, "numExecutors": 2}, "mounts": []}
+    stored = {"name": "j", "created": "2026-11-21T00:00:00Z", "mounts": [],
+              "spark": {"file": "a.py", "conf": {"k": "1"}, "numExecutors": "2", "driverMemory": "1g"}}
+    assert _same_as_sent(sent, stored)  # server defaults and number/string forms do not matter
+    assert not _same_as_sent(sent, {**stored, "spark": {**stored["spark"], "file": "b.py"}})
+    assert not _same_as_sent(sent, {**stored, "mounts": [{"resourceName": "r"}]})

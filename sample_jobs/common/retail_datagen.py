@@ -153,10 +153,11 @@ save(stats, "retail.campaign_stats")
 save(spark.createDataFrame(
     [("USD", 1.0), ("EUR", 1.08), ("GBP", 1.27)], "currency string, rate_to_usd double"), "retail.fx_rates")
 
-# What yesterday's run of the daily channel report left in place (computed over the first day only).
+# What yesterday's run of the daily channel report left in place: it covered the first day only.
 save(
     orders.where(F.col("order_ts") < F.timestamp_seconds(F.lit(1717200000 + 86400)))
-    .groupBy("channel").agg(F.count("*").alias("orders"), F.round(F.sum("amount"), 2).alias("revenue")),
+    .groupBy(F.to_date("order_ts").alias("sale_date"), "channel")
+    .agg(F.count("*").alias("orders"), F.round(F.sum("amount"), 2).alias("revenue")),
     "mart.daily_channel_sales",
 )
 

@@ -1,0 +1,141 @@
+"""Prompt templates (files in ``prompts/``) and the structured answers the model must give.
+
+Templates are Markdown files with ``string.Template`` placeholders (``$evidence``, ``${code}``;
+a literal dollar is ``$$``). ``render("diagnose", evidence=..., ...)`` fills one; a missing
+template or a placeholder without a value is an ``InvalidInput`` naming what is missing. Values
+that are not text are shown as JSON (dicts, lists) or "(none)" (None).
+
+The answer schemas are small on purpose: small models fill small schemas reliably.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from agents.errors import InvalidInput
+from agents.record import Category, Diagnosis, Patch, PatchKind
+
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+COUNT_FIELDS = frozenset({"driverCores", "executorCores", "numExecutors"})  # integers in a CDE job spec
+
+
+def template_names(directory: Path = PROMPTS_DIR) -> list[str]:
+    """Names of the available templates (file names without ``.md``)."""
+    return sorted(p.stem for p in directory.glob("*.md"))
+
+
+def _load(name: str, directory: Path) -> str:
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise InvalidInput(f"bad prompt template name {name!r}")
+    path = directory / f"{name}.md"
+    if not path.is_file():
+        raise InvalidInput(
+            f"no prompt template {name!r} in {directory} (available: {', '.join(template_names(directory)) or 'none'})"
+        )
+    return path.read_text(encoding="utf-8")
+
+
+def placeholders(name: str, directory: Path = PROMPTS_DIR) -> list[str]:
+    """The placeholder names a template uses, in order of first use."""
+    text = _load(name, directory)
+    found: list[str] = []
+    for match in Template.pattern.finditer(text):
+        if match.group("invalid") is not None:
+            line = text[: match.start()].count("\n") + 1
+            raise InvalidInput(f"prompt template {name!r} has a stray '$' on line {line} (write $$ for a dollar)")
+        identifier = match.group("named") or match.group("braced")
+        if identifier and identifier not in found:
+            found.append(identifier)
+    return found
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, BaseModel):
+        return value.model_dump_json(indent=2)
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, indent=2, default=str)
+    return str(value)
+
+
+def render(name: str, /, directory: Path = PROMPTS_DIR, **values: Any) -> str:
+    """The template ``prompts/<name>.md`` with every placeholder filled from ``values``.
+
+    Values the template does not use are ignored; a placeholder without a value is an error.
+    """
+    needed = placeholders(name, directory)
+    missing = [p for p in needed if p not in values]
+    if missing:
+        raise InvalidInput(f"prompt template {name!r} needs a value for: {', '.join(missing)}")
+    return Template(_load(name, directory)).substitute({k: _as_text(v) for k, v in values.items()})
+
+
+def number_lines(code: str) -> str:
+    """Code with right-aligned line numbers ("  12| ..."), as the prompts show it."""
+    lines = code.splitlines()
+    width = len(str(len(lines)))
+    return "\n".join(f"{i:>{width}}| {line}" for i, line in enumerate(lines, start=1))
+
+
+# --- what the model answers ---------------------------------------------------------------------
+
+
+class DiagnosisAnswer(BaseModel):
+    """The diagnosis of a failed Spark job run."""
+
+    category: Category = Field(
+        description="code: the application code is wrong; config: resources or Spark settings; "
+        "transient: an infrastructure hiccup a rerun gets past; data: input data missing or unusable; "
+        "unknown: the evidence does not say"
+    )
+    root_cause: str = Field(description="The root cause in one or two sentences.")
+    evidence: list[str] = Field(description="Log lines (copied verbatim) that show the cause.")
+    confidence: float = Field(ge=0.0, le=1.0, description="Confidence in this diagnosis, from 0 to 1.")
+
+    def to_diagnosis(self) -> Diagnosis:
+        return Diagnosis(
+            category=self.category,
+            root_cause=self.root_cause,
+            evidence=self.evidence,
+            confidence=self.confidence,
+            source="model",
+        )
+
+
+class PatchAnswer(BaseModel):
+    """The smallest change that fixes the failed job."""
+
+    kind: PatchKind = Field(description="code: edit the application file; config: change settings; rerun: no change")
+    explanation: str = Field(description="What the change does and why it fixes the cause, in one or two sentences.")
+    code: str | None = Field(
+        default=None, description="For kind code only: the complete new application file, without line numbers."
+    )
+    spark_changes: dict[str, str] = Field(
+        default_factory=dict,
+        description='For kind config: job settings to change, e.g. {"driverMemory": "2g", "executorCores": "2"}.',
+    )
+    conf_changes: dict[str, str] = Field(
+        default_factory=dict,
+        description='For kind config: spark.conf keys to set, e.g. {"spark.driver.maxResultSize": "2g"}.',
+    )
+
+    def to_patch(self) -> Patch:
+        spark: dict[str, Any] = {
+            k: int(v) if k in COUNT_FIELDS and str(v).strip().isdigit() else v for k, v in self.spark_changes.items()
+        }
+        return Patch(
+            kind=self.kind,
+            explanation=self.explanation,
+            code=self.code or None,  # a config answer carrying code is left for the guard to reject
+            spark_changes=spark,
+            conf_changes=dict(self.conf_changes),
+            source="model",
+        )
