@@ -102,10 +102,7 @@ class Healer:
         with self._lock:
             record = open_incident(self.records, self.deps.client, job, run_id,
                                    mode=self.settings.heal_mode, model=self._model_name())
-            if record.is_terminal:
-                return record
-            return self._drive(record.incident_id, {"incident_id": record.incident_id, "job": job,
-                                                    "run_id": run_id}, progress)
+            return self._continue(record, None, progress)
 
     def resume(self, incident: str, decision: dict | None = None,
                progress: ProgressFn | None = None) -> IncidentRecord:
@@ -114,19 +111,24 @@ class Healer:
             record = self.records.load(incident)
             if record is None:
                 raise InvalidInput(f"no incident {incident!r}")
-            if record.is_terminal:
-                return record
-            paused = self.paused(incident)
-            if decision is not None and not paused:
-                raise InvalidInput(f"incident {incident!r} is not waiting for approval")
-            if paused and decision is None:
-                return record
-            if decision is not None:
-                return self._drive(incident, Command(resume=decision), progress)
-            snapshot = self.graph.get_state(self._config(incident))
-            start = None if snapshot.next else {"incident_id": incident, "job": record.job,
-                                                "run_id": record.run_id}
-            return self._drive(incident, start, progress)
+            return self._continue(record, decision, progress)
+
+    def _continue(self, record: IncidentRecord, decision: dict | None,
+                  progress: ProgressFn | None) -> IncidentRecord:
+        """Runs an incident from wherever its checkpoint stands: new, interrupted, or paused."""
+        if record.is_terminal:
+            return record
+        incident = record.incident_id
+        paused = self.paused(incident)
+        if decision is not None and not paused:
+            raise InvalidInput(f"incident {incident!r} is not waiting for approval")
+        if paused:
+            return record if decision is None else self._drive(incident, Command(resume=decision), progress)
+        snapshot = self.graph.get_state(self._config(incident))
+        if snapshot.next:  # stopped mid-way (crash, CDE unreachable): carry on from the checkpoint
+            return self._drive(incident, None, progress)
+        return self._drive(incident, {"incident_id": incident, "job": record.job, "run_id": record.run_id},
+                           progress)
 
     def paused(self, incident: str) -> bool:
         snapshot = self.graph.get_state(self._config(incident))

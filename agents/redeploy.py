@@ -19,7 +19,7 @@ from langgraph.types import Command
 from agents.errors import HealerError
 from agents.patch import apply_spark_changes
 from agents.record import IncidentRecord
-from agents.stage import current_attempt
+from agents.stage import crash_point, current_attempt
 from agents.state import Deps, HealState
 from cde_client import CdeClient, Conflict, NotFound
 
@@ -102,6 +102,7 @@ def redeploy(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Li
     except Conflict:
         _ensure_same_job(client, name, spec)
     deps.records.save(record)
+    crash_point(deps, "redeploy.job_created")
     attempt.fix_run_id = client.run_job(name, request_id=run_request_id(record.incident_id, attempt.number))
     return Command(goto="verify", update={"base_spark": new_spark})
 

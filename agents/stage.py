@@ -18,6 +18,7 @@ from agents.errors import HealerError
 from agents.record import Attempt, IncidentRecord, StageTiming, utc_now
 from agents.state import Deps, HealState
 
+CRASH_EXIT_CODE = 75
 StageFn = Callable[[HealState, Deps, IncidentRecord], Any]
 
 # The record's state while each stage runs (approval sets its own, only when it pauses).
@@ -56,12 +57,17 @@ def as_node(name: str, fn: StageFn, deps: Deps) -> Callable[[HealState], Any]:
             raise
         _finish(timing, began)
         deps.records.save(record)
-        if deps.settings.crash_after == name:  # test hook: die like a killed process would
-            os._exit(75)
+        crash_point(deps, name)
         return result
 
     node.__name__ = name
     return node
+
+
+def crash_point(deps: Deps, point: str) -> None:
+    """Test hook (HEALER_CRASH_AFTER): die at a named point, the way a killed process would."""
+    if deps.settings.crash_after == point:
+        os._exit(CRASH_EXIT_CODE)
 
 
 def _finish(timing: StageTiming, began: float) -> None:

@@ -13,7 +13,7 @@ from langgraph.graph import END
 from langgraph.types import Command
 
 from agents.record import Attempt, IncidentRecord
-from agents.stage import current_attempt
+from agents.stage import crash_point, current_attempt
 from agents.state import Deps, HealState
 from cde_client import CdeClient, JobRun, NotFound, RunTimeout
 
@@ -39,6 +39,7 @@ def run_output_check(deps: Deps, record: IncidentRecord, attempt: Attempt) -> bo
         attempt.check_run_id = deps.client.run_job(
             check_job, request_id=f"healer:{record.incident_id}:attempt-{attempt.number}:check")
         deps.records.save(record)
+        crash_point(deps, "verify.check_started")
     run = follow(deps.client, attempt.check_run_id, deps.settings.run_timeout_s, deps.settings.run_poll_s)
     return run.status == "succeeded"
 

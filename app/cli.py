@@ -48,6 +48,9 @@ def _summary(record: IncidentRecord, settings: Settings) -> int:
     if attempt and attempt.diff:
         _say("  diff:\n" + "\n".join("    " + line for line in attempt.diff.splitlines()))
     _say(f"  record: {settings.data_dir / 'incidents' / (record.incident_id + '.json')}")
+    if record.state == "awaiting_approval":
+        _say(f"  waiting for approval: python -m app approve {record.incident_id}  (or reject), "
+             "or use the dashboard")
     if record.state == "healed":
         return EXIT_HEALED
     if record.state == "error":
@@ -73,6 +76,19 @@ def cmd_heal(args: argparse.Namespace) -> int:
     try:
         _say(f"healing job {args.job}" + (f" run {args.run}" if args.run is not None else " (latest failed run)"))
         record = healer.heal(args.job, args.run, progress=_progress)
+        return _summary(record, settings)
+    finally:
+        healer.close()
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    from agents.healer import Healer
+
+    settings = Settings.from_env()
+    healer = Healer(settings)
+    try:
+        decision = {"approved": args.command == "approve", "by": args.by, "reason": args.reason}
+        record = healer.resume(args.incident, decision, progress=_progress)
         return _summary(record, settings)
     finally:
         healer.close()
@@ -118,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     heal.add_argument("--job", required=True, help="CDE job name")
     heal.add_argument("--run", type=int, default=None, help="failed run id (default: the latest failed run)")
     heal.set_defaults(func=cmd_heal)
+    for verb in ("approve", "reject"):
+        decide = sub.add_parser(verb, help=f"{verb} the fix of an incident waiting for approval (HEAL_MODE=approve)")
+        decide.add_argument("incident", help="incident id, <job>--<run id>")
+        decide.add_argument("--by", default=os.environ.get("USER", "cli"), help="who decides (recorded)")
+        decide.add_argument("--reason", default="", help="why (recorded)")
+        decide.set_defaults(func=cmd_decide)
     watch = sub.add_parser("watch", help="monitor the watched jobs (JOB_NAME) and heal failures until stopped")
     watch.set_defaults(func=cmd_watch)
     serve = sub.add_parser("serve", help="the dashboard with one watcher")

@@ -42,7 +42,7 @@ def run_demo(port: int, data_dir: Path, ui_port: int, serve_ui: bool = True) -> 
         _say(f"loading the tutorial scenario {DEMO_SCENARIO!r} (data generator, then {DEMO_JOB})...")
         loaded = load_scenario(client, DEMO_SCENARIO, progress=_say)
         run_id = loaded.app_run_id
-        _say(f"{DEMO_JOB} run {run_id} ended {loaded.app_status}. Its driver log:\n"
+        _say(f"{DEMO_JOB} run {run_id} ended {loaded.status}. Its driver log:\n"
              f"  TOKEN=$(curl -s -u {LOCAL_USER}:{LOCAL_PASSWORD} {cde.base_url}/gateway/authtkn/knoxtoken/api/v1/token"
              " | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')\n"
              f"  curl -s -H \"Authorization: Bearer $TOKEN\" '{cde.jobs_api_url}/job-runs/{run_id}/logs?type=driver/stdout'")

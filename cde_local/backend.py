@@ -9,6 +9,8 @@ Choices where CDE's behaviour is unconfirmed ([I] in cde-api.md):
 - PATCH /jobs/{name} is a JSON merge patch (objects merge, null deletes, lists replace) and answers
   200 with the whole job; the name and type cannot change. DELETE answers 204. Runs of a deleted
   job stay listed. Schedule pause/unpause answer 201 with an empty body.
+- `GET /jobs?latestjob=...` is accepted and ignored; hidden jobs are listed like the others.
+  `includeFiles` defaults to false on resources.
 - A run's `started` is its creation time; `user` is the run request's `user` or the caller.
   `spark.sparkAppID` is `spark-<32 hex>` made up here, `sparkAppURL` points at this server's
   `/hs/history/<id>/jobs/` (which does not exist: there is no history server locally).
@@ -189,9 +191,9 @@ class Backend:
     def delete_resource(self, name: str) -> None:
         with self._lock:
             self._resource(name)
-            self._builder.discard(name)
             self.store.delete_resource(name)
             shutil.rmtree(self.paths.resource_dir(name), ignore_errors=True)
+        self._builder.discard(name)  # outside the lock: a finishing build reports back under it
 
     def upload_file(self, name: str, raw_path: str, content: bytes) -> None:
         with self._lock:

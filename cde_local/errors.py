@@ -2,7 +2,8 @@
 
 Every `ApiError` becomes one HTTP answer: its `status` and the JSON body CDE uses,
 `{"status": "error", "message": ...}` (`RequestIdConflict` answers `{"id": <earlier run>}`, as CDE
-does for a reused `requestID`).
+does for a reused `requestID`). Unknown routes (404), wrong methods (405) and unexpected failures
+(500) are answered by the server in the same body shape.
 
     LocalCdeError                     base of everything raised by cde_local
     ├── ConfigError                   bad LocalCdeConfig / command line (never an HTTP answer)
@@ -10,8 +11,7 @@ does for a reused `requestID`).
         ├── BadRequest          400   invalid body, query, filter, state that forbids the call
         ├── Unauthorized        401   missing, malformed, forged or expired token; bad Basic auth
         ├── Forbidden           403   /local admin endpoints called from a non-loopback address
-        ├── NotFound            404   unknown job, resource, file, run, log type or route
-        ├── MethodNotAllowed    405   a known path with a method it does not serve
+        ├── NotFound            404   unknown job, resource, file, run or log type
         ├── Conflict            409   duplicate job or resource name; resource busy building
         │   └── RequestIdConflict     a run with this requestID exists: body {"id": <run id>}
         ├── Throttled           429   injected throttling (faults), with Retry-After
@@ -64,10 +64,6 @@ class Forbidden(ApiError):
 
 class NotFound(ApiError):
     status = 404
-
-
-class MethodNotAllowed(ApiError):
-    status = 405
 
 
 class Conflict(ApiError):

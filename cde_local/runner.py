@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -133,9 +133,13 @@ def plan_submit(
 ) -> SubmitPlan:
     """Build the spark-submit command line for an effective spec (mounts must already be copied)."""
     mount_root = paths.run_mount_root(run_id)
+    scratch = paths.run_work(run_id) / "tmp"  # Spark and Hive scratch files stay with the run, not in /tmp
     conf: dict[str, str] = {
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": str(paths.warehouse),
+        "spark.local.dir": str(scratch / "spark"),
+        "spark.hadoop.hive.downloaded.resources.dir": str(scratch / "hive-resources"),
+        "spark.hadoop.hive.exec.local.scratchdir": str(scratch / "hive"),
         "spark.ui.enabled": "false",
         "spark.log.level": spec.get("logLevel") or "WARN",
         "spark.driver.cores": str(spec.get("driverCores", 1)),
@@ -239,7 +243,6 @@ class _Handle:
     stop_reason: str | None = None  # "kill" | "timeout" | "shutdown"
     stop_requested_at: float = 0.0
     thread: threading.Thread | None = None
-    done: threading.Event = field(default_factory=threading.Event)
 
 
 class RunExecutor:
@@ -325,7 +328,6 @@ class RunExecutor:
             with self._lock:
                 self._running.pop(plan.run_id, None)
         self._events.run_ended(plan.run_id, status, reason)
-        handle.done.set()
         self._pump()
 
     def _execute(self, handle: _Handle) -> tuple[str, str]:

@@ -74,6 +74,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
         return JSONResponse({"status": "error", "message": f"invalid request: {problems}"}, status_code=400)
 
+    @app.exception_handler(Exception)
+    async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
+        # A bug of ours: still answer in CDE's shape (Starlette logs the traceback).
+        return JSONResponse({"status": "error", "message": f"internal error: {exc!r}"}, status_code=500)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse(

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures_scenarios",
     "tests.fixtures_agents",
     "tests.fixtures_app",
+    "tests.fixtures_heal",
 ]

@@ -9,7 +9,8 @@ import time
 import pytest
 import requests
 
-from cde_local import LocalCde
+from cde_local import FaultSettings, LocalCde, LocalCdeConfig
+from cde_local.errors import ConfigError
 from tests.fixtures_cde_local import PASSWORD, USER, CdeApi
 
 TIMEOUT = 30
@@ -156,3 +157,17 @@ def test_bad_fault_switches_are_refused(local_cde_manual: LocalCde, body: object
 def test_health_names_the_jobs_api_url(local_cde_manual: LocalCde) -> None:
     body = requests.get(local_cde_manual.base_url + "/local/health", timeout=TIMEOUT).json()
     assert body == {"status": "ok", "runMode": "manual", "jobsApiUrl": local_cde_manual.jobs_api_url}
+
+
+def test_faults_can_be_set_in_the_config(local_cde_factory) -> None:
+    cde = local_cde_factory(run_mode="manual", faults=FaultSettings(error_burst=1, error_status=500))
+    api = CdeApi(cde)
+    _error(api.get("/info"), 500)
+    assert api.get("/info").status_code == 200
+
+
+def test_a_data_directory_serves_one_local_cde_at_a_time(local_cde_factory, tmp_path) -> None:
+    cde = local_cde_factory(run_mode="manual", data_dir=tmp_path / "shared")
+    with pytest.raises(ConfigError, match="in use"):
+        LocalCde(LocalCdeConfig(data_dir=cde.config.data_dir, run_mode="manual")).start()
+    assert CdeApi(cde).get("/info").status_code == 200

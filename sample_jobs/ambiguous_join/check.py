@@ -9,12 +9,9 @@ from checklib import Check
 
 orders_table, customers_table, output_table = sys.argv[1], sys.argv[2], sys.argv[3]
 check = Check("customer-orders-enrich")
-orders = check.table(orders_table)
-customers = check.table(customers_table)
-output = check.table(output_table)
-if orders is not None and customers is not None and output is not None:
-    expected = orders.join(customers.select("customer_id", "name", "tier"), "customer_id").select(
-        "order_id", "customer_id", "name", "tier", "amount", "order_ts")
-    if check.columns(output, expected.columns, output_table):
-        check.matches(output, expected, ["order_id"], output_table)
+orders, customers, output = check.tables(orders_table, customers_table, output_table)
+expected = orders.join(customers.select("customer_id", "name", "tier"), "customer_id").select(
+    "order_id", "customer_id", "name", "tier", "amount", "order_ts")
+if check.columns(output, expected.columns, output_table):
+    check.matches(output, expected, ["order_id"], output_table)
 check.finish()

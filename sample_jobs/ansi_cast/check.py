@@ -11,21 +11,19 @@ from pyspark.sql import functions as F
 
 raw_table, output_table = sys.argv[1], sys.argv[2]
 check = Check("partner-orders-load")
-raw = check.table(raw_table)
-output = check.table(output_table)
-if raw is not None and output is not None:
-    numeric = F.col("amount").rlike(r"^\s*-?[0-9]+(\.[0-9]+)?\s*$")
-    expected = raw.where(numeric).select(
-        F.col("order_id").cast("long").alias("order_id"),
-        F.col("customer_id").cast("long").alias("customer_id"),
-        F.col("amount").cast("decimal(12,2)").alias("amount"),
-        F.upper(F.trim("currency")).alias("currency"),
-        F.to_date("order_date", "yyyy-MM-dd").alias("order_date"),
-    )
-    malformed = raw.where(~numeric).select(F.col("order_id").cast("long").alias("order_id"))
-    if check.columns(output, expected.columns, output_table):
-        check.no_duplicates(output, ["order_id"], output_table)
-        check.matches(output.where(F.col("amount").isNotNull()), expected, ["order_id"], output_table)
-        stray = output.where(F.col("amount").isNull()).join(malformed, "order_id", "left_anti").count()
-        check.expect(stray == 0, f"{stray} rows of {output_table} have a NULL amount the feed does not have")
+raw, output = check.tables(raw_table, output_table)
+numeric = F.col("amount").rlike(r"^\s*-?[0-9]+(\.[0-9]+)?\s*$")
+expected = raw.where(numeric).select(
+    F.col("order_id").cast("long").alias("order_id"),
+    F.col("customer_id").cast("long").alias("customer_id"),
+    F.col("amount").cast("decimal(12,2)").alias("amount"),
+    F.upper(F.trim("currency")).alias("currency"),
+    F.to_date("order_date", "yyyy-MM-dd").alias("order_date"),
+)
+malformed = raw.where(~numeric).select(F.col("order_id").cast("long").alias("order_id"))
+if check.columns(output, expected.columns, output_table):
+    check.no_duplicates(output, ["order_id"], output_table)
+    check.matches(output.where(F.col("amount").isNotNull()), expected, ["order_id"], output_table)
+    stray = output.where(F.col("amount").isNull()).join(malformed, "order_id", "left_anti").count()
+    check.expect(stray == 0, f"{stray} rows of {output_table} have a NULL amount the feed does not have")
 check.finish()

@@ -2,11 +2,10 @@
 recomputes what it should be from the inputs, and exits non-zero when they differ.
 
     check = Check("daily-report")
-    out = check.table("mart.daily_report")          # None (and a failure) when it does not exist
-    if out is not None:
-        check.columns(out, ["day", "revenue"])
+    orders, out = check.tables("retail.orders", "mart.daily_report")   # ends the check if one is absent
+    if check.columns(out, ["day", "revenue"]):
         check.matches(out, expected_df, keys=["day"])
-    check.finish()                                  # prints the verdict; exit status 1 on failure
+    check.finish()                      # prints the verdict; exit status 1 when anything was wrong
 """
 
 import sys
@@ -15,14 +14,15 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import NumericType
 
-# How many differing rows a failure message shows.
-SAMPLE_ROWS = 5
+SAMPLE_ROWS = 3  # differing rows shown per kind of difference
+SHUFFLE_PARTITIONS = "8"  # check data is small; fewer partitions make the comparisons quicker
 
 
 class Check:
     def __init__(self, name):
         self.name = name
-        self.spark = SparkSession.builder.appName(f"check-{name}").getOrCreate()
+        self.spark = (SparkSession.builder.appName(f"check-{name}")
+                      .config("spark.sql.shuffle.partitions", SHUFFLE_PARTITIONS).getOrCreate())
         self.problems = []
 
     def fail(self, message):
@@ -34,12 +34,14 @@ class Check:
             self.fail(message)
         return bool(condition)
 
-    def table(self, name):
-        """The table as a DataFrame, or None (recorded as a failure) when it does not exist."""
-        if not self.spark.catalog.tableExists(name):
-            self.fail(f"output table {name} does not exist")
-            return None
-        return self.spark.table(name)
+    def tables(self, *names):
+        """The tables as DataFrames. When one does not exist the check ends here, failed."""
+        missing = [n for n in names if not self.spark.catalog.tableExists(n)]
+        for name in missing:
+            self.fail(f"table {name} does not exist")
+        if missing:
+            self.finish()
+        return [self.spark.table(n) for n in names]
 
     def columns(self, df: DataFrame, expected, what="output"):
         """The frame has exactly these columns (in any order, case-insensitive)."""
@@ -49,20 +51,21 @@ class Check:
 
     def no_duplicates(self, df: DataFrame, keys, what="output"):
         dups = df.groupBy(*keys).count().where("count > 1")
-        n = dups.count()
-        if n:
-            sample = [r.asDict() for r in dups.limit(SAMPLE_ROWS).collect()]
-            self.fail(f"{what} has {n} duplicated keys {keys}, e.g. {sample}")
-        return n == 0
+        sample = [r.asDict() for r in dups.limit(SAMPLE_ROWS).collect()]
+        if sample:
+            self.fail(f"{what} has duplicated keys {keys}, e.g. {sample}")
+        return not sample
 
     def matches(self, actual: DataFrame, expected: DataFrame, keys, what="output", tolerance=1e-6):
-        """Every expected row is in `actual` with equal values (numbers within a relative
-        `tolerance`), and `actual` has no other rows. Compares the columns of `expected`."""
-        values = [c for c in expected.columns if c not in keys]
+        """`actual` has one row per key, every expected row is in it with equal values (numbers
+        within a relative `tolerance`), and it has no other rows. Compares the columns of `expected`."""
         missing_cols = [c for c in expected.columns if c not in actual.columns]
         if missing_cols:
             self.fail(f"{what} lacks columns {missing_cols}")
             return False
+        if not self.no_duplicates(actual, keys, what):
+            return False
+        values = [c for c in expected.columns if c not in keys]
         numeric = {f.name for f in expected.schema.fields if isinstance(f.dataType, NumericType)}
         a = actual.select(*[F.col(c).alias(f"a_{c}") for c in expected.columns]).withColumn("_a", F.lit(True))
         e = expected.select(*[F.col(c).alias(f"e_{c}") for c in expected.columns]).withColumn("_e", F.lit(True))
@@ -76,20 +79,19 @@ class Check:
                 return ~(ec.isNull() & ac.isNull()) & (ec.isNull() | ac.isNull() | ~close)
             return ~ec.eqNullSafe(ac)
 
-        ok = True
-        for label, cond in [
-            ("expected rows missing from", F.col("_a").isNull()),
-            ("unexpected rows in", F.col("_e").isNull()),
-            ("rows with wrong values in", F.col("_a") & F.col("_e") & (
-                F.lit(False) if not values else _any(differs(c) for c in values))),
-        ]:
-            bad = joined.where(cond)
-            n = bad.count()
-            if n:
-                ok = False
-                sample = [r.asDict() for r in bad.drop("_a", "_e").limit(SAMPLE_ROWS).collect()]
-                self.fail(f"{n} {label} {what}, e.g. {sample}")
-        return ok
+        wrong = F.lit(False)
+        for c in values:
+            wrong = wrong | differs(c)
+        kind = (F.when(F.col("_a").isNull(), "expected rows missing from")
+                .when(F.col("_e").isNull(), "unexpected rows in")
+                .when(wrong, "rows with wrong values in"))
+        bad = joined.withColumn("_kind", kind).where(F.col("_kind").isNotNull()).drop("_a", "_e").cache()
+        counts = {r["_kind"]: r["count"] for r in bad.groupBy("_kind").count().collect()}
+        for label, n in sorted(counts.items()):
+            sample = [r.asDict() for r in bad.where(F.col("_kind") == label).drop("_kind").limit(SAMPLE_ROWS).collect()]
+            self.fail(f"{n} {label} {what}, e.g. {sample}")
+        bad.unpersist()
+        return not counts
 
     def finish(self):
         """Print the verdict and end the job: exit status 0 when every expectation held, else 1."""
@@ -98,10 +100,4 @@ class Check:
             print(f"CHECK FAILED ({self.name}): {len(self.problems)} problem(s)")
             sys.exit(1)
         print(f"CHECK PASSED ({self.name})")
-
-
-def _any(conditions):
-    result = None
-    for c in conditions:
-        result = c if result is None else (result | c)
-    return result
+        sys.exit(0)

@@ -54,6 +54,7 @@ def save(df, table):
 
 
 regions = ["EMEA", "NA", "APAC", "LATAM"]
+WEEK_START = 1717977600  # 2024-06-10 00:00 UTC: the loads cover the week from then on
 first_names = ["Ada", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jon", "Kemi", "Liam"]
 last_names = ["Khan", "Silva", "Novak", "Okafor", "Berg", "Moreau", "Tanaka", "Rossi", "Weber", "Lopez"]
 
@@ -93,7 +94,7 @@ orders = (
     .withColumn("amount", F.round(F.col("quantity") * F.col("unit_price"), 2))
     .withColumn("currency", pick(["USD", "USD", "EUR", "GBP"], 26))
     .withColumn("order_ts", F.timestamp_seconds(
-        F.lit(1717200000) + (rnd(27) * 7 * 86400).cast("long")))  # a week from 2024-06-01 UTC
+        F.lit(WEEK_START) + (rnd(27) * 7 * 86400).cast("long")))
     .withColumn("region", pick(regions, 28))  # the shipping region, not necessarily the customer's
 )
 save(orders, "retail.orders")
@@ -131,12 +132,12 @@ save(
     .withColumn("visitor_id", (F.floor(rnd(51) * n_customers * 2) + 1).cast("long"))
     .withColumn("event_type", pick(["page_view", "page_view", "page_view", "add_to_cart", "search"], 52))
     .withColumn("page", F.concat(F.lit("/p/"), (F.floor(rnd(53) * n_products) + 1).cast("string")))
-    .withColumn("event_ts", F.timestamp_seconds(F.lit(1717200000) + (rnd(54) * 7 * 86400).cast("long"))),
+    .withColumn("event_ts", F.timestamp_seconds(F.lit(WEEK_START) + (rnd(54) * 7 * 86400).cast("long"))),
     "retail.clickstream_events",
 )
 
 # Daily marketing stats: paused campaigns record days with zero sessions.
-days = spark.range(0, 7).select(F.date_add(F.lit("2024-06-01").cast("date"), F.col("id").cast("int")).alias("stat_date"))
+days = spark.range(0, 7).select(F.date_add(F.to_date(F.timestamp_seconds(F.lit(WEEK_START))), F.col("id").cast("int")).alias("stat_date"))
 campaigns = spark.range(1, n_campaigns + 1).select(F.format_string("CMP-%03d", F.col("id").cast("int")).alias("campaign_id"))
 stats = (
     campaigns.crossJoin(days)
@@ -155,7 +156,7 @@ save(spark.createDataFrame(
 
 # What yesterday's run of the daily channel report left in place: it covered the first day only.
 save(
-    orders.where(F.col("order_ts") < F.timestamp_seconds(F.lit(1717200000 + 86400)))
+    orders.where(F.col("order_ts") < F.timestamp_seconds(F.lit(WEEK_START + 86400)))
     .groupBy(F.to_date("order_ts").alias("sale_date"), "channel")
     .agg(F.count("*").alias("orders"), F.round(F.sum("amount"), 2).alias("revenue")),
     "mart.daily_channel_sales",

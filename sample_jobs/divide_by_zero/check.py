@@ -11,23 +11,20 @@ from pyspark.sql import functions as F
 
 stats_table, output_table = sys.argv[1], sys.argv[2]
 check = Check("campaign-kpis")
-stats = check.table(stats_table)
-output = check.table(output_table)
+stats, output = check.tables(stats_table, output_table)
 keys = ["campaign_id", "stat_date"]
 rates = ["conversion_rate", "cost_per_session"]
-if stats is not None and output is not None:
-    expected = stats.select(
-        *keys, "sessions", "conversions", "spend",
-        F.round(F.try_divide("conversions", "sessions"), 4).alias("conversion_rate"),
-        F.round(F.try_divide("spend", "sessions"), 4).alias("cost_per_session"),
-    )
-    if check.columns(output, expected.columns, output_table):
-        check.no_duplicates(output, keys, output_table)
-        check.matches(output.drop(*rates), expected.drop(*rates), keys, output_table)
-        with_sessions = output.where("sessions > 0").select(*keys, *rates)
-        check.matches(with_sessions, expected.where("sessions > 0").select(*keys, *rates), keys,
-                      f"{output_table} (days with sessions)")
-        bad = output.where("sessions = 0").where(
-            "NOT (coalesce(conversion_rate, 0) = 0 AND coalesce(cost_per_session, 0) = 0)").count()
-        check.expect(bad == 0, f"{bad} days without sessions have a non-zero rate in {output_table}")
+expected = stats.select(
+    *keys, "sessions", "conversions", "spend",
+    F.round(F.try_divide("conversions", "sessions"), 4).alias("conversion_rate"),
+    F.round(F.try_divide("spend", "sessions"), 4).alias("cost_per_session"),
+)
+if check.columns(output, expected.columns, output_table):
+    check.matches(output.drop(*rates), expected.drop(*rates), keys, output_table)
+    with_sessions = output.where("sessions > 0").select(*keys, *rates)
+    check.matches(with_sessions, expected.where("sessions > 0").select(*keys, *rates), keys,
+                  f"{output_table} (days with sessions)")
+    bad = output.where("sessions = 0").where(
+        "NOT (coalesce(conversion_rate, 0) = 0 AND coalesce(cost_per_session, 0) = 0)").count()
+    check.expect(bad == 0, f"{bad} days without sessions have a non-zero rate in {output_table}")
 check.finish()

@@ -10,13 +10,10 @@ from pyspark.sql import functions as F
 
 orders_table, products_table, output_table = sys.argv[1], sys.argv[2], sys.argv[3]
 check = Check("category-channel-revenue")
-orders = check.table(orders_table)
-products = check.table(products_table)
-output = check.table(output_table)
-if orders is not None and products is not None and output is not None:
-    expected = orders.join(products.select("product_id", "category"), "product_id").groupBy(
-        "category", "channel").agg(
-        F.count("*").alias("orders"), F.sum("quantity").alias("units"), F.round(F.sum("amount"), 2).alias("revenue"))
-    if check.columns(output, expected.columns, output_table):
-        check.matches(output, expected, ["category", "channel"], output_table)
+orders, products, output = check.tables(orders_table, products_table, output_table)
+expected = orders.join(products.select("product_id", "category"), "product_id").groupBy(
+    "category", "channel").agg(
+    F.count("*").alias("orders"), F.sum("quantity").alias("units"), F.round(F.sum("amount"), 2).alias("revenue"))
+if check.columns(output, expected.columns, output_table):
+    check.matches(output, expected, ["category", "channel"], output_table)
 check.finish()

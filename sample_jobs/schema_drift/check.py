@@ -10,14 +10,12 @@ from pyspark.sql import functions as F
 
 events_table, output_table = sys.argv[1], sys.argv[2]
 check = Check("clickstream-daily-users")
-events = check.table(events_table)
-output = check.table(output_table)
-if events is not None and output is not None:
-    expected = events.groupBy(F.to_date("event_ts").alias("event_date")).agg(
-        F.countDistinct("visitor_id").alias("active_users"),
-        F.sum(F.when(F.col("event_type") == "page_view", 1).otherwise(0)).alias("page_views"),
-        F.count("*").alias("events"),
-    )
-    if check.columns(output, expected.columns, output_table):
-        check.matches(output, expected, ["event_date"], output_table)
+events, output = check.tables(events_table, output_table)
+expected = events.groupBy(F.to_date("event_ts").alias("event_date")).agg(
+    F.countDistinct("visitor_id").alias("active_users"),
+    F.sum(F.when(F.col("event_type") == "page_view", 1).otherwise(0)).alias("page_views"),
+    F.count("*").alias("events"),
+)
+if check.columns(output, expected.columns, output_table):
+    check.matches(output, expected, ["event_date"], output_table)
 check.finish()

@@ -11,11 +11,9 @@ from pyspark.sql import functions as F
 
 orders_table, output_table = sys.argv[1], sys.argv[2]
 check = Check("daily-channel-sales")
-orders = check.table(orders_table)
-output = check.table(output_table)
-if orders is not None and output is not None:
-    expected = orders.groupBy(F.to_date("order_ts").alias("sale_date"), "channel").agg(
-        F.count("*").alias("orders"), F.round(F.sum("amount"), 2).alias("revenue"))
-    if check.columns(output, expected.columns, output_table):
-        check.matches(output, expected, ["sale_date", "channel"], output_table)
+orders, output = check.tables(orders_table, output_table)
+expected = orders.groupBy(F.to_date("order_ts").alias("sale_date"), "channel").agg(
+    F.count("*").alias("orders"), F.round(F.sum("amount"), 2).alias("revenue"))
+if check.columns(output, expected.columns, output_table):
+    check.matches(output, expected, ["sale_date", "channel"], output_table)
 check.finish()

@@ -10,14 +10,12 @@ from pyspark.sql import functions as F
 
 raw_table, output_table = sys.argv[1], sys.argv[2]
 check = Check("pos-transactions-load")
-raw = check.table(raw_table)
-output = check.table(output_table)
-if raw is not None and output is not None:
-    expected = raw.select(
-        "txn_id", "store_id",
-        F.to_timestamp("txn_time", "dd/MM/yyyy HH:mm:ss").alias("txn_ts"),
-        F.col("amount").cast("decimal(12,2)").alias("amount"),
-    )
-    if check.columns(output, expected.columns, output_table):
-        check.matches(output, expected, ["txn_id"], output_table)
+raw, output = check.tables(raw_table, output_table)
+expected = raw.select(
+    "txn_id", "store_id",
+    F.to_timestamp("txn_time", "dd/MM/yyyy HH:mm:ss").alias("txn_ts"),
+    F.col("amount").cast("decimal(12,2)").alias("amount"),
+)
+if check.columns(output, expected.columns, output_table):
+    check.matches(output, expected, ["txn_id"], output_table)
 check.finish()

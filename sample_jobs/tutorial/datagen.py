@@ -10,9 +10,9 @@ are recreated on every run, from a new random seed unless --seed is given.
 
 import argparse
 import random
-from datetime import date
+from datetime import date, datetime, timezone
 
-from faker import Faker
+from dateutil.relativedelta import relativedelta
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -21,9 +21,14 @@ parser.add_argument("target_table")
 parser.add_argument("source_table")
 parser.add_argument("--rows", type=int, default=5000, help="rows in the target table")
 parser.add_argument("--seed", type=int, default=None, help="random seed (default: a new one per run)")
+parser.add_argument("--batch-month", default="2024-07", help="month of the incremental batch (YYYY-MM)")
 args = parser.parse_args()
 if args.rows < 10:
     parser.error("--rows must be at least 10")
+try:
+    batch_start = datetime.strptime(args.batch_month, "%Y-%m").replace(tzinfo=timezone.utc)
+except ValueError:
+    parser.error(f"--batch-month must be YYYY-MM, got {args.batch_month!r}")
 
 seed = args.seed if args.seed is not None else random.randrange(1, 2**31)
 target_rows = args.rows
@@ -31,11 +36,13 @@ batch_rows = max(10, target_rows * 3 // 10)
 
 spark = SparkSession.builder.appName(f"Datagen_{date.today()}").getOrCreate()
 
-# Account segments: a handful of colour names, reproducible for a given seed.
-fake = Faker()
-fake.seed_instance(seed)
-categories = sorted({fake.unique.color_name() for _ in range(5)})
-print(f"Generating {target_rows:,} target rows and {batch_rows:,} batch rows (seed {seed}), categories {categories}")
+categories = ["A", "B", "C", "D", "E"]
+# The target holds the six months before the batch month; the batch, changes within that month.
+target_start = batch_start - relativedelta(months=6)
+target_span_s = int((batch_start - target_start).total_seconds())
+batch_span_s = int((batch_start + relativedelta(months=1) - batch_start).total_seconds())
+print(f"Generating {target_rows:,} target rows from {target_start:%Y-%m} and {batch_rows:,} batch rows "
+      f"in {batch_start:%Y-%m} (seed {seed})")
 
 
 def with_values(df, salt):
@@ -52,10 +59,10 @@ def with_values(df, salt):
 spark.sql(f"DROP TABLE IF EXISTS {args.source_table}")
 spark.sql(f"DROP TABLE IF EXISTS {args.target_table}")
 
-# Target: one row per account 1..N, last changed in the first half of 2024.
+# Target: one row per account 1..N, last changed in the six months before the batch.
 target = with_values(spark.range(1, target_rows + 1).withColumnRenamed("id", "account_id"), 100)
-target = target.withColumn(
-    "event_ts", F.timestamp_seconds(F.lit(1704067200) + (F.rand(seed + 120) * 181 * 86400).cast("long")))
+target = target.withColumn("event_ts", F.timestamp_seconds(
+    F.lit(int(target_start.timestamp())) + (F.rand(seed + 120) * target_span_s).cast("long")))
 target.write.mode("overwrite").saveAsTable(args.target_table)
 print(f"Created target table {args.target_table}")
 
@@ -66,8 +73,9 @@ batch = spark.range(0, batch_rows).withColumn(
     F.when(F.rand(seed + 200) < 0.6, F.floor(F.rand(seed + 201) * target_rows) + 1)
     .otherwise(F.floor(F.rand(seed + 202) * batch_rows) + target_rows + 1).cast("long"),
 )
+step_s = max(1, batch_span_s // batch_rows)
 batch = with_values(batch, 300).withColumn(
-    "event_ts", F.timestamp_seconds(F.lit(1719792000) + F.col("id") * 37)).drop("id")
+    "event_ts", F.timestamp_seconds(F.lit(int(batch_start.timestamp())) + F.col("id") * step_s)).drop("id")
 batch.write.mode("overwrite").saveAsTable(args.source_table)
 # Lineage for the output check: how many accounts the target had before this batch.
 spark.sql(f"ALTER TABLE {args.source_table} SET TBLPROPERTIES ('datagen.target_rows' = '{target_rows}')")

@@ -10,15 +10,13 @@ from pyspark.sql import functions as F
 
 orders_table, output_table = sys.argv[1], sys.argv[2]
 check = Check("customer-lifetime-value")
-orders = check.table(orders_table)
-output = check.table(output_table)
-if orders is not None and output is not None:
-    expected = orders.groupBy("customer_id").agg(
-        F.count("*").alias("orders"),
-        F.round(F.sum("amount"), 2).alias("lifetime_revenue"),
-        F.min("order_ts").alias("first_order_ts"),
-        F.max("order_ts").alias("last_order_ts"),
-    )
-    if check.columns(output, expected.columns, output_table):
-        check.matches(output, expected, ["customer_id"], output_table)
+orders, output = check.tables(orders_table, output_table)
+expected = orders.groupBy("customer_id").agg(
+    F.count("*").alias("orders"),
+    F.round(F.sum("amount"), 2).alias("lifetime_revenue"),
+    F.min("order_ts").alias("first_order_ts"),
+    F.max("order_ts").alias("last_order_ts"),
+)
+if check.columns(output, expected.columns, output_table):
+    check.matches(output, expected, ["customer_id"], output_table)
 check.finish()

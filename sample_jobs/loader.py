@@ -1,0 +1,181 @@
+"""Loading a scenario into a CDE (real or local), the way the tutorial's CLI steps do it.
+
+    from cde_client import CdeClient
+    from sample_jobs import load_scenario
+    result = load_scenario(client, "tutorial")          # resources, jobs, data generators, the app
+    result.app_run_id, result.status, result.as_expected
+
+Steps: create the resources (an existing one of the same type is reused, and only files whose
+content differs are uploaded again, so loading twice works), build the python environment if the
+scenario has one (and wait until it is ready), create the jobs and the check job (an existing job
+is left as it is), run the data generators one after the other, then the application, waiting for
+each run. A generator that does not succeed stops the load (SetupRunFailed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from cde_client import CdeClient, Conflict, NotFound
+
+from .errors import LoadError, SetupRunFailed
+from .scenario import Scenario, get_scenario
+
+__all__ = ["LoadResult", "load_scenario", "install_scenario", "run_job_and_wait", "logs_command",
+           "RUN_TIMEOUT_S", "ENV_BUILD_TIMEOUT_S"]
+
+RUN_TIMEOUT_S = 900.0  # one Spark run; a tiny one takes 10-30 s here, generators a little more
+ENV_BUILD_TIMEOUT_S = 900.0  # one python-env build (pip install of small pure-Python packages)
+EXPECTED_APP_STATUS = "failed"  # every scenario's application fails as loaded
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What load_scenario did. `app_run_id`/`status` are None when nothing was run (run=False)."""
+
+    scenario: str
+    app_job: str
+    app_run_id: int | None
+    status: str | None
+    setup_run_ids: dict[str, int] = field(default_factory=dict)
+    expected_status: str = EXPECTED_APP_STATUS
+
+    @property
+    def as_expected(self) -> bool:
+        """True when the application ran and ended as the scenario expects (failed)."""
+        return self.status == self.expected_status
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+def logs_command(client: CdeClient, run_id: int, log_type: str = "driver/stdout") -> str:
+    """Shell commands that print a run's log with curl (credentials from the environment)."""
+    url = f"{client.jobs_api_url}/job-runs/{run_id}/logs?type={log_type}"
+    if client.token_url is None:
+        return f'curl -s -H "Authorization: Bearer $CDE_TOKEN" "{url}"'
+    token = (f'CDE_TOKEN=$(curl -s -u "$WORKLOAD_USER:$WORKLOAD_PASSWORD" "{client.token_url}" '
+             "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')")
+    return f'{token}\ncurl -s -H "Authorization: Bearer $CDE_TOKEN" "{url}"'
+
+
+def _ensure_resource(client: CdeClient, scenario: Scenario, name: str, progress: Progress,
+                     env_timeout_s: float) -> None:
+    resource = scenario.resource(name)
+    try:
+        client.create_resource(name, type=resource.type)
+        progress(f"created resource {name} ({resource.type})")
+        existing = None
+    except Conflict:
+        existing = client.get_resource(name, include_files=False)
+        if existing.type != resource.type:
+            raise LoadError(f"resource {name} exists with type {existing.type!r}, the scenario needs "
+                            f"{resource.type!r}; delete it or load into another CDE",
+                            step=f"resource {name}") from None
+        progress(f"resource {name} exists: reusing it")
+    uploaded = 0
+    for path, local in scenario.resource_files(name).items():
+        data = local.read_bytes()
+        if existing is not None:
+            try:
+                if client.download_file(name, path) == data and not _build_failed(existing.status):
+                    continue
+            except NotFound:
+                pass
+        client.upload_file(name, path, data)
+        uploaded += 1
+    progress(f"  {uploaded} file(s) uploaded to {name}" if uploaded else f"  files of {name} unchanged")
+    if resource.type == "python-env":
+        progress(f"waiting for the python environment {name} to be built")
+        ready = client.wait_resource_ready(name, timeout_s=env_timeout_s)
+        progress(f"  {name} is {ready.status}")
+
+
+def _build_failed(status: str | None) -> bool:
+    return status is not None and ("fail" in status or "error" in status)
+
+
+def _ensure_job(client: CdeClient, spec: dict[str, Any], progress: Progress) -> None:
+    try:
+        client.create_job(spec)
+        progress(f"created job {spec['name']}")
+    except Conflict:
+        progress(f"job {spec['name']} exists: left as it is")
+
+
+def install_scenario(client: CdeClient, scenario: Scenario | str, *, progress: Progress | None = None,
+                     env_timeout_s: float = ENV_BUILD_TIMEOUT_S) -> Scenario:
+    """Create the scenario's resources (with their files), python env, jobs and check job."""
+    progress = progress or _quiet
+    if isinstance(scenario, str):
+        scenario = get_scenario(scenario)
+    # python-env resources first: jobs that name them may not run before the build is ready
+    for resource in sorted(scenario.resources, key=lambda r: r.type != "python-env"):
+        _ensure_resource(client, scenario, resource.name, progress, env_timeout_s)
+    for spec in [*scenario.jobs, scenario.check.job]:
+        _ensure_job(client, spec, progress)
+    return scenario
+
+
+def run_job_and_wait(client: CdeClient, job: str, *, overrides: dict[str, Any] | None = None,
+                     timeout_s: float = RUN_TIMEOUT_S, progress: Progress | None = None) -> tuple[int, str]:
+    """Run `job`, wait for its end; (run id, final status)."""
+    progress = progress or _quiet
+    run_id = client.run_job(job, overrides=overrides)
+    progress(f"run {run_id} of {job} started; waiting for it to end")
+    run = client.wait_run(run_id, timeout_s=timeout_s)
+    progress(f"  run {run_id} of {job}: {run.status}")
+    return run_id, run.status
+
+
+def load_scenario(
+    client: CdeClient,
+    name: str | Scenario,
+    size: int | None = None,
+    run: bool = True,
+    *,
+    skip_setup: Collection[str] = (),
+    progress: Progress | None = None,
+    run_timeout_s: float = RUN_TIMEOUT_S,
+    env_timeout_s: float = ENV_BUILD_TIMEOUT_S,
+) -> LoadResult:
+    """Load scenario `name` into the CDE of `client` and (unless run=False) run it.
+
+    `size` is passed to every data generator as `<size_option> N` (the scenario must define
+    size_option). `skip_setup` names generator jobs not to run again (their data is already
+    loaded in this CDE, e.g. a generator shared by several scenarios).
+    """
+    progress = progress or _quiet
+    scenario = name if isinstance(name, Scenario) else get_scenario(name)
+    if size is not None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"size must be a positive integer, got {size!r}")
+        if scenario.size_option is None:
+            raise ValueError(f"scenario {scenario.name} has no size option")
+    progress(f"loading scenario {scenario.summary()}")
+    install_scenario(client, scenario, progress=progress, env_timeout_s=env_timeout_s)
+    if not run:
+        return LoadResult(scenario.name, scenario.app_job, None, None)
+
+    setup_run_ids: dict[str, int] = {}
+    for job in scenario.setup_runs:
+        if job in skip_setup:
+            progress(f"setup job {job}: already run, skipped")
+            continue
+        overrides = None
+        if size is not None:
+            args = [*scenario.job(job)["spark"].get("args", []), str(scenario.size_option), str(size)]
+            overrides = {"spark": {"args": args}}
+        run_id, status = run_job_and_wait(client, job, overrides=overrides, timeout_s=run_timeout_s,
+                                          progress=progress)
+        setup_run_ids[job] = run_id
+        if status != "succeeded":
+            raise SetupRunFailed(f"data generator {job} ended {status} (run {run_id}); read its log with:\n"
+                                 f"{logs_command(client, run_id)}", job=job, run_id=run_id, status=status)
+    run_id, status = run_job_and_wait(client, scenario.app_job, timeout_s=run_timeout_s, progress=progress)
+    return LoadResult(scenario.name, scenario.app_job, run_id, status, setup_run_ids)

@@ -1,0 +1,296 @@
+"""The scenario catalogue: one folder per scenario under sample_jobs/, described by its scenario.json.
+
+    from sample_jobs.scenario import list_scenarios, get_scenario
+    s = get_scenario("tutorial")
+    s.app_job, s.app_resource, s.app_file, s.expected_error
+    s.resource_files("failing-pipeline")      # {"datagen.py": Path(...), "sparkApp.py": Path(...)}
+
+scenario.json (every key required unless marked optional):
+    name            the folder's name (lower case, digits, "_")
+    failure_class   what kind of failure it is (e.g. "unresolved_column", "transient")
+    description     one paragraph: the pipeline, and why it fails
+    expected        "heal" (a fix exists) | "escalate" (nothing can heal it)
+    remedy          "code" | "config" | "rerun" for heal; "none" for escalate
+    expected_error  text the failed run's driver/stdout contains (its error signature)
+    size_option     optional: option appended with N to every setup run's args by `load --size N`
+    resources       [{"name", "type": "files"|"python-env", "files": [path, ...]}]; a path is relative to
+                    the scenario folder ("../common/x.py" allowed) and is uploaded under its base name;
+                    a python-env resource holds exactly one file, requirements.txt
+    jobs            CDE job specs (cde-api.md §3.2) of the data generators and the application
+    setup_runs      names of jobs run in this order before the application (the data generators)
+    app_job         the job that fails
+    check           {"job": <CDE job spec>}: the output check, named "<app_job>-check"; it exits
+                    non-zero when the application's output is wrong or absent
+
+Scenarios may share resources and jobs (e.g. one data generator), provided their definitions are
+identical; all other names are distinct, so every scenario can be loaded into one CDE.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from .errors import InvalidScenario, ScenarioNotFound
+
+__all__ = ["Scenario", "ResourceDef", "SCENARIOS_DIR", "list_scenarios", "get_scenario", "read_scenario"]
+
+SCENARIOS_DIR = Path(__file__).resolve().parent
+MOUNT_PREFIX = "/app/mount/"
+_SCENARIO_NAME = r"^[a-z][a-z0-9_]*$"
+_OBJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")  # CDE job and resource names used here
+
+
+class ResourceDef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=_OBJECT_NAME.pattern)
+    type: Literal["files", "python-env"]
+    files: list[str] = Field(min_length=1)
+
+    def upload_name(self, path: str) -> str:
+        return Path(path).name
+
+
+class CheckDef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job: dict[str, Any]
+
+
+class Scenario(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=_SCENARIO_NAME)
+    failure_class: str = Field(pattern=_SCENARIO_NAME)
+    description: str = Field(min_length=1)
+    expected: Literal["heal", "escalate"]
+    remedy: Literal["code", "config", "rerun", "none"]
+    expected_error: str = Field(min_length=1)
+    size_option: str | None = Field(default=None, pattern=r"^--[a-z][a-z0-9-]*$")
+    resources: list[ResourceDef] = Field(min_length=1)
+    jobs: list[dict[str, Any]] = Field(min_length=1)
+    setup_runs: list[str]
+    app_job: str
+    check: CheckDef
+    _directory: Path = PrivateAttr(default=Path("."))
+
+    # -- lookups ------------------------------------------------------------------------------------
+
+    @property
+    def directory(self) -> Path:
+        """The scenario's folder."""
+        return self._directory
+
+    def job(self, name: str) -> dict[str, Any]:
+        """A deep copy of the job spec `name` (a job of `jobs`, or the check job)."""
+        for spec in [*self.jobs, self.check.job]:
+            if spec["name"] == name:
+                return copy.deepcopy(spec)
+        raise KeyError(f"scenario {self.name} has no job {name!r}")
+
+    def resource(self, name: str) -> ResourceDef:
+        for resource in self.resources:
+            if resource.name == name:
+                return resource
+        raise KeyError(f"scenario {self.name} has no resource {name!r}")
+
+    @property
+    def app_spec(self) -> dict[str, Any]:
+        return self.job(self.app_job)
+
+    @property
+    def check_job(self) -> str:
+        return str(self.check.job["name"])
+
+    @property
+    def check_spec(self) -> dict[str, Any]:
+        return copy.deepcopy(self.check.job)
+
+    @property
+    def app_file(self) -> str:
+        """The application file's path inside its resource (e.g. "sparkApp.py")."""
+        return _locate(self.app_spec, self)[1]
+
+    @property
+    def app_resource(self) -> str:
+        """The files resource that holds the application file (e.g. "failing-pipeline")."""
+        return _locate(self.app_spec, self)[0]
+
+    def resource_files(self, name: str) -> dict[str, Path]:
+        """The files of resource `name`: upload name → local file."""
+        resource = self.resource(name)
+        return {resource.upload_name(p): (self._directory / p).resolve() for p in resource.files}
+
+    def summary(self) -> str:
+        return f"{self.name}: {self.failure_class}, {self.expected} by {self.remedy} ({self.app_job})"
+
+
+# -- reading -----------------------------------------------------------------------------------------
+
+
+def read_scenario(path: Path) -> Scenario:
+    """Read and validate one scenario.json (InvalidScenario says what is wrong, and where)."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidScenario(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidScenario(f"{path}: not readable JSON: {exc}") from None
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise InvalidScenario(f"{path}: {problems}") from None
+    scenario._directory = path.resolve().parent
+    problems = _problems(scenario)
+    if problems:
+        raise InvalidScenario(f"{path}: " + "; ".join(problems))
+    return scenario
+
+
+def list_scenarios(root: Path | None = None) -> list[Scenario]:
+    """Every scenario under `root` (default: this package's folder), by name, validated together."""
+    root = Path(root) if root is not None else SCENARIOS_DIR
+    scenarios = [read_scenario(p) for p in sorted(root.glob("*/scenario.json"))]
+    problems = _catalogue_problems(scenarios)
+    if problems:
+        raise InvalidScenario(f"scenario catalogue {root}: " + "; ".join(problems))
+    return scenarios
+
+
+def get_scenario(name: str, root: Path | None = None) -> Scenario:
+    """The scenario `name` (ScenarioNotFound lists the others)."""
+    if not isinstance(name, str):
+        raise ValueError(f"scenario name must be a string, got {name!r}")
+    scenarios = list_scenarios(root)
+    for scenario in scenarios:
+        if scenario.name == name:
+            return scenario
+    raise ScenarioNotFound(name, [s.name for s in scenarios])
+
+
+# -- validation --------------------------------------------------------------------------------------
+
+
+def _locate(spec: dict[str, Any], scenario: Scenario) -> tuple[str, str]:
+    """(resource, path inside it) of a job's spark.file, through the job's mounts."""
+    file = str(spec["spark"]["file"])
+    relative = file[len(MOUNT_PREFIX):] if file.startswith(MOUNT_PREFIX) else file.lstrip("/")
+    for mount in spec.get("mounts") or []:
+        prefix = str(mount.get("dirPrefix") or "").strip("/")
+        inside = relative[len(prefix) + 1:] if prefix and relative.startswith(prefix + "/") else relative
+        if prefix and inside == relative:
+            continue
+        try:
+            resource = scenario.resource(mount["resourceName"])
+        except KeyError:
+            continue
+        if resource.type == "files" and inside in {resource.upload_name(p) for p in resource.files}:
+            return resource.name, inside
+    raise KeyError(f"job {spec['name']}: spark.file {file!r} is in none of its mounted resources")
+
+
+def _job_problems(spec: Any, scenario: Scenario) -> list[str]:
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        return [f"job spec without a name: {spec!r}"]
+    name = spec["name"]
+    problems = []
+    if not _OBJECT_NAME.match(name):
+        problems.append(f"job name {name!r} must be lower case letters, digits and '-'")
+    if spec.get("type", "spark") != "spark":
+        problems.append(f"job {name}: type must be 'spark'")
+    spark = spec.get("spark")
+    if not isinstance(spark, dict) or not isinstance(spark.get("file"), str) or not spark["file"]:
+        return [*problems, f"job {name}: spark.file is required"]
+    args = spark.get("args", [])
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        problems.append(f"job {name}: spark.args must be a list of strings")
+    conf = spark.get("conf", {})
+    if not isinstance(conf, dict) or not all(isinstance(v, str) for v in conf.values()):
+        problems.append(f"job {name}: spark.conf values must be strings")
+    mounts = spec.get("mounts") or []
+    if not isinstance(mounts, list) or not all(isinstance(m, dict) and "resourceName" in m for m in mounts):
+        return [*problems, f"job {name}: mounts must be a list of {{resourceName, dirPrefix}}"]
+    for mount in mounts:
+        try:
+            if scenario.resource(mount["resourceName"]).type != "files":
+                problems.append(f"job {name}: mounts the python-env resource {mount['resourceName']!r}")
+        except KeyError:
+            problems.append(f"job {name}: mounts {mount['resourceName']!r}, not a resource of the scenario")
+    env = spark.get("pythonEnvResourceName")
+    if env is not None:
+        try:
+            if scenario.resource(env).type != "python-env":
+                problems.append(f"job {name}: pythonEnvResourceName {env!r} is not a python-env resource")
+        except KeyError:
+            problems.append(f"job {name}: pythonEnvResourceName {env!r} is not a resource of the scenario")
+    try:
+        _locate(spec, scenario)
+    except KeyError as exc:
+        problems.append(str(exc.args[0]))
+    return problems
+
+
+def _problems(s: Scenario) -> list[str]:
+    problems = []
+    if s.name != s.directory.name:
+        problems.append(f"name {s.name!r} differs from the folder's name {s.directory.name!r}")
+    if (s.expected == "escalate") != (s.remedy == "none"):
+        problems.append("remedy must be 'none' exactly when expected is 'escalate'")
+    seen_resources = set()
+    for resource in s.resources:
+        if resource.name in seen_resources:
+            problems.append(f"resource {resource.name!r} is defined twice")
+        seen_resources.add(resource.name)
+        names = [resource.upload_name(p) for p in resource.files]
+        if len(set(names)) != len(names):
+            problems.append(f"resource {resource.name}: two files with one name in {resource.files}")
+        if resource.type == "python-env" and names != ["requirements.txt"]:
+            problems.append(f"python-env resource {resource.name} must hold exactly requirements.txt")
+        for p in resource.files:
+            local = (s.directory / p).resolve()
+            if Path(p).is_absolute() or not local.is_relative_to(s.directory.parent):
+                problems.append(f"resource {resource.name}: {p!r} is outside the scenarios folder")
+            elif not local.is_file():
+                problems.append(f"resource {resource.name}: no file {p!r}")
+    job_names = [spec.get("name") if isinstance(spec, dict) else None for spec in s.jobs]
+    for spec in [*s.jobs, s.check.job]:
+        problems += _job_problems(spec, s)
+    if len(set(job_names)) != len(job_names):
+        problems.append(f"job names repeat: {job_names}")
+    if s.app_job not in job_names:
+        problems.append(f"app_job {s.app_job!r} is not one of the jobs {job_names}")
+    for name in s.setup_runs:
+        if name not in job_names or name == s.app_job:
+            problems.append(f"setup run {name!r} must name a job other than the app job")
+    if s.check.job.get("name") != f"{s.app_job}-check":
+        problems.append(f"the check job must be named {s.app_job + '-check'!r}")
+    if s.check.job.get("name") in job_names:
+        problems.append("the check job must not also be listed in jobs")
+    return problems
+
+
+def _catalogue_problems(scenarios: Iterable[Scenario]) -> list[str]:
+    """Names shared by two scenarios must have identical definitions (shared generators)."""
+    problems = []
+    seen: dict[tuple[str, str], tuple[str, Any]] = {}
+    for s in scenarios:
+        objects: list[tuple[str, str, Any]] = [
+            ("resource", r.name, {"type": r.type, "files": s.resource_files(r.name)}) for r in s.resources
+        ]
+        objects += [("job", spec["name"], spec) for spec in [*s.jobs, s.check.job]]
+        for kind, name, definition in objects:
+            earlier = seen.setdefault((kind, name), (s.name, definition))
+            if earlier[1] != definition:
+                problems.append(f"{kind} {name!r} is defined differently in {earlier[0]} and {s.name}")
+    return problems
