@@ -1,6 +1,7 @@
 """Customer lifetime value: orders, revenue, first and last order per customer.
 
     spark-submit customer_ltv.py ORDERS_TABLE OUTPUT_TABLE
+    e.g. spark-submit customer_ltv.py retail.orders mart.customer_lifetime_value   (production)
 """
 
 import sys

@@ -14,7 +14,7 @@ spark = SparkSession.builder.appName("customer-orders-enrich").getOrCreate()
 orders = spark.table(orders_table)
 customers = spark.table(customers_table)
 
-enriched = orders.join(customers.drop("region"), "customer_id", "inner").select(
+enriched = orders.join(customers, "customer_id", "inner").select(
     "order_id", "customer_id", "name", "tier", "amount", "order_ts"
 )
 enriched.write.mode("overwrite").saveAsTable(output_table)

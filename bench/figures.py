@@ -1,0 +1,205 @@
+"""The figures of one healing benchmark: a row per scenario, computed from its incident record.
+
+Everything here is pure computation on a record and on run durations read from the CDE, so the
+table can be tested without Spark. Definitions:
+
+- time to heal: the record's opening → the end of its last stage (whatever the outcome);
+- floor: what no healer can avoid = failed run duration + model time (sum of the calls'
+  latency) + every fix run the healer started + every output-check run it started;
+- right: healed when the scenario expects a heal, escalated when it expects an escalation.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from agents.record import IncidentRecord
+
+CHECK_PASSED, CHECK_FAILED, CHECK_NONE = "passed", "failed", "none"
+
+
+@dataclass(frozen=True)
+class ScenarioInfo:
+    """What the benchmark knows of a scenario before healing it."""
+
+    name: str
+    failure_class: str
+    expected: str  # heal | escalate
+
+
+@dataclass
+class HealRow:
+    scenario: str
+    failure_class: str
+    expected: str
+    outcome: str  # the record's final state (healed | escalated | rejected | error | ...), or error
+    right: bool = False
+    check: str = CHECK_NONE  # the last output check: passed | failed | none
+    attempts: int = 0
+    time_s: float | None = None
+    floor_s: float | None = None
+    failed_run_s: float | None = None
+    model_s: float = 0.0
+    fix_runs_s: float | None = None
+    check_runs_s: float | None = None
+    model_calls: int = 0
+    prompt_tokens: int = 0  # sum of the endpoint's usage
+    estimated_prompt_tokens: int = 0  # sum of the healer's offline estimates
+    raw_log_bytes: int | None = None
+    distilled_tokens: int | None = None
+    diagnosis: str = "-"  # rule | model (of the first attempt)
+    rule: str | None = None  # the rule that matched, when one did
+    patch: str = "-"  # rule | model (of the last attempt with a patch)
+    run_id: int | None = None  # the failed run healed
+    fix_jobs: list[str] = field(default_factory=list)
+    incident: str | None = None
+    reason: str = ""  # why the record ended as it did
+    error: str = ""  # what went wrong in the benchmark itself (load, healer crash)
+    unused_answers: int | None = None  # scripted model only: answers never asked for
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """An ISO-8601 UTC time as the records write it ("...Z"), or None."""
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def elapsed_s(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start).total_seconds(), 3)
+
+
+def time_to_end(record: IncidentRecord) -> float | None:
+    """Seconds from the record's opening to the end of its last stage."""
+    ends = [parse_time(s.ended) for s in record.stages if s.ended]
+    return elapsed_s(parse_time(record.opened_at), max((e for e in ends if e), default=None))
+
+
+def _sum_runs(run_ids: Iterable[int], durations: Mapping[int, float | None]) -> float | None:
+    """Total duration of the runs; None when any of them has no known duration."""
+    total = 0.0
+    for run_id in run_ids:
+        duration = durations.get(run_id)
+        if duration is None:
+            return None
+        total += duration
+    return round(total, 3)
+
+
+def healer_run_ids(record: IncidentRecord) -> tuple[list[int], list[int]]:
+    """(fix run ids, output-check run ids) the healer started for this incident."""
+    fixes = [a.fix_run_id for a in record.attempts if a.fix_run_id is not None]
+    checks = [a.check_run_id for a in record.attempts if a.check_run_id is not None]
+    return fixes, checks
+
+
+def row_from_record(info: ScenarioInfo, record: IncidentRecord,
+                    durations: Mapping[int, float | None]) -> HealRow:
+    """The row of one healed (or escalated) scenario. `durations`: run id → seconds, from CDE."""
+    fixes, checks = healer_run_ids(record)
+    checked = [a.check_passed for a in record.attempts if a.check_passed is not None]
+    diagnosed = [a.diagnosis for a in record.attempts if a.diagnosis is not None]
+    patched = [a.patch for a in record.attempts if a.patch is not None]
+    model_s = round(sum(c.latency_s for c in record.llm_calls), 3)
+    row = HealRow(
+        scenario=info.name,
+        failure_class=info.failure_class,
+        expected=info.expected,
+        outcome=record.state,
+        right=is_right(info.expected, record.state),
+        check=(CHECK_PASSED if checked[-1] else CHECK_FAILED) if checked else CHECK_NONE,
+        attempts=len(record.attempts),
+        time_s=time_to_end(record),
+        failed_run_s=durations.get(record.run_id),
+        model_s=model_s,
+        fix_runs_s=_sum_runs(fixes, durations),
+        check_runs_s=_sum_runs(checks, durations),
+        model_calls=len(record.llm_calls),
+        prompt_tokens=sum(c.prompt_tokens or 0 for c in record.llm_calls),
+        estimated_prompt_tokens=sum(c.estimated_prompt_tokens for c in record.llm_calls),
+        raw_log_bytes=record.evidence.raw_log_bytes if record.evidence else None,
+        distilled_tokens=record.evidence.distilled_tokens if record.evidence else None,
+        diagnosis=diagnosed[0].source if diagnosed else "-",
+        rule=next((d.rule for d in diagnosed if d.rule), None),
+        patch=patched[-1].source if patched else "-",
+        run_id=record.run_id,
+        fix_jobs=[a.fix_job for a in record.attempts if a.fix_job],
+        incident=record.incident_id,
+        reason=record.reason,
+    )
+    parts = (row.failed_run_s, row.fix_runs_s, row.check_runs_s)
+    row.floor_s = None if None in parts else round(sum(p or 0.0 for p in parts) + model_s, 3)
+    return row
+
+
+def error_row(info: ScenarioInfo, error: str, record: IncidentRecord | None = None,
+              durations: Mapping[int, float | None] | None = None) -> HealRow:
+    """The row of a scenario the benchmark could not finish; the record's figures when it has one."""
+    if record is not None:
+        row = row_from_record(info, record, durations or {})
+        row.outcome, row.right, row.error = "error", False, error
+        return row
+    return HealRow(scenario=info.name, failure_class=info.failure_class, expected=info.expected,
+                   outcome="error", error=error)
+
+
+def is_right(expected: str, outcome: str) -> bool:
+    return (expected, outcome) in {("heal", "healed"), ("escalate", "escalated")}
+
+
+@dataclass(frozen=True)
+class Summary:
+    scenarios: int
+    healed: int
+    expected_heal: int
+    right: int
+    errors: int
+    median_time_to_heal_s: float | None  # over the healed rows
+    median_floor_s: float | None  # over the healed rows that have one
+    model_calls: int
+    prompt_tokens: int
+    estimated_prompt_tokens: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def line(self) -> str:
+        def secs(value: float | None) -> str:
+            return "-" if value is None else f"{value:.1f} s"
+
+        return (f"healed {self.healed}/{self.scenarios} (expected heals: {self.expected_heal}), "
+                f"right outcomes {self.right}/{self.scenarios}, errors {self.errors}, "
+                f"median time to heal {secs(self.median_time_to_heal_s)} vs floor {secs(self.median_floor_s)}, "
+                f"model calls {self.model_calls}, prompt tokens {self.prompt_tokens} "
+                f"(estimated {self.estimated_prompt_tokens})")
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 3) if known else None
+
+
+def summarize(rows: list[HealRow]) -> Summary:
+    healed = [r for r in rows if r.outcome == "healed"]
+    return Summary(
+        scenarios=len(rows),
+        healed=len(healed),
+        expected_heal=sum(r.expected == "heal" for r in rows),
+        right=sum(r.right for r in rows),
+        errors=sum(r.outcome == "error" for r in rows),
+        median_time_to_heal_s=_median(r.time_s for r in healed),
+        median_floor_s=_median(r.floor_s for r in healed),
+        model_calls=sum(r.model_calls for r in rows),
+        prompt_tokens=sum(r.prompt_tokens for r in rows),
+        estimated_prompt_tokens=sum(r.estimated_prompt_tokens for r in rows),
+    )

@@ -1,0 +1,324 @@
+"""`python -m bench heal`: every sample scenario through the self-healing agent, as a table.
+
+For each scenario: load it into a CDE (the data generators shared by several scenarios run once),
+take its failed application run, heal it with a fresh `Healer` and its own HEALER_DATA_DIR, and
+compute the row from the incident record and the run durations the CDE reports
+(`bench/figures.py`). A scenario that errors becomes a row with the error; the others still run.
+
+Model modes: "scripted" (the project's scripted OpenAI-compatible server, answering with each
+scenario's known-good fix from tests/fixes/), "env" (a real endpoint from the LLM_* variables;
+rules only when they are not set), "none" (rules only).
+
+Every wait has a limit: each Spark run (loading and healing) `run_timeout_s`, python-env builds
+`ENV_BUILD_TIMEOUT_S`, model calls the healer's LLM_TIMEOUT_S.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from agents.config import Settings
+from agents.errors import ConfigError
+from agents.healer import Healer, make_client
+from agents.record import IncidentRecord, RecordStore, incident_id
+from bench import scripted
+from bench.errors import BenchUsageError, ScenarioSkipped
+from bench.figures import HealRow, ScenarioInfo, error_row, healer_run_ids, row_from_record, summarize
+from bench.report import format_table, write_reports
+from cde_client import CdeClient, CdeError
+from sample_jobs import Scenario, list_scenarios, load_scenario
+
+ModelMode = Literal["scripted", "env", "none"]
+CdeMode = Literal["local", "env"]
+
+BENCH_USER, BENCH_PASSWORD = "bench-user", "bench-password-4821"
+SCRIPTED_KEY = "bench-scripted-key-7315"  # the scripted server ignores it; the healer must redact it
+RUN_TIMEOUT_S = 900.0  # one Spark run (10-30 s normally; much more on a busy shared machine)
+ENV_BUILD_TIMEOUT_S = 900.0  # one python-env build
+RUN_POLL_S = "1"  # the healer's look at a fix run: finer than the product's 3 s, so time is not lost
+SCRIPTED_LLM_TIMEOUT_S = "30"
+DEFAULT_OUT = Path("bench/results")
+CDE_ENV_NAMES = ("JOBS_API_URL", "WORKLOAD_USER", "WORKLOAD_PASSWORD", "CDE_TOKEN", "CDE_TOKEN_URL")
+FORCED = {"HEAL_MODE": "auto"}  # approve mode would pause every incident for a human
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class HealBenchOptions:
+    scenarios: tuple[str, ...] = ()  # empty: every scenario
+    out_dir: Path = DEFAULT_OUT
+    model: ModelMode = "scripted"
+    cde: CdeMode = "local"
+    keep_data: Path | None = None
+    run_timeout_s: float = RUN_TIMEOUT_S
+
+
+@dataclass
+class HealBenchResult:
+    rows: list[HealRow]
+    meta: dict[str, Any]
+    table: str
+    json_path: Path
+    md_path: Path
+    interrupted: bool = False
+
+
+def _stderr(message: str) -> None:
+    print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _environment(environ: Mapping[str, str] | None, dotenv: Path | None) -> dict[str, str]:
+    """The caller's environment over ./.env (the real environment wins, as in agents.config)."""
+    values: dict[str, str] = {}
+    if dotenv is not None and dotenv.is_file():
+        from dotenv import dotenv_values
+
+        values.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    return values
+
+
+def select_scenarios(names: tuple[str, ...]) -> list[Scenario]:
+    """The scenarios asked for (all when none), in the order asked; unknown names are an error."""
+    catalogue = list_scenarios()
+    if not names:
+        return catalogue
+    by_name = {s.name: s for s in catalogue}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise BenchUsageError(f"unknown scenario(s) {', '.join(unknown)}; available: {', '.join(by_name)}")
+    return [by_name[n] for n in dict.fromkeys(names)]
+
+
+def model_variables(mode: ModelMode, env: Mapping[str, str]) -> tuple[dict[str, str], str]:
+    """(LLM_* variables for the healer, a label) for the modes that do not start a server."""
+    if mode == "env":
+        llm = {k: v for k, v in env.items() if k.startswith("LLM_") and v}
+        if not llm.get("LLM_ENDPOINT_BASE_URL"):
+            return {}, "env: LLM_ENDPOINT_BASE_URL not set, rules only"
+        return llm, f"env: {llm.get('LLM_MODEL_ID') or 'default model'} at {llm['LLM_ENDPOINT_BASE_URL']}"
+    if mode == "none":
+        return {}, "none: rules only"
+    return {}, "scripted: known-good fixes from tests/fixes through the scripted OpenAI-compatible server"
+
+
+def healer_environment(cde_vars: Mapping[str, str], data_dir: Path, model_vars: Mapping[str, str],
+                       env: Mapping[str, str], run_timeout_s: float) -> dict[str, str]:
+    """The environment a user would give the healer: the caller's HEAL_* tuning, then ours."""
+    values = {"HEAL_RUN_POLL_S": RUN_POLL_S}
+    values.update({k: v for k, v in env.items() if k.startswith("HEAL_")})
+    values.update(cde_vars)
+    values.update(model_vars)
+    values.update(FORCED, HEALER_DATA_DIR=str(data_dir), HEAL_RUN_TIMEOUT_S=str(run_timeout_s))
+    return values
+
+
+@dataclass
+class _Context:
+    options: HealBenchOptions
+    env: dict[str, str]
+    client: CdeClient
+    cde_vars: dict[str, str]
+    healer_root: Path
+    model_vars: dict[str, str]
+    progress: Progress
+    generated: set[str] = field(default_factory=set)  # data generators already run in this CDE
+
+    def durations(self, record: IncidentRecord | None) -> dict[int, float | None]:
+        """Seconds from start to end of the failed run and of every run the healer started."""
+        if record is None:
+            return {}
+        fixes, checks = healer_run_ids(record)
+        result: dict[int, float | None] = {}
+        for run_id in [record.run_id, *fixes, *checks]:
+            try:
+                run = self.client.get_run(run_id)
+            except CdeError:
+                result[run_id] = None
+                continue
+            ok = run.started is not None and run.ended is not None
+            result[run_id] = round((run.ended - run.started).total_seconds(), 3) if ok else None  # type: ignore[operator]
+        return result
+
+
+def _load_failed_run(ctx: _Context, scenario: Scenario) -> int:
+    result = load_scenario(ctx.client, scenario, skip_setup=ctx.generated, progress=ctx.progress,
+                           run_timeout_s=ctx.options.run_timeout_s, env_timeout_s=ENV_BUILD_TIMEOUT_S)
+    ctx.generated.update(scenario.setup_runs)
+    if result.status != "failed" or result.app_run_id is None:
+        raise ScenarioSkipped(f"the application run {result.app_run_id} of {scenario.app_job} ended "
+                              f"{result.status}, not failed: nothing to heal")
+    return result.app_run_id
+
+
+def _start_scripted(scenario: Scenario):
+    try:
+        from tests.scripted_llm import ScriptedLLM
+    except ImportError as exc:
+        raise BenchUsageError("--model scripted needs tests/scripted_llm.py: run from the repository root "
+                              f"({exc})") from None
+    llm = ScriptedLLM().start()
+    for answer in scripted.answers(scenario):
+        llm.add(answer)
+    return llm
+
+
+def _heal(ctx: _Context, scenario: Scenario, run_id: int, data_dir: Path) -> tuple[IncidentRecord, int | None]:
+    """Heals the run with a fresh Healer; (its record, scripted answers left unused or None)."""
+    llm = _start_scripted(scenario) if ctx.options.model == "scripted" else None
+    try:
+        model_vars = dict(ctx.model_vars)
+        if llm is not None:
+            model_vars.update(LLM_ENDPOINT_BASE_URL=llm.base_url, LLM_MODEL_ID="scripted",
+                              LLM_CDP_TOKEN=SCRIPTED_KEY, LLM_TIMEOUT_S=SCRIPTED_LLM_TIMEOUT_S)
+        env = healer_environment(ctx.cde_vars, data_dir, model_vars, ctx.env, ctx.options.run_timeout_s)
+        healer = Healer(Settings.from_env(env, dotenv=None))
+        try:
+            record = healer.heal(scenario.app_job, run_id, progress=lambda node: ctx.progress(f"  stage {node}"))
+        finally:
+            healer.close()
+            healer.deps.client.close()
+        return record, (llm.remaining if llm is not None else None)
+    finally:
+        if llm is not None:
+            llm.stop()
+
+
+def bench_scenario(ctx: _Context, scenario: Scenario) -> HealRow:
+    """One scenario's row; every error becomes the row's error."""
+    info = ScenarioInfo(scenario.name, scenario.failure_class, scenario.expected)
+    if ctx.options.model == "scripted":
+        try:
+            scripted.answers(scenario)  # no known fix: say so before spending Spark runs
+        except ScenarioSkipped as exc:
+            return error_row(info, str(exc))
+    try:
+        run_id = _load_failed_run(ctx, scenario)
+    except ScenarioSkipped as exc:
+        return error_row(info, str(exc))
+    except Exception as exc:  # a broken scenario must not stop the benchmark
+        return error_row(info, f"loading failed: {type(exc).__name__}: {exc}")
+    ctx.progress(f"  {scenario.app_job} run {run_id} failed as expected; healing it")
+    data_dir = ctx.healer_root / scenario.name
+    try:
+        record, unused = _heal(ctx, scenario, run_id, data_dir)
+    except BenchUsageError:
+        raise
+    except Exception as exc:  # the healer crashed: keep what its record says
+        partial = _saved_record(data_dir, scenario.app_job, run_id)
+        row = error_row(info, f"healing raised {type(exc).__name__}: {exc}", partial, ctx.durations(partial))
+        row.run_id = run_id
+        return row
+    row = row_from_record(info, record, ctx.durations(record))
+    row.unused_answers = unused
+    return row
+
+
+def _saved_record(data_dir: Path, job: str, run_id: int) -> IncidentRecord | None:
+    try:
+        return RecordStore(data_dir).load(incident_id(job, run_id))
+    except (OSError, ValueError):
+        return None
+
+
+def _cde_variables(options: HealBenchOptions, env: Mapping[str, str]) -> dict[str, str]:
+    cde_vars = {k: env[k] for k in CDE_ENV_NAMES if env.get(k)}
+    if not cde_vars.get("JOBS_API_URL"):
+        raise BenchUsageError("--cde env needs JOBS_API_URL (and WORKLOAD_USER, WORKLOAD_PASSWORD) "
+                              "in the environment or in ./.env")
+    return cde_vars
+
+
+def run_heal_bench(options: HealBenchOptions, *, environ: Mapping[str, str] | None = None,
+                   dotenv: Path | None = Path(".env"), progress: Progress = _stderr) -> HealBenchResult:
+    """Runs the benchmark and writes its reports; raises BenchUsageError before any work on bad input."""
+    if options.run_timeout_s <= 0:
+        raise BenchUsageError("the run timeout must be positive")
+    scenarios = select_scenarios(options.scenarios)
+    env = _environment(environ, dotenv)
+    model_vars, model_label = model_variables(options.model, env)
+    if options.model == "env" and not model_vars:
+        progress("LLM_ENDPOINT_BASE_URL is not set: the benchmark runs on the rules alone")
+    cde_vars = _cde_variables(options, env) if options.cde == "env" else {}
+
+    started = datetime.now(timezone.utc)
+    temp_root = None
+    root = options.keep_data
+    if root is None:
+        temp_root = Path(tempfile.mkdtemp(prefix="bench-heal-"))
+        root = temp_root
+    root = root.expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    cde = None
+    rows: list[HealRow] = []
+    interrupted = False
+    load_before = os.getloadavg()
+    try:
+        if options.cde == "local":
+            from cde_local import LocalCde, LocalCdeConfig
+
+            cde = LocalCde(LocalCdeConfig(
+                data_dir=root / "cde", users={BENCH_USER: BENCH_PASSWORD}, run_timeout_s=options.run_timeout_s,
+                pyenv_pip_args=("--no-index",),  # offline: python envs come from the main environment's packages
+            )).start()
+            cde_vars = {"JOBS_API_URL": cde.jobs_api_url, "WORKLOAD_USER": BENCH_USER,
+                        "WORKLOAD_PASSWORD": BENCH_PASSWORD}
+            progress(f"local CDE at {cde.jobs_api_url} (data in {root / 'cde'})")
+        try:
+            client = make_client(Settings.from_env({**cde_vars, "HEALER_DATA_DIR": str(root)}, dotenv=None))
+        except ConfigError as exc:
+            raise BenchUsageError(str(exc)) from None
+        ctx = _Context(options=options, env=env, client=client, cde_vars=cde_vars,
+                       healer_root=root / "healer", model_vars=model_vars, progress=progress)
+        try:
+            for number, scenario in enumerate(scenarios, 1):
+                progress(f"[{number}/{len(scenarios)}] {scenario.summary()}")
+                began = time.monotonic()
+                row = bench_scenario(ctx, scenario)
+                rows.append(row)
+                progress(f"  → {row.outcome}{'' if row.right else ' (NOT as expected)'} "
+                         f"in {time.monotonic() - began:.0f} s{': ' + row.error if row.error else ''}")
+        except KeyboardInterrupt:
+            interrupted = True
+            progress("interrupted: writing the rows done so far")
+        finally:
+            client.close()
+    finally:
+        if cde is not None:
+            cde.stop()
+        if temp_root is not None:
+            shutil.rmtree(temp_root, ignore_errors=True)
+
+    finished = datetime.now(timezone.utc)
+    summary = summarize(rows)
+    meta: dict[str, Any] = {
+        "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "finished": finished.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "duration_s": round((finished - started).total_seconds(), 1),
+        "model": model_label,
+        "cde": "local (in-process, real Spark)" if options.cde == "local" else cde_vars["JOBS_API_URL"],
+        "scenarios": [s.name for s in scenarios],
+        "interrupted": interrupted,
+        "healer_settings": {k: v for k, v in healer_environment({}, Path("."), {}, env, options.run_timeout_s).items()
+                            if k != "HEALER_DATA_DIR"},
+        "load_average": {"start": [round(x, 2) for x in load_before],
+                         "end": [round(x, 2) for x in os.getloadavg()]},
+        "cpus": os.cpu_count(),
+    }
+    if options.keep_data is not None:
+        meta["data"] = str(root)
+    table = format_table(rows, summary)
+    stem = "heal-" + started.strftime("%Y%m%d-%H%M%S")
+    json_path, md_path = write_reports(options.out_dir, stem, rows, summary, meta)
+    return HealBenchResult(rows=rows, meta=meta, table=table, json_path=json_path, md_path=md_path,
+                           interrupted=interrupted)

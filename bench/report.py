@@ -1,0 +1,109 @@
+"""The benchmark's table as fixed-width text (printed), Markdown and JSON (written under --out)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.figures import HealRow, Summary
+
+
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    cell: Callable[[HealRow], str]
+    numeric: bool = False  # right-aligned
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("scenario", lambda r: r.scenario),
+    Column("failure class", lambda r: r.failure_class),
+    Column("expected", lambda r: r.expected),
+    Column("outcome", lambda r: r.outcome),
+    Column("right", lambda r: "yes" if r.right else "NO"),
+    Column("check", lambda r: r.check),
+    Column("attempts", lambda r: str(r.attempts), numeric=True),
+    Column("time s", lambda r: _secs(r.time_s), numeric=True),
+    Column("floor s", lambda r: _secs(r.floor_s), numeric=True),
+    Column("model calls", lambda r: str(r.model_calls), numeric=True),
+    Column("prompt tok", lambda r: str(r.prompt_tokens), numeric=True),
+    Column("est tok", lambda r: str(r.estimated_prompt_tokens), numeric=True),
+    Column("raw log B", lambda r: _count(r.raw_log_bytes), numeric=True),
+    Column("distilled tok", lambda r: _count(r.distilled_tokens), numeric=True),
+    Column("diagnosis", lambda r: r.diagnosis + (f" ({r.rule})" if r.rule else "")),
+    Column("patch", lambda r: r.patch),
+)
+
+
+def _cells(rows: list[HealRow]) -> list[list[str]]:
+    return [[column.cell(row) for column in COLUMNS] for row in rows]
+
+
+def notes(rows: list[HealRow]) -> list[str]:
+    """One line per row that did not end as expected (or errored): why."""
+    lines = []
+    for row in rows:
+        if row.right and not row.error:
+            continue
+        why = row.error or row.reason or "(no reason recorded)"
+        lines.append(f"{row.scenario}: {row.outcome}: {why}")
+    return lines
+
+
+def format_table(rows: list[HealRow], summary: Summary) -> str:
+    """The fixed-width table, the summary line and the notes, as printed."""
+    cells = _cells(rows)
+    widths = [max([len(c.header)] + [len(r[i]) for r in cells]) for i, c in enumerate(COLUMNS)]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v.rjust(w) if c.numeric else v.ljust(w)
+                         for v, w, c in zip(values, widths, COLUMNS, strict=True)).rstrip()
+
+    out = [line([c.header for c in COLUMNS]), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in cells]
+    out += ["", summary.line()]
+    found = notes(rows)
+    if found:
+        out += ["", "not as expected:"] + [f"  {n}" for n in found]
+    return "\n".join(out)
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def format_markdown(rows: list[HealRow], summary: Summary, meta: dict[str, Any]) -> str:
+    out = ["# Healing benchmark", ""]
+    out += [f"- {key}: {_md_escape(str(value))}" for key, value in meta.items()]
+    out += ["", "| " + " | ".join(c.header for c in COLUMNS) + " |",
+            "|" + "|".join("---:" if c.numeric else "---" for c in COLUMNS) + "|"]
+    out += ["| " + " | ".join(_md_escape(v) for v in r) + " |" for r in _cells(rows)]
+    out += ["", f"**Summary:** {summary.line()}", ""]
+    found = notes(rows)
+    if found:
+        out += ["## Not as expected", ""] + [f"- {_md_escape(n)}" for n in found] + [""]
+    out += ["Time is from the incident's opening to its last stage's end; the floor is the failed run's "
+            "duration + the model's time + every fix and check run the healer started.", ""]
+    return "\n".join(out)
+
+
+def write_reports(out_dir: Path, stem: str, rows: list[HealRow], summary: Summary,
+                  meta: dict[str, Any]) -> tuple[Path, Path]:
+    """Writes `<stem>.json` and `<stem>.md` under `out_dir`; returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
+    data = {"benchmark": "heal", **meta, "summary": summary.as_dict(), "rows": [r.as_dict() for r in rows]}
+    json_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    md_path.write_text(format_markdown(rows, summary, meta), encoding="utf-8")
+    return json_path, md_path

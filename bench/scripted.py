@@ -1,0 +1,72 @@
+"""The scripted model's answers for a scenario, from its known-good fix in `tests/fixes/<scenario>/`.
+
+The known fixes stay in tests/ only; the benchmark reads them from there. Per scenario, one
+diagnosis and (unless it must escalate) one patch, in the shapes the healer asks for
+(`agents.prompts.DiagnosisAnswer`, `PatchAnswer`):
+
+- a code file named as the application file → a code patch with that file's content;
+- `fix.json` (`{"spark": {..., "conf": {...}}}`) → a config patch: its `conf` as conf_changes,
+  the other `spark` fields as spark_changes (passed through as they are, lists included);
+- remedy "rerun" → a rerun patch; expected "escalate" → a diagnosis of category "data", no patch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.errors import NoKnownFix
+from sample_jobs import Scenario
+
+FIXES_DIR = Path(__file__).resolve().parent.parent / "tests" / "fixes"
+CONFIDENCE = 0.9
+CATEGORY_BY_REMEDY = {"code": "code", "config": "config", "rerun": "transient", "none": "data"}
+
+
+def diagnosis_answer(scenario: Scenario) -> dict[str, Any]:
+    return {
+        "category": CATEGORY_BY_REMEDY[scenario.remedy],
+        "root_cause": scenario.description,
+        "evidence": [scenario.expected_error],
+        "confidence": CONFIDENCE,
+    }
+
+
+def patch_answer(scenario: Scenario, fixes_dir: Path = FIXES_DIR) -> dict[str, Any] | None:
+    """The known-good fix as a patch answer; None for a scenario that must escalate."""
+    explanation = f"The known-good fix of scenario {scenario.name} ({scenario.remedy})."
+    answer: dict[str, Any] = {"kind": scenario.remedy, "explanation": explanation, "code": None,
+                              "spark_changes": {}, "conf_changes": {}}
+    if scenario.expected == "escalate":
+        return None
+    if scenario.remedy == "rerun":
+        return answer
+    folder = fixes_dir / scenario.name
+    if scenario.remedy == "config":
+        path = folder / "fix.json"
+        if not path.is_file():
+            raise NoKnownFix(f"scenario {scenario.name} is healed by config but {path} does not exist")
+        try:
+            fix = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise NoKnownFix(f"{path} is not valid JSON: {exc}") from None
+        if not isinstance(fix, dict) or set(fix) != {"spark"} or not isinstance(fix["spark"], dict):
+            raise NoKnownFix(f"{path} must hold exactly {{\"spark\": {{...}}}}; the patch can change nothing else")
+        spark = dict(fix["spark"])
+        answer["conf_changes"] = dict(spark.pop("conf", {}) or {})
+        answer["spark_changes"] = spark
+        return answer
+    path = folder / scenario.app_file
+    if not path.is_file():
+        others = sorted(p.name for p in folder.glob("*")) if folder.is_dir() else []
+        raise NoKnownFix(f"scenario {scenario.name}: no known fix of the application file "
+                         f"{scenario.app_file} in {folder} (found: {', '.join(others) or 'nothing'})")
+    answer["code"] = path.read_text(encoding="utf-8")
+    return answer
+
+
+def answers(scenario: Scenario, fixes_dir: Path = FIXES_DIR) -> list[dict[str, Any]]:
+    """The scripted answers in the order the healer asks: diagnosis, then patch."""
+    patch = patch_answer(scenario, fixes_dir)
+    return [diagnosis_answer(scenario)] + ([patch] if patch is not None else [])
