@@ -97,7 +97,9 @@ def log_fetch(state: HealState, deps: Deps, record: IncidentRecord) -> Command:
             name=job.name, resource=resource, file_path=path, code=code,
             definition=job.raw, effective_spec=client.get_run(state["run_id"]).spec,
         )
-        update.update(base_code=code, base_spark=dict(job.raw.get("spark") or {}))
+    if state.get("base_code") is None:  # first attempt, or this stage re-run after a crash
+        update.update(base_code=record.original.code,
+                      base_spark=dict(record.original.definition.get("spark") or {}))
     stdout, stderr, types = read_logs(client, run_id)
     evidence = distill(stdout, stderr, token_budget=settings.evidence_token_budget,
                        app_file_name=posixpath.basename(record.original.file_path or ""))

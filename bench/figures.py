@@ -6,6 +6,9 @@ table can be tested without Spark. Definitions:
 - time to heal: the record's opening → the end of its last stage (whatever the outcome);
 - floor: what no healer can avoid = failed run duration + model time (sum of the calls'
   latency) + every fix run the healer started + every output-check run it started;
+- own time: time to heal − model time − fix and check runs = what the healer itself spent
+  (log fetching, uploads, polling). The record opens after the failed run ended, so the time
+  to heal does not hold the failed run's duration and may be below the floor.
 - right: healed when the scenario expects a heal, escalated when it expects an escalation.
 """
 
@@ -42,6 +45,7 @@ class HealRow:
     attempts: int = 0
     time_s: float | None = None
     floor_s: float | None = None
+    own_s: float | None = None  # time_s minus model time and the fix and check runs
     failed_run_s: float | None = None
     model_s: float = 0.0
     fix_runs_s: float | None = None
@@ -139,6 +143,8 @@ def row_from_record(info: ScenarioInfo, record: IncidentRecord,
     )
     parts = (row.failed_run_s, row.fix_runs_s, row.check_runs_s)
     row.floor_s = None if None in parts else round(sum(p or 0.0 for p in parts) + model_s, 3)
+    if row.time_s is not None and row.fix_runs_s is not None and row.check_runs_s is not None:
+        row.own_s = round(row.time_s - model_s - row.fix_runs_s - row.check_runs_s, 3)
     return row
 
 
@@ -166,6 +172,7 @@ class Summary:
     errors: int
     median_time_to_heal_s: float | None  # over the healed rows
     median_floor_s: float | None  # over the healed rows that have one
+    median_own_s: float | None  # over the healed rows that have one
     model_calls: int
     prompt_tokens: int
     estimated_prompt_tokens: int
@@ -179,7 +186,8 @@ class Summary:
 
         return (f"healed {self.healed}/{self.scenarios} (expected heals: {self.expected_heal}), "
                 f"right outcomes {self.right}/{self.scenarios}, errors {self.errors}, "
-                f"median time to heal {secs(self.median_time_to_heal_s)} vs floor {secs(self.median_floor_s)}, "
+                f"median time to heal {secs(self.median_time_to_heal_s)} vs floor {secs(self.median_floor_s)} "
+                f"(own {secs(self.median_own_s)}), "
                 f"model calls {self.model_calls}, prompt tokens {self.prompt_tokens} "
                 f"(estimated {self.estimated_prompt_tokens})")
 
@@ -199,6 +207,7 @@ def summarize(rows: list[HealRow]) -> Summary:
         errors=sum(r.outcome == "error" for r in rows),
         median_time_to_heal_s=_median(r.time_s for r in healed),
         median_floor_s=_median(r.floor_s for r in healed),
+        median_own_s=_median(r.own_s for r in healed),
         model_calls=sum(r.model_calls for r in rows),
         prompt_tokens=sum(r.prompt_tokens for r in rows),
         estimated_prompt_tokens=sum(r.estimated_prompt_tokens for r in rows),

@@ -36,6 +36,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("attempts", lambda r: str(r.attempts), numeric=True),
     Column("time s", lambda r: _secs(r.time_s), numeric=True),
     Column("floor s", lambda r: _secs(r.floor_s), numeric=True),
+    Column("own s", lambda r: _secs(r.own_s), numeric=True),
     Column("model calls", lambda r: str(r.model_calls), numeric=True),
     Column("prompt tok", lambda r: str(r.prompt_tokens), numeric=True),
     Column("est tok", lambda r: str(r.estimated_prompt_tokens), numeric=True),
@@ -61,6 +62,11 @@ def notes(rows: list[HealRow]) -> list[str]:
     return lines
 
 
+FOOTNOTE = ("time: the incident's opening → its last stage's end. floor: the failed run's duration + the "
+            "model's time + every fix and check run the healer started. own: time − model time − fix and "
+            "check runs (the healer's own work and waiting).")
+
+
 def format_table(rows: list[HealRow], summary: Summary) -> str:
     """The fixed-width table, the summary line and the notes, as printed."""
     cells = _cells(rows)
@@ -72,7 +78,7 @@ def format_table(rows: list[HealRow], summary: Summary) -> str:
 
     out = [line([c.header for c in COLUMNS]), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in cells]
-    out += ["", summary.line()]
+    out += ["", summary.line(), FOOTNOTE]
     found = notes(rows)
     if found:
         out += ["", "not as expected:"] + [f"  {n}" for n in found]
@@ -93,8 +99,7 @@ def format_markdown(rows: list[HealRow], summary: Summary, meta: dict[str, Any])
     found = notes(rows)
     if found:
         out += ["## Not as expected", ""] + [f"- {_md_escape(n)}" for n in found] + [""]
-    out += ["Time is from the incident's opening to its last stage's end; the floor is the failed run's "
-            "duration + the model's time + every fix and check run the healer started.", ""]
+    out += [FOOTNOTE, ""]
     return "\n".join(out)
 
 

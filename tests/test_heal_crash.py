@@ -1,0 +1,47 @@
+"""A healer killed at every stage and restarted creates exactly one fix job and one fix run.
+
+Each `python -m app heal` below is a real process that dies (os._exit, as a kill would leave it)
+right after the named point; the next one resumes the incident from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+
+from agents.stage import CRASH_EXIT_CODE
+
+JOB = "sql-select-fail"
+CRASH_POINTS = ["monitor", "log_fetch", "diagnose", "patch", "approval", "redeploy.job_created",
+                "redeploy", "verify.check_started"]
+
+
+def test_killed_at_each_stage_then_restarted_heals_once(heal_lab, tmp_path):
+    run_id = heal_lab.fresh_failure("tutorial")
+    fix_jobs_before = set(heal_lab.fix_jobs(JOB))
+    check_runs_before = len(heal_lab.runs_of(f"{JOB}-check"))
+    env = heal_lab.env(tmp_path / "healer")
+    args = ["heal", "--job", JOB, "--run", str(run_id)]
+
+    for point in CRASH_POINTS:
+        done = heal_lab.cli(args, {**env, "HEALER_CRASH_AFTER": point})
+        assert done.returncode == CRASH_EXIT_CODE, f"{point}: {done.stdout}\n{done.stderr}"
+    done = heal_lab.cli(args, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "healed" in done.stdout
+
+    record = json.loads((tmp_path / "healer" / "incidents" / f"{JOB}--{run_id}.json").read_text())
+    assert record["state"] == "healed"
+    assert len(record["attempts"]) == 1
+    attempt = record["attempts"][0]
+    new_fix_jobs = set(heal_lab.fix_jobs(JOB)) - fix_jobs_before
+    assert new_fix_jobs == {attempt["fix_job"]}
+    assert heal_lab.runs_of(attempt["fix_job"]) == [attempt["fix_run_id"]]
+    assert len(heal_lab.runs_of(f"{JOB}-check")) == check_runs_before + 1
+    # every restart is in the record: each crashed stage ran again, none was skipped
+    stages = [s["stage"] for s in record["stages"]]
+    for stage in ("monitor", "log_fetch", "diagnose", "patch", "approval", "redeploy", "verify"):
+        assert stage in stages
+
+    # and once healed, another run of the CLI does nothing but report it
+    again = heal_lab.cli(args, env)
+    assert again.returncode == 0 and set(heal_lab.fix_jobs(JOB)) - fix_jobs_before == new_fix_jobs
