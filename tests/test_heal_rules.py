@@ -1,0 +1,79 @@
+"""The rules-only path (no model configured) on the scenarios the rules can fix or must escalate,
+and a heal that goes through the local CDE's faults: expiring tokens, 5xx and 429 bursts."""
+
+from __future__ import annotations
+
+import threading
+
+import requests
+
+
+def heal_rules_only(heal_lab, tmp_path, job: str, run_id: int, **env):
+    healer = heal_lab.healer(tmp_path, **env)
+    try:
+        return healer.heal(job, run_id)
+    finally:
+        healer.close()
+
+
+def test_config_remedy_raises_max_result_size(heal_lab, tmp_path):
+    run_id = heal_lab.fresh_failure("result_size")
+    job = heal_lab.client.get_run(run_id).job
+    original = heal_lab.client.get_job(job)
+    record = heal_rules_only(heal_lab, tmp_path, job, run_id)
+
+    assert record.state == "healed", record.reason
+    attempt = record.attempts[0]
+    assert attempt.diagnosis.rule == "max-result-size" and attempt.patch.kind == "config"
+    assert attempt.fixed_code == record.original.code  # configuration, not code
+    fix = heal_lab.client.get_job(attempt.fix_job)
+    assert fix.spark["conf"]["spark.driver.maxResultSize"] != original.spark["conf"]["spark.driver.maxResultSize"]
+    assert [m.resource_name for m in fix.mounts] == [m.resource_name for m in original.mounts]
+    assert "spark.driver.maxResultSize" in attempt.diff
+    assert attempt.check_passed is True
+    assert heal_lab.client.get_job(job).spark == original.spark  # the original is untouched
+
+
+def test_transient_failure_is_rerun(heal_lab, tmp_path):
+    run_id = heal_lab.fresh_failure("transient_rerun")
+    job = heal_lab.client.get_run(run_id).job
+    record = heal_rules_only(heal_lab, tmp_path, job, run_id)
+    assert record.state == "healed", record.reason
+    attempt = record.attempts[0]
+    assert attempt.diagnosis.category == "transient" and attempt.patch.kind == "rerun"
+    assert attempt.diff == "" and attempt.check_passed is True
+    assert heal_lab.client.get_job(attempt.fix_job).spark == heal_lab.client.get_job(job).spark
+
+
+def test_missing_data_is_escalated_without_deploying(heal_lab, tmp_path):
+    run_id = heal_lab.fresh_failure("missing_input")
+    job = heal_lab.client.get_run(run_id).job
+    record = heal_rules_only(heal_lab, tmp_path, job, run_id)
+    assert record.state == "escalated"
+    assert record.attempts[0].diagnosis.category == "data"
+    assert "not healable" in record.reason
+    assert heal_lab.fix_jobs(job) == []
+
+
+def test_heals_through_token_expiry_and_error_bursts(heal_lab, tmp_path):
+    """Tokens live 2 s and bursts of 503 and 429 hit the middle of the incident: healed all the same."""
+    run_id = heal_lab.fresh_failure("tutorial")
+    heal_lab.faults(token_ttl_s=2, throttle_burst=3, retry_after_s=1)
+    stop = threading.Event()
+
+    def bursts() -> None:  # more bursts while the fix run is being followed
+        while not stop.wait(4):
+            heal_lab.faults(error_burst=2)
+
+    noise = threading.Thread(target=bursts, daemon=True)
+    noise.start()
+    try:
+        record = heal_rules_only(heal_lab, tmp_path, "sql-select-fail", run_id, HEAL_RUN_POLL_S="1")
+        left = requests.get(f"{heal_lab.cde.base_url}/local/faults", timeout=10).json()
+    finally:
+        stop.set()
+        noise.join(10)
+        heal_lab.reset_faults()
+    assert record.state == "healed", record.reason
+    assert left["throttle_burst"] == 0  # the 429s were served to the healer, and it went on
+    assert heal_lab.runs_of(record.attempts[0].fix_job) == [record.attempts[0].fix_run_id]
