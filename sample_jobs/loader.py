@@ -27,6 +27,7 @@ __all__ = ["LoadResult", "load_scenario", "install_scenario", "run_job_and_wait"
            "RUN_TIMEOUT_S", "ENV_BUILD_TIMEOUT_S"]
 
 RUN_TIMEOUT_S = 900.0  # one Spark run; a tiny one takes 10-30 s here, generators a little more
+RUN_POLL_S = 1.0  # how often a run's status is read while waiting
 ENV_BUILD_TIMEOUT_S = 900.0  # one python-env build (pip install of small pure-Python packages)
 EXPECTED_APP_STATUS = "failed"  # every scenario's application fails as loaded
 
@@ -128,7 +129,7 @@ def run_job_and_wait(client: CdeClient, job: str, *, overrides: dict[str, Any] |
     progress = progress or _quiet
     run_id = client.run_job(job, overrides=overrides)
     progress(f"run {run_id} of {job} started; waiting for it to end")
-    run = client.wait_run(run_id, timeout_s=timeout_s)
+    run = client.wait_run(run_id, timeout_s=timeout_s, poll_s=RUN_POLL_S)
     progress(f"  run {run_id} of {job}: {run.status}")
     return run_id, run.status
 
