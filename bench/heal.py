@@ -239,6 +239,21 @@ def _cde_variables(options: HealBenchOptions, env: Mapping[str, str]) -> dict[st
     return cde_vars
 
 
+def _check_settings(cde_vars: Mapping[str, str], model_vars: Mapping[str, str], env: Mapping[str, str],
+                    options: HealBenchOptions) -> None:
+    """The healer's settings as each scenario will build them, validated once before any Spark run."""
+    placeholders = {"JOBS_API_URL": "http://127.0.0.1:1/dex/api/v1", "WORKLOAD_USER": BENCH_USER,
+                    "WORKLOAD_PASSWORD": BENCH_PASSWORD}
+    model = dict(model_vars)
+    if options.model == "scripted":
+        model.update(LLM_ENDPOINT_BASE_URL="http://127.0.0.1:1/v1", LLM_TIMEOUT_S=SCRIPTED_LLM_TIMEOUT_S)
+    try:
+        Settings.from_env(healer_environment(cde_vars or placeholders, Path("."), model, env, options.run_timeout_s),
+                          dotenv=None)
+    except ConfigError as exc:
+        raise BenchUsageError(f"the healer's settings are invalid: {exc}") from None
+
+
 def run_heal_bench(options: HealBenchOptions, *, environ: Mapping[str, str] | None = None,
                    dotenv: Path | None = Path(".env"), progress: Progress = _stderr) -> HealBenchResult:
     """Runs the benchmark and writes its reports; raises BenchUsageError before any work on bad input."""
@@ -250,6 +265,7 @@ def run_heal_bench(options: HealBenchOptions, *, environ: Mapping[str, str] | No
     if options.model == "env" and not model_vars:
         progress("LLM_ENDPOINT_BASE_URL is not set: the benchmark runs on the rules alone")
     cde_vars = _cde_variables(options, env) if options.cde == "env" else {}
+    _check_settings(cde_vars, model_vars, env, options)
 
     started = datetime.now(timezone.utc)
     temp_root = None
@@ -265,12 +281,15 @@ def run_heal_bench(options: HealBenchOptions, *, environ: Mapping[str, str] | No
     load_before = os.getloadavg()
     try:
         if options.cde == "local":
-            from cde_local import LocalCde, LocalCdeConfig
+            from cde_local import LocalCde, LocalCdeConfig, LocalCdeError
 
-            cde = LocalCde(LocalCdeConfig(
-                data_dir=root / "cde", users={BENCH_USER: BENCH_PASSWORD}, run_timeout_s=options.run_timeout_s,
-                pyenv_pip_args=("--no-index",),  # offline: python envs come from the main environment's packages
-            )).start()
+            try:
+                cde = LocalCde(LocalCdeConfig(
+                    data_dir=root / "cde", users={BENCH_USER: BENCH_PASSWORD}, run_timeout_s=options.run_timeout_s,
+                    pyenv_pip_args=("--no-index",),  # offline: python envs come from the main environment's packages
+                )).start()
+            except LocalCdeError as exc:  # e.g. another local CDE holds --keep-data's directory
+                raise BenchUsageError(f"cannot start the local CDE in {root / 'cde'}: {exc}") from None
             cde_vars = {"JOBS_API_URL": cde.jobs_api_url, "WORKLOAD_USER": BENCH_USER,
                         "WORKLOAD_PASSWORD": BENCH_PASSWORD}
             progress(f"local CDE at {cde.jobs_api_url} (data in {root / 'cde'})")
@@ -278,6 +297,11 @@ def run_heal_bench(options: HealBenchOptions, *, environ: Mapping[str, str] | No
             client = make_client(Settings.from_env({**cde_vars, "HEALER_DATA_DIR": str(root)}, dotenv=None))
         except ConfigError as exc:
             raise BenchUsageError(str(exc)) from None
+        try:
+            client.info()  # reachable, and the credentials work: otherwise every scenario would fail alike
+        except CdeError as exc:
+            client.close()
+            raise BenchUsageError(f"cannot use the CDE at {cde_vars['JOBS_API_URL']}: {exc}") from None
         ctx = _Context(options=options, env=env, client=client, cde_vars=cde_vars,
                        healer_root=root / "healer", model_vars=model_vars, progress=progress)
         try:

@@ -37,6 +37,9 @@ class LocalCdeConfig:
     run_timeout_s: float = 1800.0  # a run still going after this is killed and marked failed
     kill_grace_s: float = 5.0  # SIGTERM → SIGKILL delay when killing a run's process group
     spark_master: str = "local[2]"
+    # Small local jobs are dominated by JVM start-up: C1 only and the serial GC halve a tiny run's time
+    # here (measured: 17-21 s -> 9 s under load). User conf's extraJavaOptions come after these.
+    driver_jvm_flags: tuple[str, ...] = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
     python_executable: str = field(default_factory=lambda: sys.executable)  # has pyspark installed
     # python-env resources
     pyenv_pip_args: tuple[str, ...] = ()  # extra `pip install` arguments, e.g. ("--no-index",)
@@ -49,6 +52,7 @@ class LocalCdeConfig:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
         self.users = dict(self.users)
         self.pyenv_pip_args = tuple(self.pyenv_pip_args)
+        self.driver_jvm_flags = tuple(self.driver_jvm_flags)
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be 0..65535, got {self.port!r}")
         if not self.users:

@@ -149,7 +149,7 @@ def plan_submit(
     if "numExecutors" in spec:
         conf["spark.executor.instances"] = str(spec["numExecutors"])
     user_conf = {k: localize(v, mount_root) for k, v in (spec.get("conf") or {}).items()}
-    derby = f"-Dderby.system.home={paths.metastore}"
+    derby = " ".join([f"-Dderby.system.home={paths.metastore}", *config.driver_jvm_flags])
     user_java = user_conf.pop("spark.driver.extraJavaOptions", "")
     conf.update(user_conf)
     conf["spark.driver.extraJavaOptions"] = f"{derby} {user_java}".strip()

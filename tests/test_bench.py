@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ from agents.prompts import DiagnosisAnswer, PatchAnswer
 from agents.record import Attempt, Diagnosis, Evidence, FailedRun, IncidentRecord, LlmCall, Patch, StageTiming
 from bench import scripted
 from bench.__main__ import main as bench_main
+from bench.errors import BenchUsageError
 from bench.figures import ScenarioInfo, error_row, row_from_record, summarize
+from bench.heal import HealBenchOptions, run_heal_bench
 from bench.report import format_markdown, format_table, write_reports
 from sample_jobs import get_scenario
 
@@ -147,6 +150,15 @@ def test_unknown_scenario_is_refused_before_any_work(capsys, tmp_path):
     err = capsys.readouterr().err
     assert "unknown scenario(s) no_such_one" in err and "result_size" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_bad_settings_are_refused_before_any_work(tmp_path):
+    options = HealBenchOptions(scenarios=("result_size",), out_dir=tmp_path / "out")
+    with pytest.raises(BenchUsageError, match="HEAL_MAX_ATTEMPTS must be a number"):
+        run_heal_bench(options, environ={"HEAL_MAX_ATTEMPTS": "many"}, dotenv=None)
+    with pytest.raises(BenchUsageError, match="--cde env needs JOBS_API_URL"):
+        run_heal_bench(replace(options, cde="env"), environ={}, dotenv=None)
+    assert not (tmp_path / "out").exists()
 
 
 def test_bench_heal_runs_result_size_end_to_end(tmp_path):
