@@ -54,7 +54,8 @@ def test_spec_fields_become_spark_submit_options_with_local_paths(tmp_path: Path
     assert confs["spark.sql.catalogImplementation"] == "hive"
     assert confs["spark.sql.warehouse.dir"] == str(config.data_dir / "warehouse")
     assert (
-        confs["spark.driver.extraJavaOptions"] == f"-Dderby.system.home={config.data_dir / 'metastore'} -Dx=1"
+        confs["spark.driver.extraJavaOptions"]
+        == f"-Dderby.system.home={config.data_dir / 'metastore'} {' '.join(config.driver_jvm_flags)} -Dx=1"
     )
     assert confs["spark.myapp.dir"] == f"{mount}/conf/"
     assert confs["spark.executor.memory"] == "3g" and confs["spark.executor.cores"] == "3"
