@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 from agents.errors import ConfigError
 
 HealMode = Literal["auto", "approve"]
+MIN_ROOM_BESIDE_EVIDENCE = 1000  # prompt tokens kept for instructions and code beside the distilled log
 
 
 def _load_dotenv(path: Path) -> dict[str, str]:
@@ -165,6 +166,9 @@ class Settings:
             not in ("0", "false", "no", "off"),
             crash_after=text("HEALER_CRASH_AFTER"),
         )
+        if settings["prompt_token_budget"] < settings["evidence_token_budget"] + MIN_ROOM_BESIDE_EVIDENCE:
+            problems.append(f"HEAL_PROMPT_TOKEN_BUDGET must exceed HEAL_EVIDENCE_TOKEN_BUDGET by at least "
+                            f"{MIN_ROOM_BESIDE_EVIDENCE} tokens (instructions and code need room too)")
         known = {f.name for f in fields(cls)}
         for key, value in overrides.items():
             if key not in known:

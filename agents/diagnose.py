@@ -13,6 +13,7 @@ from typing import Literal
 from langgraph.types import Command
 
 from agents import prompts, rules
+from agents.budget import code_window, room_for_code
 from agents.errors import LLMError
 from agents.record import Diagnosis, Evidence, IncidentRecord
 from agents.stage import current_attempt
@@ -24,10 +25,6 @@ UNFIXABLE = ("data",)  # categories no code or configuration change can heal
 def current_evidence(state: HealState, record: IncidentRecord) -> Evidence:
     attempt = current_attempt(record, state["attempt"])
     return attempt.evidence or record.evidence or Evidence()
-
-
-def numbered(code: str) -> str:
-    return "\n".join(f"{i:4d}| {line}" for i, line in enumerate(code.splitlines(), 1))
 
 
 def diagnose(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Literal["patch", "escalate"]]:
@@ -59,18 +56,18 @@ def diagnose(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Li
 
 def ask_model(state: HealState, deps: Deps, record: IncidentRecord, evidence: Evidence,
               found: Diagnosis | None) -> Diagnosis:
-    messages = [
-        {"role": "system", "content": prompts.render("system")},
-        {"role": "user", "content": prompts.render(
-            "diagnose",
-            job=record.job,
-            evidence=evidence.distilled or "(the run left no driver log)",
-            code=numbered(state.get("base_code") or ""),
-            spark=json.dumps(state.get("base_spark") or {}, indent=2, sort_keys=True),
-            rule_findings=_findings(found),
-            feedback=state.get("feedback") or "none",
-        )},
-    ]
+    values = dict(
+        job=record.job,
+        evidence=evidence.distilled or "(the run left no driver log)",
+        spark=json.dumps(state.get("base_spark") or {}, indent=2, sort_keys=True),
+        rule_findings=_findings(found),
+        feedback=state.get("feedback") or "none",
+    )
+    system = prompts.render("system")
+    room = room_for_code(deps.settings.prompt_token_budget, system + prompts.render("diagnose", code="", **values))
+    code = code_window(state.get("base_code") or "", room, evidence.user_line)  # the failing lines fit
+    messages = [{"role": "system", "content": system},
+                {"role": "user", "content": prompts.render("diagnose", code=code, **values)}]
     try:
         answer, calls = deps.llm.structured("diagnose", messages, prompts.DiagnosisAnswer,  # type: ignore[union-attr]
                                             attempt=state["attempt"])

@@ -5,7 +5,8 @@
     HealerError                  anything the healer raises on purpose
     ├── ConfigError              settings missing or invalid at start (lists every problem)
     ├── InvalidInput             bad input from a caller or a file (a missing template, a bad value)
-    │   └── UnsupportedJob       a job the healer cannot patch (not Python, no application file)
+    │   ├── UnsupportedJob       a job the healer cannot patch (not Python, no application file)
+    │   └── PromptTooLarge       the code a model must see does not fit the prompt token budget
     └── LLMError                 the model could not help
         ├── LLMUnavailable       endpoint down, timed out or refused our credentials (after retries)
         └── LLMBadAnswer         no valid structured answer within the retry limit
@@ -57,3 +58,7 @@ class ConfigError(HealerError):
 
 class UnsupportedJob(InvalidInput):
     """The job cannot be healed by patching: not a Python job, or its application file is unreachable."""
+
+
+class PromptTooLarge(InvalidInput):
+    """The application file does not fit the prompt token budget, so a model cannot patch it whole."""

@@ -58,6 +58,7 @@ COUNT_LIMITS: dict[str, int] = {
 }
 # Fields of the job's "spark" section a patch may change (never file, mounts, pythonEnv, args).
 ALLOWED_SPARK_FIELDS = frozenset({"driverMemory", "driverCores", "executorMemory", "executorCores", "numExecutors"})
+MAX_ARGS, MAX_ARG_CHARS = 50, 1000
 ALLOWED_CONF_PREFIXES = ("spark.sql.", "spark.driver.", "spark.executor.", "spark.memory.", "spark.network.")
 # Keys under those prefixes that load code, move data or rebind the driver.
 DENIED_CONF_PARTS = (
@@ -445,14 +446,32 @@ def _check_value(key: str, value: Any) -> str | None:
     return None
 
 
-def _allowed_config(patch: Patch) -> GuardVerdict:
+def _args_problem(value: Any, job_spark: Mapping[str, Any] | None) -> str | None:
+    """Arguments may only be appended: existing ones (the tables a job reads and writes) never change."""
+    if not isinstance(value, list) or not all(isinstance(a, str) and len(a) <= MAX_ARG_CHARS for a in value):
+        return f"args must be a list of strings of at most {MAX_ARG_CHARS} characters"
+    if len(value) > MAX_ARGS:
+        return f"args: at most {MAX_ARGS} arguments"
+    current = list((job_spark or {}).get("args") or [])
+    if value[: len(current)] != current or len(value) == len(current):
+        return (f"args may only append missing arguments; the existing ones {current!r} must stay as they are, "
+                "in order")
+    return None
+
+
+def _allowed_config(patch: Patch, job_spark: Mapping[str, Any] | None = None) -> GuardVerdict:
     rule = "allowed-config"
     problems: list[str] = []
     for key, value in patch.spark_changes.items():
+        if key == "args":
+            problem = _args_problem(value, job_spark)
+            if problem:
+                problems.append(problem)
+            continue
         if key not in ALLOWED_SPARK_FIELDS:
             problems.append(
                 f"job field {key!r} may not be changed (allowed: {', '.join(sorted(ALLOWED_SPARK_FIELDS))}; "
-                "never the application file, mounts, python environment or arguments)"
+                "or appending missing args; never the application file, mounts or python environment)"
             )
             continue
         problem = _check_value(key, value)
@@ -501,7 +520,7 @@ def check_patch(
         _bounded_diff(original_code, patch, max_changed_share),
         _not_a_no_op(original_code, patch, job_spark),
         _not_a_repeat(patch, previous),
-        _allowed_config(patch),
+        _allowed_config(patch, job_spark),
     ]
 
 

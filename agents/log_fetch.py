@@ -20,6 +20,7 @@ from cde_client import CdeClient, Job, NotFound
 
 MOUNT_ROOT = "/app/mount/"
 DRIVER_LOGS = ("driver/stdout", "driver/stderr")
+SUBMITTER_LOG = "submitter/stdout"  # read when the driver left nothing: the run may never have started
 DISPLAY_LOG_CHARS = 200_000  # the tail of the driver log kept in the record for the dashboard
 REMOTE_SCHEMES = ("s3a://", "s3://", "hdfs://", "abfs://", "gs://", "http://", "https://", "local:")
 
@@ -78,6 +79,11 @@ def read_logs(client: CdeClient, run_id: int) -> tuple[str, str, list[str]]:
             logs.append(client.get_logs(run_id, log_type))
         except NotFound:
             logs.append("")
+    if not (logs[0].strip() or logs[1].strip()) and (not types or SUBMITTER_LOG in types):
+        try:
+            logs[1] = client.get_logs(run_id, SUBMITTER_LOG)
+        except NotFound:
+            pass
     return logs[0], logs[1], types
 
 

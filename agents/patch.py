@@ -15,9 +15,12 @@ from typing import Any, Literal
 from langgraph.types import Command
 
 from agents import prompts, rules
-from agents.diagnose import current_evidence, numbered
-from agents.errors import LLMError
+from agents.budget import room_for_code
+from agents.diagnose import current_evidence
+from agents.distill import estimate_tokens
+from agents.errors import LLMError, PromptTooLarge
 from agents.guard import check_patch
+from agents.prompts import number_lines
 from agents.record import Diagnosis, IncidentRecord, Patch
 from agents.stage import current_attempt
 from agents.state import Deps, HealState
@@ -54,9 +57,10 @@ def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Liter
     accepted: Patch | None = None
     rejections: list[str] = []
 
-    if deps.settings.deterministic_fixes or deps.llm is None:
-        proposal = rules.fix_by_rules(diagnosis, current_evidence(state, record), base_code,
-                                      state.get("base_spark") or {})
+    evidence = current_evidence(state, record)
+    ruled = _rule_diagnosis(diagnosis, evidence, base_code, state.get("base_spark") or {})
+    if ruled is not None and (deps.settings.deterministic_fixes or deps.llm is None):
+        proposal = rules.fix_by_rules(ruled, evidence, base_code, state.get("base_spark") or {})
         if proposal is not None:
             accepted = _judge(proposal, base_code, state.get("base_spark") or {}, earlier, deps,
                               attempt.guard, rejections)
@@ -65,8 +69,12 @@ def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Liter
             accepted = _ask_model(state, deps, record, diagnosis, earlier, attempt.guard, rejections)
         except LLMError as exc:
             return _escalate(f"the model could not propose a patch: {exc}")
+        except PromptTooLarge as exc:
+            return _escalate(f"no patch from the model: {exc}")
     if accepted is None:
-        why = "; ".join(rejections[-3:]) or "no rule knows a fix for this failure and no model is configured"
+        why = "; ".join(rejections[-3:]) or (
+            f"rule {diagnosis.rule!r} matched but has no safe fix here, and no model is configured"
+            if diagnosis.rule else "no rule knows a fix for this failure and no model is configured")
         return _escalate(f"no acceptable patch for attempt {attempt.number}: {why}")
 
     attempt.patch = accepted
@@ -81,6 +89,19 @@ def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Liter
     attempt.diff = (config_diff(original.definition.get("spark") or {}, new_spark)
                     if accepted.kind == "config" else "")
     return Command(goto="approval")
+
+
+def _rule_diagnosis(diagnosis: Diagnosis, evidence, code: str, spark: dict[str, Any]) -> Diagnosis | None:
+    """The rule's own diagnosis when a rule made it, or when the model agrees with a matching rule:
+    then the rule's fixer may write the patch."""
+    if diagnosis.source == "rule":
+        return diagnosis
+    if diagnosis.rule is None:
+        return None
+    found = rules.diagnose_by_rules(evidence, code, spark)
+    if found is not None and found.rule == diagnosis.rule and found.category == diagnosis.category:
+        return found
+    return None
 
 
 def _judge(proposal: Patch, base_code: str, base_spark: dict[str, Any], earlier: list[Patch], deps: Deps,
@@ -100,21 +121,25 @@ def _ask_model(state: HealState, deps: Deps, record: IncidentRecord, diagnosis: 
     assert deps.llm is not None
     base_code = state.get("base_code") or ""
     evidence = current_evidence(state, record)
+    system = prompts.render("system")
     for _ in range(deps.settings.max_patch_tries):
         template = "patch_retry" if rejections else "patch"
-        messages = [
-            {"role": "system", "content": prompts.render("system")},
-            {"role": "user", "content": prompts.render(
-                template,
-                job=record.job,
-                diagnosis=diagnosis.model_dump_json(indent=2),
-                evidence=evidence.distilled or "(no driver log)",
-                code=numbered(base_code),
-                spark=json.dumps(state.get("base_spark") or {}, indent=2, sort_keys=True),
-                feedback=state.get("feedback") or "none",
-                rejections="\n".join(f"- {r}" for r in rejections) or "none",
-            )},
-        ]
+        values = dict(
+            job=record.job,
+            diagnosis=diagnosis.model_dump_json(indent=2),
+            evidence=evidence.distilled or "(no driver log)",
+            spark=json.dumps(state.get("base_spark") or {}, indent=2, sort_keys=True),
+            feedback=state.get("feedback") or "none",
+            rejections="\n".join(f"- {r}" for r in rejections) or "none",
+        )
+        room = room_for_code(deps.settings.prompt_token_budget, system + prompts.render(template, code="", **values))
+        code = number_lines(base_code)
+        if estimate_tokens(code) > room:  # the model must see, and return, the whole file
+            raise PromptTooLarge(
+                f"the application file (about {estimate_tokens(code)} tokens) does not fit the prompt budget "
+                f"of {deps.settings.prompt_token_budget} tokens (HEAL_PROMPT_TOKEN_BUDGET)")
+        messages = [{"role": "system", "content": system},
+                    {"role": "user", "content": prompts.render(template, code=code, **values)}]
         try:
             answer, calls = deps.llm.structured("patch", messages, prompts.PatchAnswer, attempt=state["attempt"])
         except LLMError as exc:

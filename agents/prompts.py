@@ -126,11 +126,18 @@ class PatchAnswer(BaseModel):
         default_factory=dict,
         description='For kind config: spark.conf keys to set, e.g. {"spark.driver.maxResultSize": "2g"}.',
     )
+    args: list[str] | None = Field(
+        default=None,
+        description="For kind config, only when the job is missing arguments: its complete new argument list. "
+        "Existing arguments stay as they are, in order; only missing ones may be appended.",
+    )
 
     def to_patch(self) -> Patch:
         spark: dict[str, Any] = {
             k: int(v) if k in COUNT_FIELDS and str(v).strip().isdigit() else v for k, v in self.spark_changes.items()
         }
+        if self.args is not None:
+            spark["args"] = list(self.args)
         return Patch(
             kind=self.kind,
             explanation=self.explanation,

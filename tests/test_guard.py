@@ -301,3 +301,19 @@ def test_sizes() -> None:
     assert format_size(2 * 1024**3) == "2g" and format_size(1536 * 1024**2) == "1536m" and format_size(1000) == "1k"
     with pytest.raises(InvalidInput):
         parse_size("big")
+
+
+def test_config_patch_may_only_append_missing_arguments():
+    job_spark = {"args": ["retail.orders"], "driverMemory": "1g"}
+    code = "import sys\nprint(sys.argv[2])\n"
+
+    def verdict(args):
+        patch = Patch(kind="config", spark_changes={"args": args}, explanation="add the output table")
+        return {v.rule: v for v in check_patch(code, patch, job_spark=job_spark)}["allowed-config"]
+
+    assert verdict(["retail.orders", "mart.customer_lifetime_value"]).ok
+    changed = verdict(["prod.orders", "mart.customer_lifetime_value"])
+    assert not changed.ok and "must stay as they are" in changed.reason
+    assert not verdict(["retail.orders"]).ok  # nothing appended
+    assert not verdict("retail.orders mart.x").ok  # not a list
+    assert not verdict(["retail.orders", "x" * 2000]).ok

@@ -86,3 +86,20 @@ def test_monitor_opens_one_incident_per_new_failure_and_ignores_its_own_jobs(hea
     assert [r.incident_id for r in incidents] == [f"probe--{runs['probe'].id}"]  # once, whatever the cycles
     assert incidents[0].state == "escalated"  # a plain sys.exit: no rule, no model
     assert healer.watch_status.last_error == ""
+
+
+def test_model_diagnosis_with_an_agreeing_rule_gets_the_rule_fix(heal_lab, scripted_llm, tmp_path, tutorial_failure):
+    """Where Spark's message names the remedy, the rule's fixer patches; the model only diagnoses."""
+    from tests.test_heal_tutorial import DIAGNOSIS
+
+    scripted_llm.add(DIAGNOSIS)  # no patch answer scripted: a patch request would fail the heal
+    healer = heal_lab.healer(tmp_path, scripted_llm, HEAL_MODE="approve")
+    try:
+        record = healer.heal(JOB, tutorial_failure)
+    finally:
+        healer.close()
+    assert record.state == "awaiting_approval", record.reason
+    attempt = record.attempts[0]
+    assert attempt.diagnosis.source == "model" and attempt.diagnosis.rule == "unresolved-column"
+    assert attempt.patch.source == "rule" and "SELECT account_id" in attempt.fixed_code
+    assert [c.stage for c in record.llm_calls] == ["diagnose"]
