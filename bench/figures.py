@@ -3,12 +3,12 @@
 Everything here is pure computation on a record and on run durations read from the CDE, so the
 table can be tested without Spark. Definitions:
 
-- time to heal: the record's opening → the end of its last stage (whatever the outcome);
+- time to heal: from the failed run's start to the end of the incident's last stage = the failed
+  run's duration + the record's opening → its end (the benchmark heals at once, so detection adds
+  nothing; a watcher adds up to one poll interval);
 - floor: what no healer can avoid = failed run duration + model time (sum of the calls'
   latency) + every fix run the healer started + every output-check run it started;
-- own time: time to heal − model time − fix and check runs = what the healer itself spent
-  (log fetching, uploads, polling). The record opens after the failed run ended, so the time
-  to heal does not hold the failed run's duration and may be below the floor.
+- own time: time to heal − floor = what the healer itself spent (log fetching, uploads, polling).
 - right: healed when the scenario expects a heal, escalated when it expects an escalation.
 """
 
@@ -45,7 +45,7 @@ class HealRow:
     attempts: int = 0
     time_s: float | None = None
     floor_s: float | None = None
-    own_s: float | None = None  # time_s minus model time and the fix and check runs
+    own_s: float | None = None  # time_s minus the floor
     failed_run_s: float | None = None
     model_s: float = 0.0
     fix_runs_s: float | None = None
@@ -123,7 +123,7 @@ def row_from_record(info: ScenarioInfo, record: IncidentRecord,
         right=is_right(info.expected, record.state),
         check=(CHECK_PASSED if checked[-1] else CHECK_FAILED) if checked else CHECK_NONE,
         attempts=len(record.attempts),
-        time_s=time_to_end(record),
+        time_s=_plus(durations.get(record.run_id), time_to_end(record)),
         failed_run_s=durations.get(record.run_id),
         model_s=model_s,
         fix_runs_s=_sum_runs(fixes, durations),
@@ -143,9 +143,13 @@ def row_from_record(info: ScenarioInfo, record: IncidentRecord,
     )
     parts = (row.failed_run_s, row.fix_runs_s, row.check_runs_s)
     row.floor_s = None if None in parts else round(sum(p or 0.0 for p in parts) + model_s, 3)
-    if row.time_s is not None and row.fix_runs_s is not None and row.check_runs_s is not None:
-        row.own_s = round(row.time_s - model_s - row.fix_runs_s - row.check_runs_s, 3)
+    if row.time_s is not None and row.floor_s is not None:
+        row.own_s = round(row.time_s - row.floor_s, 3)
     return row
+
+
+def _plus(failed_run_s: float | None, incident_s: float | None) -> float | None:
+    return None if failed_run_s is None or incident_s is None else round(failed_run_s + incident_s, 3)
 
 
 def error_row(info: ScenarioInfo, error: str, record: IncidentRecord | None = None,

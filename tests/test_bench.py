@@ -59,11 +59,11 @@ DURATIONS = {7: 30.0, 8: 20.0, 9: 15.0, 10: 22.0, 11: 16.0}
 def test_row_figures_come_from_the_record_and_the_run_durations():
     row = row_from_record(HEAL, _record(), DURATIONS)
     assert (row.outcome, row.right, row.check, row.attempts) == ("healed", True, "passed", 2)
-    assert row.time_s == pytest.approx(90.25)  # opened 10:00:00 → last stage ended 10:01:30.25
+    assert row.time_s == pytest.approx(30 + 90.25)  # failed run, then opened 10:00:00 → ended 10:01:30.25
     assert row.model_s == pytest.approx(3.75)
     assert (row.failed_run_s, row.fix_runs_s, row.check_runs_s) == (30.0, 42.0, 31.0)
     assert row.floor_s == pytest.approx(30 + 42 + 31 + 3.75)
-    assert row.own_s == pytest.approx(90.25 - 3.75 - 42 - 31)
+    assert row.own_s == pytest.approx(30 + 90.25 - (30 + 42 + 31 + 3.75))
     assert (row.model_calls, row.prompt_tokens, row.estimated_prompt_tokens) == (2, 120, 450)
     assert (row.raw_log_bytes, row.distilled_tokens) == (5000, 400)
     assert (row.diagnosis, row.rule, row.patch) == ("model", "unresolved-column", "model")
@@ -73,7 +73,8 @@ def test_row_figures_come_from_the_record_and_the_run_durations():
 def test_a_run_without_a_known_duration_leaves_the_floor_empty():
     row = row_from_record(HEAL, _record(), {**DURATIONS, 10: None})
     assert row.fix_runs_s is None and row.floor_s is None and row.own_s is None
-    assert row.time_s == pytest.approx(90.25)
+    assert row.time_s == pytest.approx(30 + 90.25)
+    assert row_from_record(HEAL, _record(), {**DURATIONS, 7: None}).time_s is None  # failed run unknown
 
 
 def test_right_outcome_depends_on_what_the_scenario_expects():
@@ -96,7 +97,7 @@ def test_table_markdown_and_json_show_every_row_and_the_summary(tmp_path):
     ]
     summary = summarize(rows)
     assert (summary.scenarios, summary.healed, summary.expected_heal, summary.right, summary.errors) == (4, 2, 3, 2, 1)
-    assert summary.median_time_to_heal_s == pytest.approx(90.25)
+    assert summary.median_time_to_heal_s == pytest.approx(((30 + 90.25) + (10 + 90.25)) / 2)
     assert summary.median_floor_s == pytest.approx(((30 + 76.75) + (10 + 76.75)) / 2)
     assert (summary.model_calls, summary.prompt_tokens, summary.estimated_prompt_tokens) == (6, 360, 1350)
 
