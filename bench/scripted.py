@@ -6,7 +6,7 @@ diagnosis and (unless it must escalate) one patch, in the shapes the healer asks
 
 - a code file named as the application file → a code patch with that file's content;
 - `fix.json` (`{"spark": {..., "conf": {...}}}`) → a config patch: its `conf` as conf_changes,
-  the other `spark` fields as spark_changes (passed through as they are, lists included);
+  `args` as args, the other `spark` fields as spark_changes;
 - remedy "rerun" → a rerun patch; expected "escalate" → a diagnosis of category "data", no patch.
 """
 
@@ -55,7 +55,9 @@ def patch_answer(scenario: Scenario, fixes_dir: Path = FIXES_DIR) -> dict[str, A
             raise NoKnownFix(f"{path} must hold exactly {{\"spark\": {{...}}}}; the patch can change nothing else")
         spark = dict(fix["spark"])
         answer["conf_changes"] = dict(spark.pop("conf", {}) or {})
-        answer["spark_changes"] = spark
+        if "args" in spark:  # the answer schema carries arguments in a field of their own
+            answer["args"] = list(spark.pop("args"))
+        answer["spark_changes"] = {k: str(v) for k, v in spark.items()}
         return answer
     path = folder / scenario.app_file
     if not path.is_file():
