@@ -62,9 +62,9 @@ def notes(rows: list[HealRow]) -> list[str]:
     return lines
 
 
-FOOTNOTE = ("time: the incident's opening → its last stage's end. floor: the failed run's duration + the "
-            "model's time + every fix and check run the healer started. own: time − model time − fix and "
-            "check runs (the healer's own work and waiting).")
+FOOTNOTE = ("time: the failed run's start → the incident's last stage's end. floor: the failed run's "
+            "duration + the model's time + every fix and check run the healer started. own: time − floor "
+            "(the healer's own work and waiting).")
 
 
 def format_table(rows: list[HealRow], summary: Summary) -> str:
