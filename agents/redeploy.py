@@ -27,8 +27,19 @@ SERVER_FIELDS = ("created", "modified", "lastUsed", "lastRun", "latestRun")
 MAX_FIX_NUMBER = 999  # names <job>-fix-1 .. -999
 
 
-def run_request_id(incident: str, attempt: int) -> str:
-    return f"healer:{incident}:attempt-{attempt}"
+def run_request_id(incident: str, attempt: int, fix_job: str) -> str:
+    """Unique per incident, attempt and fix job: CDE deduplicates requestIDs across all jobs, so an
+    id without the job name would hand a second healer (or a wiped data dir) another job's run."""
+    return f"healer:{incident}:attempt-{attempt}:{fix_job}"
+
+
+def start_run(client: CdeClient, job: str, request_id: str) -> int:
+    """Starts (or finds, on a retry) the run of `job` for `request_id`, and checks it is `job`'s."""
+    run_id = client.run_job(job, request_id=request_id)
+    owner = client.get_run(run_id).job
+    if owner != job:
+        raise HealerError(f"requestID {request_id!r} answered with run {run_id} of job {owner!r}, not {job!r}")
+    return run_id
 
 
 def next_fix_name(client: CdeClient, job: str, taken: set[str]) -> str:
@@ -103,7 +114,7 @@ def redeploy(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Li
         _ensure_same_job(client, name, spec)
     deps.records.save(record)
     crash_point(deps, "redeploy.job_created")
-    attempt.fix_run_id = client.run_job(name, request_id=run_request_id(record.incident_id, attempt.number))
+    attempt.fix_run_id = start_run(client, name, run_request_id(record.incident_id, attempt.number, name))
     return Command(goto="verify", update={"base_spark": new_spark})
 
 

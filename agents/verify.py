@@ -13,6 +13,7 @@ from langgraph.graph import END
 from langgraph.types import Command
 
 from agents.record import Attempt, IncidentRecord
+from agents.redeploy import start_run
 from agents.stage import crash_point, current_attempt
 from agents.state import Deps, HealState
 from cde_client import CdeClient, JobRun, NotFound, RunTimeout
@@ -36,8 +37,8 @@ def run_output_check(deps: Deps, record: IncidentRecord, attempt: Attempt) -> bo
         return None
     attempt.check_job = check_job
     if attempt.check_run_id is None:
-        attempt.check_run_id = deps.client.run_job(
-            check_job, request_id=f"healer:{record.incident_id}:attempt-{attempt.number}:check")
+        attempt.check_run_id = start_run(
+            deps.client, check_job, f"healer:{record.incident_id}:{attempt.fix_job}:run-{attempt.fix_run_id}:check")
         deps.records.save(record)
         crash_point(deps, "verify.check_started")
     run = follow(deps.client, attempt.check_run_id, deps.settings.run_timeout_s, deps.settings.run_poll_s)
