@@ -177,19 +177,23 @@ class Healer:
             done.append(self.heal(run.job, run.id, progress=progress))
         return done
 
+    def watched_cycle(self, progress: ProgressFn | None = None) -> None:
+        """One cycle as the watcher runs it: an error is reported on `watch_status`, never raised."""
+        try:
+            self.cycle(progress)
+            self.watch_status.last_error = ""
+        except Exception as exc:  # CDE or model unreachable: keep watching, the next cycle retries
+            self.watch_status.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("monitor cycle failed: %s", self.watch_status.last_error)
+        self.watch_status.cycles += 1
+        self.watch_status.last_poll = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
     def watch(self, stop: threading.Event, progress: ProgressFn | None = None) -> None:
-        """Monitors until `stop` is set. An error in one cycle is reported, never fatal."""
+        """Monitors until `stop` is set, one cycle every `poll_interval_s`."""
         self.watch_status.alive = True
         try:
             while not stop.is_set():
-                try:
-                    self.cycle(progress)
-                    self.watch_status.last_error = ""
-                except Exception as exc:  # CDE or model unreachable: keep watching, the next cycle retries
-                    self.watch_status.last_error = f"{type(exc).__name__}: {exc}"
-                    log.warning("monitor cycle failed: %s", self.watch_status.last_error)
-                self.watch_status.cycles += 1
-                self.watch_status.last_poll = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                self.watched_cycle(progress)
                 stop.wait(self.settings.poll_interval_s)
         finally:
             self.watch_status.alive = False

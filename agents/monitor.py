@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from langgraph.graph import END
 from langgraph.types import Command
 
+from agents.config import Settings
 from agents.errors import InvalidInput
 from agents.record import FailedRun, IncidentRecord, RecordStore, incident_id
 from agents.state import Deps, HealState
@@ -25,22 +26,22 @@ def healer_owned(job: str, check_suffix: str) -> bool:
     return bool(FIX_JOB_PATTERN.search(job)) or job.endswith(check_suffix)
 
 
-def find_new_failures(client: CdeClient, deps_settings, records: RecordStore) -> list[JobRun]:
+def find_new_failures(client: CdeClient, settings: Settings, records: RecordStore) -> list[JobRun]:
     """Failed runs of watched jobs, oldest first, that have no incident. One list call."""
-    since = datetime.now(timezone.utc) - timedelta(hours=deps_settings.lookback_h)
+    since = datetime.now(timezone.utc) - timedelta(hours=settings.lookback_h)
     filters = ["status[eq]failed", f"started[gte]{since.strftime('%Y-%m-%dT%H:%M:%S')}"]
-    if deps_settings.watched_jobs:
-        filters.append("job[in]" + ",".join(deps_settings.watched_jobs))
+    if settings.watched_jobs:
+        filters.append("job[in]" + ",".join(settings.watched_jobs))
     runs = client.list_runs(filters=filters, order_by="ID", ascending=True)
     own_runs = {run_id for record in records.all() for run_id in _runs_started_by(record)}
     fresh = [
         run for run in runs
-        if deps_settings.watches(run.job)
-        and not healer_owned(run.job, deps_settings.check_job_suffix)
+        if settings.watches(run.job)
+        and not healer_owned(run.job, settings.check_job_suffix)
         and run.id not in own_runs
         and not records.exists(incident_id(run.job, run.id))
     ]
-    return fresh[: deps_settings.max_new_incidents_per_cycle]
+    return fresh[: settings.max_new_incidents_per_cycle]
 
 
 def _runs_started_by(record: IncidentRecord) -> list[int]:

@@ -67,9 +67,7 @@ class HealerWorker:
                     self._execute(command)
                     continue
                 if self._watch and time.monotonic() >= next_cycle:
-                    self._execute(_Command("monitor cycle", self.healer.cycle))
-                    status.cycles += 1
-                    status.last_poll = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                    self.healer.watched_cycle()
                     next_cycle = time.monotonic() + self.settings.poll_interval_s
         finally:
             status.alive = False
