@@ -2,7 +2,7 @@
 
     python app/cai_launcher.py            serve: the healer's watcher and the dashboard, in-process
     python app/cai_launcher.py check      say what is missing (packages, settings) and exit
-    python app/cai_launcher.py install    pip install -r requirements.txt (a session or the AMP job)
+    python app/cai_launcher.py install    pip install -r requirements-cai.txt (a session or the AMP job)
 
 `serve` is `python -m app serve` run in this process, configured from the environment (the
 project's environment variables: JOBS_API_URL, WORKLOAD_USER, WORKLOAD_PASSWORD, ...). The
@@ -55,7 +55,7 @@ def check() -> list[str]:
 
 def install() -> int:
     """Installs the requirements into the project's Python (run once, not at application start)."""
-    requirements = REPO / "requirements.txt"
+    requirements = REPO / "requirements-cai.txt"  # no Spark: the healer talks to CDE over HTTP
     return subprocess.call([sys.executable, "-m", "pip", "install", "--quiet", "-r", str(requirements)])
 
 
