@@ -55,18 +55,10 @@ def run_demo(port: int, data_dir: Path, ui_port: int, serve_ui: bool = True) -> 
         healer.close()
         if not serve_ui:
             return code
-        from app.dashboard import launch
-        from app.server import start_stack
+        from app.server import serve
 
-        healer, worker, service = start_stack(settings)
-        _say(f"\ndashboard: http://127.0.0.1:{ui_port}/   local CDE: {cde.jobs_api_url}   (Ctrl-C to stop)")
-        try:
-            launch(service, host="127.0.0.1", port=ui_port, block=True)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            worker.stop()
-            healer.close()
+        _say(f"\nlocal CDE: {cde.jobs_api_url}")
+        serve(settings, host="127.0.0.1", port=ui_port)  # the dashboard with its one watcher
         return code
     finally:
         cde.stop()
