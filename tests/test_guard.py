@@ -11,8 +11,6 @@ from agents.guard import (
     accepted,
     changed_share,
     check_patch,
-    dangerous_uses,
-    destructive_sql,
     format_size,
     parse_size,
     rejection_reasons,
@@ -22,8 +20,8 @@ from agents.record import Patch
 RULES = [
     "well-formed",
     "parses",
-    "no-new-dangerous-calls",
-    "no-new-destructive-sql",
+    "allowed-python",
+    "allowed-sql",
     "bounded-diff",
     "not-a-no-op",
     "not-a-repeat",
@@ -96,52 +94,51 @@ def test_code_that_parses_but_does_not_compile_is_rejected() -> None:
 @pytest.mark.parametrize(
     ("line", "kind"),
     [
-        ("import subprocess", "import subprocess"),
-        ("import subprocess as sp\nsp.run(['ls'])", "call subprocess.run"),
-        ("from subprocess import Popen as P\nP(['ls'])", "call subprocess.Popen"),
-        ("os.system('rm -rf /data')", "call os.system"),
-        ("from os import system\nsystem('ls')", "import os.system"),
-        ("os.popen('ls')", "call os.popen"),
-        ("os.execv('/bin/sh', ['sh'])", "call os.execv"),
-        ("os.spawnl(os.P_WAIT, '/bin/ls')", "call os.spawnl"),
-        ("os.remove(out_dir)", "call os.remove"),
-        ("os.unlink(out_dir)", "call os.unlink"),
-        ("os.rmdir(out_dir)", "call os.rmdir"),
-        ("import shutil\nshutil.rmtree(out_dir)", "call shutil.rmtree"),
-        ("from pathlib import Path\nPath(out_dir).unlink()", "call .unlink()"),
-        ("import socket", "import socket"),
-        ("import requests\nrequests.get('http://x')", "call requests.get"),
-        ("import urllib.request\nurllib.request.urlopen('http://x')", "call urllib.request.urlopen"),
-        ("from http import client", "import http.client"),
-        ("import pickle\npickle.loads(b'')", "call pickle.loads"),
-        ("eval('1+1')", "use of eval"),
-        ("exec('x = 1')", "use of exec"),
-        ("code = compile('1', 'f', 'eval')", "use of compile"),
-        ("m = __import__('os')", "use of __import__"),
-        ("run = exec", "use of exec"),
-        ("spark.sparkContext._jvm.java.lang.Runtime.getRuntime()", "attribute ._jvm"),
+        ("import subprocess", "imports subprocess"),
+        ("import subprocess as sp\nsp.run(['ls'])", "imports subprocess"),
+        ("from subprocess import Popen as P\nP(['ls'])", "imports subprocess"),
+        ("os.system('rm -rf /data')", "os.system"),
+        ("from os import system\nsystem('ls')", "os.system"),
+        ("os.popen('ls')", "os.popen"),
+        ("os.execv('/bin/sh', ['sh'])", "os.execv"),
+        ("os.spawnl(os.P_WAIT, '/bin/ls')", "os.spawnl"),
+        ("os.remove(out_dir)", "os.remove"),
+        ("os.unlink(out_dir)", "os.unlink"),
+        ("os.rmdir(out_dir)", "os.rmdir"),
+        ("import shutil\nshutil.rmtree(out_dir)", "imports shutil"),
+        ("from pathlib import Path\nPath(out_dir).unlink()", "imports pathlib"),
+        ("import socket", "imports socket"),
+        ("import requests\nrequests.get('http://x')", "imports requests"),
+        ("import urllib.request\nurllib.request.urlopen('http://x')", "imports urllib.request"),
+        ("from http import client", "imports http"),
+        ("import pickle\npickle.loads(b'')", "imports pickle"),
+        ("eval('1+1')", "'eval'"),
+        ("exec('x = 1')", "'exec'"),
+        ("code = compile('1', 'f', 'eval')", "'compile'"),
+        ("m = __import__('os')", "__import__"),
+        ("run = exec", "'exec'"),
+        ("spark.sparkContext._jvm.java.lang.Runtime.getRuntime()", ".sparkContext"),
     ],
 )
 def test_new_dangerous_calls_are_rejected(line: str, kind: str) -> None:
     verdicts = check_patch(ORIGINAL, code_patch(add_line(line)))
-    result = verdict(verdicts, "no-new-dangerous-calls")
+    result = verdict(verdicts, "allowed-python")
     assert not result.ok
     assert kind in result.reason
-    assert kind in dangerous_uses(add_line(line))
 
 
-def test_dangerous_calls_already_in_the_original_are_accepted_but_not_more_of_them() -> None:
-    original = add_line("os.remove('/tmp/stale.marker')")
+def test_uses_already_in_the_original_are_accepted_but_not_new_ones() -> None:
+    original = add_line("os.remove(out_dir + '.marker')")
     same = original.replace("SELECT account_id", "SELECT account_id ")
-    assert verdict(check_patch(original, code_patch(same)), "no-new-dangerous-calls").ok
-    more = original.replace("spark.stop()\n", "os.remove('/tmp/other')\nspark.stop()\n")
-    result = verdict(check_patch(original, code_patch(more)), "no-new-dangerous-calls")
-    assert not result.ok and "1 x call os.remove" in result.reason
+    assert verdict(check_patch(original, code_patch(same)), "allowed-python").ok
+    more = original.replace("spark.stop()\n", "os.rename(out_dir, out_dir + '.old')\nspark.stop()\n")
+    result = verdict(check_patch(original, code_patch(more)), "allowed-python")
+    assert not result.ok and "os.rename" in result.reason
 
 
-def test_ordinary_code_is_not_dangerous() -> None:
-    code = "import re\nfrom re import compile\np = compile('x')\nq = re.compile('y')\nimport os\nos.path.join('a', 'b')\n"
-    assert dangerous_uses(code) == {}
+def test_ordinary_standard_library_code_is_allowed() -> None:
+    line = "import re\nfrom re import compile\np = compile('x')\nq = re.compile('y')\nother = os.path.join('a', 'b')"
+    assert verdict(check_patch(ORIGINAL, code_patch(add_line(line))), "allowed-python").ok
 
 
 # --- destructive SQL -----------------------------------------------------------------------------
@@ -150,38 +147,37 @@ def test_ordinary_code_is_not_dangerous() -> None:
 @pytest.mark.parametrize(
     ("line", "kind"),
     [
-        ('spark.sql("DROP TABLE accounts")', "DROP"),
-        ('spark.sql("drop table if exists accounts")', "DROP"),
-        ('spark.sql("TRUNCATE TABLE accounts")', "TRUNCATE"),
-        ('spark.sql("DELETE FROM accounts")', "DELETE without WHERE"),
-        ('q = "DROP " + "TABLE accounts"', "DROP"),
-        ('spark.sql(f"DROP TABLE {name}")', "DROP"),
-        ('spark.sql("SELECT 1; DELETE FROM accounts")', "DELETE without WHERE"),
+        ('spark.sql("DROP TABLE accounts")', "DROP on accounts"),
+        ('spark.sql("drop table if exists accounts")', "DROP on accounts"),
+        ('spark.sql("TRUNCATE TABLE accounts")', "TRUNCATE on accounts"),
+        ('spark.sql("DELETE FROM accounts")', "DELETE on accounts"),
+        ('q = "DROP " + "TABLE accounts"', "DROP on accounts"),
+        ('spark.sql(f"DROP TABLE {name}")', "DROP on {name}"),
+        ('spark.sql("SELECT 1; DELETE FROM accounts WHERE 1=1")', "DELETE on accounts"),
     ],
 )
 def test_new_destructive_sql_is_rejected(line: str, kind: str) -> None:
-    result = verdict(check_patch(ORIGINAL, code_patch(add_line(line))), "no-new-destructive-sql")
+    result = verdict(check_patch(ORIGINAL, code_patch(add_line(line))), "allowed-sql")
     assert not result.ok and kind in result.reason
 
 
 @pytest.mark.parametrize(
     "line",
     [
-        'spark.sql("DELETE FROM accounts WHERE balance < 0")',
+        'spark.sql("SELECT count(*) FROM accounts WHERE balance < 0").show()',
         'print("drop rows with null balance")',
         "report = report.dropDuplicates(['account_id'])",
         'report = report.drop("flag")',
     ],
 )
 def test_safe_sql_and_dataframe_drops_are_accepted(line: str) -> None:
-    assert verdict(check_patch(ORIGINAL, code_patch(add_line(line))), "no-new-destructive-sql").ok
+    assert verdict(check_patch(ORIGINAL, code_patch(add_line(line))), "allowed-sql").ok
 
 
 def test_destructive_sql_already_in_the_original_is_accepted() -> None:
     original = add_line('spark.sql("DROP TABLE IF EXISTS staging_tmp")')
     fixed = original.replace("balance > 50", "balance > 40")
-    assert destructive_sql(original) == {"DROP": 1}
-    assert verdict(check_patch(original, code_patch(fixed)), "no-new-destructive-sql").ok
+    assert verdict(check_patch(original, code_patch(fixed)), "allowed-sql").ok
 
 
 # --- bounded diff ------------------------------------------------------------------------------
@@ -245,7 +241,7 @@ def test_resource_and_safe_conf_changes_are_accepted() -> None:
         kind="config",
         spark_changes={"driverMemory": "4g", "executorMemory": "2048m", "executorCores": 2, "numExecutors": "4"},
         conf_changes={"spark.sql.shuffle.partitions": "64", "spark.driver.maxResultSize": "2g",
-                      "spark.network.timeout": "300s", "spark.sql.ansi.enabled": "false"},
+                      "spark.network.timeout": "300s", "spark.sql.adaptive.enabled": "true"},
     )
     verdicts = check_patch(ORIGINAL, patch)
     assert accepted(verdicts), rejection_reasons(verdicts)
@@ -261,7 +257,7 @@ def test_resource_and_safe_conf_changes_are_accepted() -> None:
         ({"driverMemory": "lots"}, {}, "not a memory size"),
         ({"executorCores": "two"}, {}, "whole number from 1 to 8"),
         ({"numExecutors": 500}, {}, "whole number from 1 to 50"),
-        ({}, {"spark.hadoop.fs.s3a.endpoint": "http://evil"}, "not allowed"),
+        ({}, {"spark.hadoop.fs.s3a.endpoint": "http://evil"}, "is not one a fix may set"),
         ({}, {"spark.driver.extraJavaOptions": "-javaagent:/tmp/a.jar"}, "loads code"),
         ({}, {"spark.sql.warehouse.dir": "/tmp/elsewhere"}, "moves data"),
         ({}, {"spark.driver.maxResultSize": "100g"}, "over the cap of 8g"),
@@ -275,6 +271,48 @@ def test_disallowed_config_changes_are_rejected(spark_changes: dict, conf_change
 
 
 # --- well-formed -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("spark.driver.defaultJavaOptions", "-XX:OnOutOfMemoryError=id"),
+        ("spark.executor.defaultJavaOptions", "-Dx=1"),
+        ("spark.sql.queryExecutionListeners", "x.Y"),
+        ("spark.sql.streaming.streamingQueryListeners", "x.Y"),
+        ("spark.extraListeners", "x.Y"),
+        ("spark.sql.sources.default", "text"),
+        ("spark.network.crypto.enabled", "false"),
+        ("spark.authenticate", "false"),
+        ("spark.executorEnv.PATH", "/tmp"),
+        ("spark.yarn.appMasterEnv.X", "1"),
+        ("spark.plugins", "x.Y"),
+        ("spark.jars", "/tmp/a.jar"),
+        ("spark.jars.packages", "evil:evil:1"),
+        ("spark.submit.pyFiles", "/tmp/a.py"),
+        ("spark.pyspark.python", "/tmp/sh"),
+        ("spark.sql.catalog.evil", "x.Y"),
+        ("spark.driver.extraClassPath", "/tmp"),
+        ("spark.io.encryption.enabled", "false"),
+        ("spark.ui.enabled", "true"),
+        ("spark.sql.shuffle.partitions", "0"),
+        ("spark.sql.adaptive.enabled", "yes please"),
+    ],
+)
+def test_config_keys_outside_the_exact_list_are_rejected(key: str, value: str) -> None:
+    result = verdict(check_patch(ORIGINAL, Patch(kind="config", conf_changes={key: value})), "allowed-config")
+    assert not result.ok and key in result.reason
+
+
+def test_keys_that_change_results_are_for_catalog_remedies_only() -> None:
+    change = {"spark.sql.legacy.timeParserPolicy": "LEGACY"}
+    model = verdict(check_patch(ORIGINAL, Patch(kind="config", conf_changes=change)), "allowed-config")
+    assert not model.ok and "only a catalog remedy" in model.reason
+    rule = check_patch(ORIGINAL, Patch(kind="config", conf_changes=change, source="rule"))
+    assert accepted(rule), rejection_reasons(rule)
+    bad_value = {"spark.sql.legacy.timeParserPolicy": "SOMETIMES"}
+    assert not verdict(check_patch(ORIGINAL, Patch(kind="config", conf_changes=bad_value, source="rule")),
+                       "allowed-config").ok
 
 
 @pytest.mark.parametrize(

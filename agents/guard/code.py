@@ -1,0 +1,315 @@
+"""What a patch's new Python code may use: an allowlist checked on the syntax tree.
+
+``inventory(code)`` lists what a file uses: imports, module paths (``os.path.join``, aliases
+resolved), builtins and free names, attribute names, string texts (folded, see ``fold``), the SQL
+passed to ``spark.sql`` and to expression methods, the targets it reads and writes, the
+configuration it sets. ``python_problems(original, new)`` compares two inventories: a use that is
+new (not in the original) must be in the vocabulary (``vocabulary``), else it is a problem. So an
+original that calls ``os.path.join`` lets the fix keep calling it, but not ``os.system``.
+
+Rules for new uses, each reported by the name of the rule it breaks (never how to get round it):
+imports only of ``pyspark.*`` and the named standard modules; module members only from the
+vocabulary; no free names but safe builtins (no ``getattr``, ``exec``, ``open``, ``globals``...);
+no ``_``-attributes or dunders; attributes on objects only from the PySpark and Python vocabulary
+or defined by the file itself; a module object never used as a value; the SQL-running methods
+never taken as values; no new file paths or URIs; reads only of tables or of what the original
+reads; writes only to what the original writes.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+from agents.guard import vocabulary as vocab
+from agents.guard.fold import Folded, Folder
+
+# Methods whose string argument is a SQL statement, or a SQL expression.
+SQL_STATEMENT_METHODS = frozenset({"sql"})
+SQL_EXPRESSION_METHODS = frozenset({"expr", "selectExpr", "filter", "where"})
+# Writer methods: always a write, whatever they are called on.
+WRITE_METHODS = frozenset({"saveAsTable", "insertInto", "save", "writeTo", "toTable", "createTable",
+                           "createExternalTable", "mergeInto", "start"})
+# Format methods: a write on a writer (``df.write``), a read on a reader (``spark.read``).
+FORMAT_METHODS = frozenset({"parquet", "csv", "json", "orc", "text", "jdbc", "avro", "xml"})
+READ_METHODS = frozenset({"table", "load", "textFile"})
+CONFIG_METHODS = frozenset({"config", "set", "setIfMissing"})
+# A string that names a local file, a remote store or a URL.
+PATH_LIKE = re.compile(
+    r"^\s*(?:/[\w.~$-]|~/|\.\./|(?:file|hdfs|s3[an]?|abfss?|wasbs?|gs|adl|oss|viewfs|jdbc|https?|ftp|sftp)"
+    r":)", re.I)
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class Inventory:
+    """What one file uses (see the module docstring)."""
+
+    uses: set[tuple[str, str]] = field(default_factory=set)  # (kind, text)
+    strings: set[str] = field(default_factory=set)  # folded texts of string expressions
+    sql_statements: list[Folded] = field(default_factory=list)  # arguments of spark.sql(...)
+    sql_expressions: list[Folded] = field(default_factory=list)  # arguments of expr/selectExpr/...
+    writes: set[str] = field(default_factory=set)  # target keys
+    reads: dict[str, Folded] = field(default_factory=dict)  # target key -> its text
+    config: list[tuple[Folded, str]] = field(default_factory=list)  # (key, source of the call)
+    defined: set[str] = field(default_factory=set)  # names the file defines (functions, attributes)
+    sources: dict[str, str] = field(default_factory=dict)  # placeholder -> expression source
+
+    @property
+    def identifiers(self) -> set[str]:
+        """String literals that are identifiers (column names), usable as attributes (``row.amount``)."""
+        return {s for s in self.strings if _IDENTIFIER.match(s)}
+
+
+def target_key(folded: Folded) -> str:
+    """How a read or write target is compared: its text, unquoted, in lower case."""
+    return folded.text.replace("`", "").strip().lower()
+
+
+class _Collector(ast.NodeVisitor):
+    def __init__(self, tree: ast.AST) -> None:
+        self.folder = Folder(tree)
+        self.inv = Inventory()
+        self.aliases: dict[str, str] = {}
+        self.bound: set[str] = set()
+        self.star_modules: list[str] = []
+        self.parents: dict[int, ast.AST] = {}
+        for node in ast.walk(tree):
+            for child in ast.iter_child_nodes(node):
+                self.parents[id(child)] = node
+            self._note_binding(node)
+
+    # --- bindings ---------------------------------------------------------------------------------
+
+    def _note_binding(self, node: ast.AST) -> None:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    self.aliases[alias.asname] = alias.name
+                else:
+                    self.aliases[alias.name.split(".")[0]] = alias.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom):
+            module = "." * node.level + (node.module or "")
+            for alias in node.names:
+                if alias.name == "*":
+                    self.star_modules.append(module)
+                else:
+                    self.aliases[alias.asname or alias.name] = f"{module}.{alias.name}"
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            self.bound.add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            self.bound.add(node.name)
+            self.inv.defined.add(node.name)
+        elif isinstance(node, ast.arg):
+            self.bound.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            self.bound.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            self.inv.defined.add(node.attr)
+        elif isinstance(node, ast.keyword) and node.arg:
+            self.inv.defined.add(node.arg)  # Row(amount=...) fields, namedtuple-like objects
+        elif isinstance(node, ast.Global | ast.Nonlocal):
+            self.bound.update(node.names)
+
+    def _use(self, kind: str, text: str) -> None:
+        self.inv.uses.add((kind, text))
+
+    # --- visits -------------------------------------------------------------------------------
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self._use("import", alias.name)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        module = "." * node.level + (node.module or "")
+        self._use("import", module)
+        for alias in node.names:
+            self._use("module", f"{module}.{alias.name}" if alias.name != "*" else f"{module}.*")
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if not isinstance(node.ctx, ast.Load):
+            return
+        if node.id in self.aliases:
+            self._use("module", self.aliases[node.id])  # an imported module or object, called or used bare
+        elif node.id.startswith("__") and node.id != "__name__":
+            self._use("dunder", node.id)
+        elif node.id not in self.bound:
+            self._use("name", node.id)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        chain: list[str] = []
+        base: ast.AST = node
+        while isinstance(base, ast.Attribute):
+            chain.append(base.attr)
+            base = base.value
+        chain.reverse()
+        if isinstance(base, ast.Name) and base.id in self.aliases:
+            self._use("module", ".".join([self.aliases[base.id], *chain]))
+            return  # the whole chain is one use
+        # Not rooted at a module: every attribute of the chain is a use; the base is visited.
+        current: ast.AST = node
+        while isinstance(current, ast.Attribute):
+            self._attribute(current)
+            current = current.value
+        self.visit(current)
+
+    def _attribute(self, node: ast.Attribute) -> None:
+        self._use("attribute", node.attr)
+        parent = self.parents.get(id(node))
+        called = isinstance(parent, ast.Call) and parent.func is node
+        if not called and node.attr in SQL_STATEMENT_METHODS | SQL_EXPRESSION_METHODS | WRITE_METHODS:
+            if node.attr in SQL_STATEMENT_METHODS | {"expr", "selectExpr"} | WRITE_METHODS:
+                self._use("method value", node.attr)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            self._call(func.attr, node, _chain_attrs(func.value))
+        elif isinstance(func, ast.Name) and func.id in self.aliases:
+            self._call(self.aliases[func.id].rsplit(".", 1)[-1], node, set())
+        self.generic_visit(node)
+
+    def _call(self, method: str, node: ast.Call, chain: set[str]) -> None:
+        first = node.args[0] if node.args else None
+        fold = self.folder.fold
+        if method in SQL_STATEMENT_METHODS and first is not None:
+            self.inv.sql_statements.append(fold(first))
+        elif method in SQL_EXPRESSION_METHODS and node.args:
+            for arg in node.args:
+                if method in ("expr", "selectExpr") or _stringish(arg):
+                    self.inv.sql_expressions.append(fold(arg))
+        target = first if first is not None else next(
+            (k.value for k in node.keywords if k.arg in ("path", "name", "table", "tableName")), None)
+        is_read_chain = bool(chain & {"read", "readStream"})
+        is_write_chain = bool(chain & {"write", "writeStream", "writeTo"})
+        if method in WRITE_METHODS or (method in FORMAT_METHODS and not is_read_chain):
+            self.inv.writes.add(target_key(fold(target)) if target is not None else f"({method} without target)")
+        if method in READ_METHODS and method != "load" and not is_write_chain and target is not None \
+                or method in FORMAT_METHODS and not is_write_chain and target is not None \
+                or method == "load" and target is not None:
+            folded = fold(target)
+            self.inv.reads[target_key(folded)] = folded
+        if method in CONFIG_METHODS and (node.args or node.keywords):
+            self.inv.config.append((fold(first) if first is not None else Folded("(keywords)", False),
+                                    ast.unparse(node)))
+
+    def generic_visit(self, node: ast.AST) -> None:
+        if isinstance(node, ast.Constant | ast.JoinedStr | ast.BinOp) and _stringish(node) \
+                or isinstance(node, ast.Call) and _string_call(node):
+            self.inv.strings.add(self.folder.fold(node).text)
+        super().generic_visit(node)
+
+
+def _chain_attrs(node: ast.AST) -> set[str]:
+    """Attribute names along a call chain: ``spark.read.option(...).csv`` -> {read, option}."""
+    names: set[str] = set()
+    while True:
+        if isinstance(node, ast.Attribute):
+            names.add(node.attr)
+            node = node.value
+        elif isinstance(node, ast.Call):
+            node = node.func
+        else:
+            return names
+
+
+def _stringish(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str)
+    if isinstance(node, ast.JoinedStr):
+        return True
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Mod):
+        return _stringish(node.left) or _stringish(node.right)
+    return False
+
+
+def _string_call(node: ast.Call) -> bool:
+    return isinstance(node.func, ast.Attribute) and node.func.attr in ("format", "join") \
+        and _stringish(node.func.value)
+
+
+def inventory(code: str) -> Inventory:
+    """What ``code`` uses (raises SyntaxError/ValueError/RecursionError when it does not parse)."""
+    tree = ast.parse(code)
+    collector = _Collector(tree)
+    collector.visit(tree)
+    collector.inv.sources = dict(collector.folder.sources)
+    for module in collector.star_modules:
+        collector.inv.uses.add(("star import", module))
+    return collector.inv
+
+
+def _use_problem(kind: str, text: str, new: Inventory) -> str | None:
+    """Why a use that the original does not have is not allowed, or None."""
+    if kind == "import":
+        if not vocab.module_import_allowed(text):
+            return f"imports {text} (a fix may import only pyspark and a few standard modules)"
+    elif kind == "module":
+        if text.endswith(".*"):
+            return None if vocab.module_import_allowed(text[:-2]) else f"imports everything from {text[:-2]}"
+        if not vocab.module_member_allowed(text):
+            return f"uses {text}, which is outside the PySpark API and the allowed standard library"
+    elif kind == "dunder":
+        return f"uses the special name {text}"
+    elif kind == "name":
+        if text not in vocab.SAFE_BUILTINS:
+            return f"uses the builtin or undefined name {text!r}, which a fix may not add"
+    elif kind == "attribute":
+        if text.startswith("_"):
+            return f"accesses the private or special attribute .{text}"
+        if text in vocab.DENIED_ATTRIBUTES:
+            return f"uses .{text}, which reaches outside the job (commands, the JVM, files or code shipping)"
+        if text not in vocab.attribute_names() and text not in new.defined and text not in new.identifiers:
+            return f"uses .{text}, which is not part of the PySpark or Python vocabulary a fix may use"
+    elif kind == "method value":
+        return f"takes the method .{text} as a value instead of calling it"
+    elif kind == "star import":
+        return None if vocab.module_import_allowed(text) else f"imports everything from {text}"
+    return None
+
+
+def python_problems(original: Inventory, new: Inventory, owned: set[str]) -> list[str]:
+    """Why the new code's new uses are not allowed (empty when they all are). ``owned``: the
+    targets the original writes (its DataFrame writes and the tables its SQL writes)."""
+    problems = []
+    for kind, text in sorted(new.uses - original.uses):
+        problem = _use_problem(kind, text, new)
+        if problem:
+            problems.append(problem)
+    # A star import from pyspark makes free names members of that module.
+    stars = [m for k, m in new.uses if k == "star import"]
+    problems = [p for p in problems if not _star_member(p, stars)]
+    for text in sorted(new.strings - original.strings):
+        if PATH_LIKE.match(text) and not _known_path(text, original):
+            problems.append(f"adds the file path or URI {_short(text)!r} (a fix may use only the paths the job "
+                            "already uses)")
+    for key in sorted(set(new.writes) - owned):
+        problems.append(f"writes to {_describe_target(key, new)}, which the original job does not write")
+    for key, folded in sorted(new.reads.items()):
+        if key in original.reads or key in owned:
+            continue
+        if not folded.exact:
+            problems.append(f"reads from {_describe_target(key, new)}, a source the guard cannot evaluate")
+        elif PATH_LIKE.match(folded.text):
+            problems.append(f"reads the new file path or URI {_short(folded.text)!r}")
+    return problems
+
+
+def _star_member(problem: str, stars: list[str]) -> bool:
+    match = re.match(r"uses the builtin or undefined name '(\w+)'", problem)
+    return bool(match) and any(vocab.module_member_allowed(f"{m}.{match.group(1)}") for m in stars)
+
+
+def _known_path(text: str, original: Inventory) -> bool:
+    return any(text.startswith(s) and len(s) >= 2 for s in original.strings if PATH_LIKE.match(s))
+
+
+def _describe_target(key: str, inv: Inventory) -> str:
+    for name, source in inv.sources.items():
+        key = key.replace(name, "{" + source + "}")
+    return _short(key)
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
