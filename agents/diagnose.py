@@ -12,7 +12,7 @@ from typing import Literal
 
 from langgraph.types import Command
 
-from agents import prompts, rules
+from agents import prompts, rules, untrusted
 from agents.budget import code_window, room_for_code
 from agents.errors import LLMError
 from agents.record import Diagnosis, Evidence, IncidentRecord
@@ -58,14 +58,16 @@ def ask_model(state: HealState, deps: Deps, record: IncidentRecord, evidence: Ev
               found: Diagnosis | None) -> Diagnosis:
     values = dict(
         job=record.job,
-        evidence=evidence.distilled or "(the run left no driver log)",
-        spark=json.dumps(state.get("base_spark") or {}, indent=2, sort_keys=True),
+        evidence=untrusted.block("driver log", evidence.distilled or "(the run left no driver log)"),
+        spark=untrusted.block("job settings", json.dumps(state.get("base_spark") or {}, indent=2, sort_keys=True)),
         rule_findings=_findings(found),
-        feedback=state.get("feedback") or "none",
+        feedback=untrusted.block("earlier attempts", state.get("feedback") or "none"),
     )
     system = prompts.render("system")
-    room = room_for_code(deps.settings.prompt_token_budget, system + prompts.render("diagnose", code="", **values))
-    code = code_window(state.get("base_code") or "", room, evidence.user_line)  # the failing lines fit
+    empty = untrusted.block("application code", "")
+    room = room_for_code(deps.settings.prompt_token_budget, system + prompts.render("diagnose", code=empty, **values))
+    code = untrusted.block("application code",  # the failing lines fit
+                           code_window(state.get("base_code") or "", room, evidence.user_line))
     messages = [{"role": "system", "content": system},
                 {"role": "user", "content": prompts.render("diagnose", code=code, **values)}]
     try:

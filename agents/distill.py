@@ -23,6 +23,7 @@ from typing import Any
 
 from agents.errors import InvalidInput
 from agents.record import Evidence
+from agents.untrusted import defuse
 
 CHARS_PER_TOKEN = 4  # offline estimate; no tokenizer (tiktoken downloads its files at run time)
 MAX_LINE_CHARS = 2_000  # longer lines are cut before any pattern sees them
@@ -439,7 +440,7 @@ def distill(
         for text in scan.key_texts[-MAX_KEY_LINES:]:
             if text not in key_lines:
                 key_lines.append(text)
-    distilled = _compose(header, scans, token_budget * CHARS_PER_TOKEN)
+    distilled = defuse(_compose(header, scans, token_budget * CHARS_PER_TOKEN))  # untrusted text
     return Evidence(
         error_class=error_class,
         message_parameters=parameters,

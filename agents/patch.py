@@ -14,12 +14,13 @@ from typing import Any, Literal
 
 from langgraph.types import Command
 
-from agents import prompts, rules
+from agents import prompts, rules, untrusted
 from agents.budget import room_for_code
 from agents.diagnose import current_evidence
 from agents.distill import estimate_tokens
 from agents.errors import LLMError, PromptTooLarge
 from agents.guard import check_patch
+from agents.guard.config import CONF_KEYS, REMEDY_ONLY_KEYS
 from agents.prompts import number_lines
 from agents.record import Diagnosis, IncidentRecord, Patch
 from agents.stage import current_attempt
@@ -54,6 +55,7 @@ def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Liter
     base_code = state.get("base_code") or ""
     earlier = [a.patch for a in record.attempts if a.patch is not None and a.number < attempt.number]
     attempt.patch = None
+    attempt.guard = []  # a re-run after a crash judges again; verdicts of the lost run are not kept twice
     accepted: Patch | None = None
     rejections: list[str] = []
 
@@ -126,14 +128,16 @@ def _ask_model(state: HealState, deps: Deps, record: IncidentRecord, diagnosis: 
         template = "patch_retry" if rejections else "patch"
         values = dict(
             job=record.job,
-            diagnosis=diagnosis.model_dump_json(indent=2),
-            evidence=evidence.distilled or "(no driver log)",
-            spark=json.dumps(state.get("base_spark") or {}, indent=2, sort_keys=True),
-            feedback=state.get("feedback") or "none",
+            diagnosis=untrusted.block("diagnosis", diagnosis.model_dump_json(indent=2)),
+            evidence=untrusted.block("driver log", evidence.distilled or "(no driver log)"),
+            spark=untrusted.block("job settings", json.dumps(state.get("base_spark") or {}, indent=2, sort_keys=True)),
+            feedback=untrusted.block("earlier attempts", state.get("feedback") or "none"),
             rejections="\n".join(f"- {r}" for r in rejections) or "none",
+            conf_keys=", ".join(sorted(set(CONF_KEYS) - REMEDY_ONLY_KEYS)),
         )
-        room = room_for_code(deps.settings.prompt_token_budget, system + prompts.render(template, code="", **values))
-        code = number_lines(base_code)
+        empty = untrusted.block("application code", "")
+        room = room_for_code(deps.settings.prompt_token_budget, system + prompts.render(template, code=empty, **values))
+        code = untrusted.block("application code", number_lines(base_code))
         if estimate_tokens(code) > room:  # the model must see, and return, the whole file
             raise PromptTooLarge(
                 f"the application file (about {estimate_tokens(code)} tokens) does not fit the prompt budget "

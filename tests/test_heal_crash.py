@@ -36,6 +36,9 @@ def test_killed_at_each_stage_then_restarted_heals_once(heal_lab, tmp_path):
     new_fix_jobs = set(heal_lab.fix_jobs(JOB)) - fix_jobs_before
     assert new_fix_jobs == {attempt["fix_job"]}
     assert heal_lab.runs_of(attempt["fix_job"]) == [attempt["fix_run_id"]]
+    # the patch stage ran twice (killed after it), yet its guard verdicts are recorded once
+    rules = [v["rule"] for v in attempt["guard"]]
+    assert rules and len(rules) == len(set(rules)), rules
     assert len(heal_lab.runs_of(f"{JOB}-check")) == check_runs_before + 1
     # every restart is in the record: each crashed stage ran again, none was skipped
     stages = [s["stage"] for s in record["stages"]]
