@@ -4,6 +4,8 @@ The token is a real JWT (HS256) whose claims are `sub` (user), `iat`, `exp` (sec
 so lifetimes down to one second are exact), `jti` (= `token_id`) and `iss`. The signing key is
 made once per data directory and kept in state.db, so tokens stay valid across a restart.
 [I] `endpoint_public_cert` is base64 text that names the scheme; there is no certificate locally.
+An Authorization header with non-ASCII characters (HTTP carries them as raw bytes, Starlette hands
+them over as latin-1 text) is a 401 like any other malformed credential.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _require_ascii(value: str, message: str) -> None:
+    if not value.isascii():
+        raise Unauthorized(message)
+
+
 class TokenIssuer:
     def __init__(self, store: Store, users: dict[str, str]) -> None:
         key = store.get_meta("token_key")
@@ -47,6 +54,7 @@ class TokenIssuer:
         scheme, _, value = (authorization or "").partition(" ")
         if scheme.lower() != "basic" or not value.strip():
             raise Unauthorized("authentication required: send HTTP Basic credentials")
+        _require_ascii(value, "malformed HTTP Basic credentials")
         try:
             user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
@@ -80,6 +88,7 @@ class TokenIssuer:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("missing bearer token: send 'Authorization: Bearer <access_token>'")
+        _require_ascii(token, "invalid token")  # hmac.compare_digest refuses non-ASCII text
         parts = token.split(".")
         if len(parts) != 3:
             raise Unauthorized("invalid token")

@@ -211,7 +211,7 @@ class Backend:
             self._check_path_free(name, path)
             target = self.paths.resource_file(name, path)
             target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+            partial = target.with_name(f".{uuid.uuid4().hex}.part")  # not from the name: a long one fits too
             partial.write_bytes(content)
             partial.replace(target)
             now = clock.now()

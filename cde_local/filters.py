@@ -8,7 +8,8 @@ several conditions joined by ` AND `. Fields are dotted paths into the listed ob
     eq noteq lt lte gt gte   compare; numbers as numbers, booleans as true/false, text as text
     in notin                 comma-separated list of values compared with `eq`
     like                     SQL LIKE, case-sensitive: `%` any run of characters, `_` one character
-    rlike                    Python regular expression, searched anywhere in the value
+    rlike                    RE2 regular expression (Python `re` syntax without backreferences or
+                             lookaround: those are a 400), searched anywhere in the value
 
 Timestamps (RFC 3339 text such as `2023-11-29T00:59:11Z`) compared with a prefix of one
 (`started[gte]2023-11-29`, `started[lt]2023-11-29T03`) are cut to the prefix's length first, so
@@ -16,24 +17,48 @@ Timestamps (RFC 3339 text such as `2023-11-29T00:59:11Z`) compared with a prefix
 `noteq` and `notin`.
 
 [I] `meta.count` is the number of items on the returned page (`hasNext` tells whether more follow);
-`limit` defaults to 20, `offset` to 0, `orderasc` to true.
+`limit` defaults to 20, `offset` to 0, `orderasc` to true; both must fit a 64-bit integer (Go's int).
+
+Robustness: `like` and `rlike` run on RE2, whose matching time is linear in the text, so a pattern
+such as `^(a+)+$` cannot stall the server (Python's backtracking `re` takes exponential time on it,
+holding the GIL). A call holds at most MAX_CONDITIONS conditions, a like/rlike pattern at most
+MAX_PATTERN_CHARS characters and an in/notin list at most MAX_LIST_VALUES values (400 beyond).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import re2
+
 from .errors import BadRequest
 
 OPERATORS = ("eq", "noteq", "lt", "lte", "gt", "gte", "in", "notin", "like", "rlike")
 DEFAULT_LIMIT = 20
+MAX_CONDITIONS = 50  # each is tested against every listed item
+MAX_PATTERN_CHARS = 1000  # like/rlike: RE2 is linear in the text, but its program grows with the pattern
+MAX_LIST_VALUES = 1000  # in/notin
+MAX_INT64 = 2**63 - 1  # limit/offset: CDE's Go server parses them as int
 
-_FILTER = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\[([A-Za-z]+)\](.*?)\s*$", re.DOTALL)
-_AND = re.compile(r"\s+AND\s+")
+
+def _re2_options(dot_nl: bool) -> Any:
+    options = re2.Options()
+    options.log_errors = False  # a bad pattern is the caller's 400, not a line on our stderr
+    options.dot_nl = dot_nl
+    return options
+
+
+_RLIKE_OPTIONS = _re2_options(dot_nl=False)  # `.` stops at a newline, as in Python's re
+_DOTALL_OPTIONS = _re2_options(dot_nl=True)  # like and filter parsing: `.` matches newlines too
+# RE2 here too: with Python's re these take quadratic time on long runs of spaces.
+_FILTER = re2.compile(r"^\s*([A-Za-z0-9_.\-]+)\[([A-Za-z]+)\](.*?)\s*$", _DOTALL_OPTIONS)
+_AND = re2.compile(r"\s+AND\s+", _DOTALL_OPTIONS)
+
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 _TIME_PREFIX = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T\d{2}(:\d{2}(:\d{2}Z?)?)?)?)?)?$")
 _MISSING = object()
@@ -56,12 +81,9 @@ class Filter:
         if self.op == "notin":
             return not any(_compare(actual, v, "eq", self) for v in _split_list(self.value))
         if self.op == "like":
-            return _like_regex(self.value).fullmatch(_as_text(actual)) is not None
+            return _like_regex(self.value, str(self)).fullmatch(_as_text(actual)) is not None
         if self.op == "rlike":
-            try:
-                return re.search(self.value, _as_text(actual)) is not None
-            except re.error as exc:
-                raise BadRequest(f"invalid filter '{self}': bad regular expression: {exc}") from None
+            return _rlike_regex(self.value, str(self)).search(_as_text(actual)) is not None
         return _compare(actual, self.value, self.op, self)
 
     def __str__(self) -> str:
@@ -94,8 +116,27 @@ def parse_filters(raw_values: Sequence[str]) -> tuple[Filter, ...]:
                 raise BadRequest(
                     f"invalid filter '{part}': unknown operator '{op}'; known: {', '.join(OPERATORS)}"
                 )
-            parsed.append(Filter(field, op, value))
+            if len(parsed) == MAX_CONDITIONS:
+                raise BadRequest(f"too many filter conditions: at most {MAX_CONDITIONS} per call")
+            parsed.append(_checked(Filter(field, op, value)))
     return tuple(parsed)
+
+
+def _checked(condition: Filter) -> Filter:
+    """Refuse oversized values and bad patterns at parse time, so they are a 400 even on an empty list."""
+    if condition.op in ("like", "rlike"):
+        if len(condition.value) > MAX_PATTERN_CHARS:
+            raise BadRequest(
+                f"invalid filter '{condition.field}[{condition.op}]...': the pattern has "
+                f"{len(condition.value)} characters, at most {MAX_PATTERN_CHARS} are allowed"
+            )
+        compile_pattern = _like_regex if condition.op == "like" else _rlike_regex
+        compile_pattern(condition.value, str(condition))
+    if condition.op in ("in", "notin") and condition.value.count(",") >= MAX_LIST_VALUES:
+        raise BadRequest(
+            f"invalid filter '{condition.field}[{condition.op}]...': at most {MAX_LIST_VALUES} values"
+        )
+    return condition
 
 
 def parse_list_query(params: Mapping[str, Any], filters: Sequence[str], default_orderby: str) -> ListQuery:
@@ -193,16 +234,30 @@ def _as_text(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def _like_regex(pattern: str) -> re.Pattern[str]:
-    parts = []
-    for char in pattern:
-        if char == "%":
-            parts.append(".*")
-        elif char == "_":
-            parts.append(".")
-        else:
-            parts.append(re.escape(char))
-    return re.compile("".join(parts), re.DOTALL)
+@functools.lru_cache(maxsize=256)
+def _like_regex(pattern: str, source: str) -> Any:
+    """SQL LIKE as an RE2 program (linear time, unlike a backtracking `.*a.*a.*b`)."""
+    parts = [".*" if char == "%" else "." if char == "_" else re2.escape(char) for char in pattern]
+    return _re2_compile("".join(parts), _DOTALL_OPTIONS, source)
+
+
+@functools.lru_cache(maxsize=256)
+def _rlike_regex(pattern: str, source: str) -> Any:
+    return _re2_compile(pattern, _RLIKE_OPTIONS, source)
+
+
+def _re2_compile(pattern: str, options: Any, source: str) -> Any:
+    """A compiled RE2 pattern; BadRequest for bad or unsupported syntax, or a too large program."""
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode(errors="replace")
+        raise BadRequest(
+            f"invalid filter '{source}': bad regular expression: {reason} "
+            "(RE2 syntax: no backreferences or lookaround)"
+        ) from None
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
@@ -230,10 +285,12 @@ def _parse_bool(name: str, raw: str | None, default: bool) -> bool:
 def _parse_int(name: str, raw: str | None, default: int, minimum: int) -> int:
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"invalid query parameter {name}={raw!r}: expected an integer") from None
+    text = raw.strip()
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    # ASCII digits only (int() also takes '1_0' and '١'), and what Go's int holds, as CDE parses it.
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 19) or int(text) > MAX_INT64:
+        raise BadRequest(f"invalid query parameter {name}={raw[:40]!r}: expected a 64-bit integer")
+    value = int(text)
     if value < minimum:
         raise BadRequest(f"invalid query parameter {name}={raw!r}: must be >= {minimum}")
     return value

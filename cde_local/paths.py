@@ -19,6 +19,10 @@ from .errors import BadRequest
 
 # Log types a Spark run has; the files exist from the moment the run is created.
 LOG_TYPES = ("driver/stdout", "driver/stderr", "submitter/stdout")
+# Relative paths become file names under the data directory: keep each segment within the file
+# system's NAME_MAX and the whole well within PATH_MAX (4096, with the data directory in front).
+MAX_SEGMENT_BYTES = 255
+MAX_PATH_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -69,11 +73,18 @@ class DataPaths:
 
 
 def clean_relative_path(raw: str, what: str = "path") -> str:
-    """A relative POSIX path without empty, '.' or '..' segments; BadRequest otherwise."""
+    """A relative POSIX path without empty, '.' or '..' segments, of bounded length; BadRequest otherwise."""
     text = raw.strip("/")
     parts = text.split("/") if text else []
     if not parts or any(part in ("", ".", "..") for part in parts) or "\\" in text or "\x00" in text:
         raise BadRequest(f"invalid {what} {raw!r}: use a relative path without '.', '..' or empty segments")
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES or any(
+        len(part.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES for part in parts
+    ):
+        raise BadRequest(
+            f"invalid {what} {raw[:80]!r}...: at most {MAX_PATH_BYTES} bytes in all and "
+            f"{MAX_SEGMENT_BYTES} bytes per segment"
+        )
     return str(PurePosixPath(*parts))
 
 

@@ -16,6 +16,14 @@ One warehouse and one Hive/Derby metastore serve all runs: `spark.sql.catalogImp
 `spark.sql.warehouse.dir=<data>/warehouse` and `-Dderby.system.home=<data>/metastore` in the driver
 Java options (appended to the job's own). `spark.log.level=WARN` unless the job sets `logLevel`,
 and the Spark UI is off unless the job's conf turns it on.
+
+Jobs get a clean environment, never the secrets of the process hosting the local CDE (the healer's
+LLM keys, WORKLOAD_PASSWORD, cloud credentials): of the parent's variables only PASSED_ENV (PATH,
+HOME, USER, LOGNAME, LANG, LANGUAGE, TZ, TMPDIR, JAVA_HOME, HADOOP_CONF_DIR) and those starting with
+`LC_` are passed on, plus what the runner sets: PATH with the interpreter's directory first,
+SPARK_HOME, SPARK_LOCAL_IP, PYSPARK_PYTHON, PYSPARK_DRIVER_PYTHON, PYTHONUNBUFFERED. PYTHONPATH is
+not passed: pyspark is installed in the interpreter (python-envs see it through their `.pth`) and
+spark-submit puts its own pyspark and py4j on the driver's path.
 """
 
 from __future__ import annotations
@@ -41,6 +49,10 @@ from .paths import DataPaths
 MOUNT_TEXT = "/app/mount"
 WAIT_POLL_S = 0.5  # how often a run's waiting thread looks for kill requests and its deadline
 SHUTDOWN_JOIN_S = 30.0  # how long stop() waits for run threads after killing their processes
+
+# Parent variables a job may see; everything else of the parent's environment stays out.
+PASSED_ENV = frozenset("PATH HOME USER LOGNAME LANG LANGUAGE TZ TMPDIR JAVA_HOME HADOOP_CONF_DIR".split())
+PASSED_ENV_PREFIXES = ("LC_",)
 
 _URL_SCHEMES = ("hdfs:", "s3a:", "s3:", "s3n:", "abfs:", "abfss:", "gs:", "http:", "https:", "file:", "wasb:")
 
@@ -173,11 +185,27 @@ def plan_submit(
     argv.append(localize_file(spec["file"], mount_root))
     argv += [localize(arg, mount_root) for arg in spec.get("args") or []]
 
-    env = dict(os.environ)
-    env.pop("PYSPARK_SUBMIT_ARGS", None)
+    return SubmitPlan(
+        run_id=run_id,
+        argv=argv,
+        env=job_environment(config, python, spark_dir),
+        cwd=mount_root,
+        stdout=paths.run_log(run_id, "driver/stdout"),
+        stderr=paths.run_log(run_id, "driver/stderr"),
+        submitter=paths.run_log(run_id, "submitter/stdout"),
+    )
+
+
+def job_environment(config: LocalCdeConfig, python: str, spark_dir: Path) -> dict[str, str]:
+    """spark-submit's environment: the allowlisted parent variables (see the module docstring) and ours."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name in PASSED_ENV or name.startswith(PASSED_ENV_PREFIXES)
+    }
     env.update(
         {
-            "PATH": f"{Path(config.python_executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            "PATH": f"{Path(config.python_executable).parent}{os.pathsep}{env.get('PATH') or os.defpath}",
             "SPARK_HOME": str(spark_dir),
             "SPARK_LOCAL_IP": "127.0.0.1",
             "PYSPARK_PYTHON": python,
@@ -185,15 +213,7 @@ def plan_submit(
             "PYTHONUNBUFFERED": "1",  # driver output reaches driver/stdout while the run goes
         }
     )
-    return SubmitPlan(
-        run_id=run_id,
-        argv=argv,
-        env=env,
-        cwd=mount_root,
-        stdout=paths.run_log(run_id, "driver/stdout"),
-        stderr=paths.run_log(run_id, "driver/stderr"),
-        submitter=paths.run_log(run_id, "submitter/stdout"),
-    )
+    return env
 
 
 def live_group_members(process_group: int) -> list[int]:

@@ -28,6 +28,10 @@ Routes (JOBS API URL = `<base>/dex/api/v1`):
 
 Every /dex/api/v1 call first passes the fault switches, then needs a valid bearer token. Errors
 are `{"status": "error", "message": ...}` with CDE's codes; FastAPI's own 422 becomes a 400.
+JSON bodies nested deeper than MAX_JSON_DEPTH, holding lone UTF-16 surrogates (`"\\ud800"`) or
+numbers JSON cannot carry (`NaN`, `Infinity`, `1e400`: Go's decoder refuses them too) are a 400.
+Python's json reads them, but once stored the first two made every later GET of the job, and of the
+job list, a 500; the numbers came back as null. A run id beyond SQLite's 64-bit integers is a 404.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import math
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -46,11 +52,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import filters
 from .backend import Backend
-from .errors import ApiError, BadRequest, Forbidden
+from .errors import ApiError, BadRequest, Forbidden, RunNotFound
 
 API_PREFIX = "/dex/api/v1"
 TOKEN_PATH = "/gateway/authtkn/knoxtoken/api/v1/token"
 MAX_UPLOAD_PART_BYTES = 512 * 1024 * 1024  # multipart parts sent without a filename are held in memory
+MAX_JSON_DEPTH = 64  # CDE's bodies nest about 4 levels; the encoders give up somewhere below 1000
+MAX_RUN_ID = 2**63 - 1  # SQLite's INTEGER
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def create_app(backend: Backend) -> FastAPI:
@@ -92,9 +102,36 @@ async def _json_body(request: Request) -> Any:
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise BadRequest(f"invalid JSON body: nested deeper than {MAX_JSON_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"invalid JSON body: {exc}") from None
+    _check_json(body)
+    return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _check_json(body: Any) -> None:
+    """Refuse what parsed but would break later: deep nesting, lone surrogates, infinite numbers.
+    Iterative, as deep nesting would break a recursive walk too."""
+    pending: list[tuple[Any, int]] = [(body, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            if not value.isascii() and _SURROGATE.search(value):
+                raise BadRequest("invalid JSON body: a string holds a lone UTF-16 surrogate")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise BadRequest("invalid JSON body: a number is out of range")
+        elif isinstance(value, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise BadRequest(f"invalid JSON body: nested deeper than {MAX_JSON_DEPTH} levels")
+            children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            pending.extend((child, depth + 1) for child in children)
 
 
 def _list_query(request: Request, default_orderby: str) -> filters.ListQuery:
@@ -112,9 +149,12 @@ def _include_files(request: Request) -> bool:
 
 def _run_id(raw: str) -> int:
     try:
-        return int(raw)
+        run_id = int(raw)
     except ValueError:
-        raise BadRequest(f"invalid job run id '{raw}': expected an integer") from None
+        raise BadRequest(f"invalid job run id '{raw[:40]}': expected an integer") from None
+    if not -MAX_RUN_ID <= run_id <= MAX_RUN_ID:
+        raise RunNotFound()  # no such id can exist
+    return run_id
 
 
 def _empty(status: int) -> Response:

@@ -10,6 +10,8 @@
   the test.
 - `cde_api` (function): a `CdeApi` for `local_cde`. `CdeApi(cde)` works for any server: it gets a
   token once and sends authorized requests with `requests`.
+- `start_cli(data_dir, log)`: a `python -m cde_local` process (user `alice:secret`), for tests that
+  crash or signal the server, or that must survive it hanging; `.process`, `.url`, `.close()`.
 """
 
 from __future__ import annotations
@@ -17,17 +19,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import subprocess
+import sys
 import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import requests
 
 from cde_local import API_PREFIX, TOKEN_PATH, LocalCde, LocalCdeConfig
 
+REPO = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "dex-user", "dex-password"
 HTTP_TIMEOUT_S = 60.0
 RUN_WAIT_S = 240.0  # a tiny Spark job takes 10-30 s here; generous for a loaded machine
@@ -258,3 +263,45 @@ print("SLEEPING", flush=True)
 time.sleep(float(sys.argv[1]))
 print("WOKE UP")
 """
+
+
+class CliServer:
+    def __init__(self, process: subprocess.Popen[str], url: str, log: IO[str]) -> None:
+        self.process = process
+        self.url = url
+        self.log = log
+
+    def close(self) -> None:
+        self.log.close()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def start_cli(data_dir: Path, log: Path) -> CliServer:
+    """`python -m cde_local` on a free port with the user alice:secret; its stderr goes to `log`."""
+    log_handle = log.open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cde_local",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+            "--user",
+            "alice:secret",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=log_handle,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()  # the first line, printed once the server listens
+    if not line.startswith("JOBS_API_URL=http://127.0.0.1:"):
+        process.kill()
+        process.wait()
+        log_handle.close()
+        pytest.fail(f"unexpected first line {line!r}; server log:\n{log.read_text()}")
+    return CliServer(process, line.split("=", 1)[1], log_handle)

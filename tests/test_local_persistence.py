@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
-from typing import IO
 
-import pytest
-
-from tests.fixtures_cde_local import SLEEPER_APP, CdeApi, live_processes_in_group, process_group_of
-
-REPO = Path(__file__).resolve().parents[1]
-CLI_START_TIMEOUT_S = 60
+from tests.fixtures_cde_local import (
+    SLEEPER_APP,
+    CdeApi,
+    live_processes_in_group,
+    process_group_of,
+    start_cli,
+)
 
 
 def test_state_survives_a_restart_and_a_stop_fails_the_running_run(local_cde_factory, tmp_path: Path) -> None:
@@ -61,7 +59,7 @@ def test_state_survives_a_restart_and_a_stop_fails_the_running_run(local_cde_fac
 
 def test_a_crashed_server_fails_orphaned_runs_and_kills_their_processes_at_startup(tmp_path: Path) -> None:
     data_dir = tmp_path / "cde-crash"
-    first = _start_cli(data_dir, tmp_path / "first.log")
+    first = start_cli(data_dir, tmp_path / "first.log")
     try:
         api = CdeApi(first.url, user="alice", password="secret")
         api.create_resource("apps", files={"sleeper.py": SLEEPER_APP})
@@ -81,7 +79,7 @@ def test_a_crashed_server_fails_orphaned_runs_and_kills_their_processes_at_start
         first.close()
     try:
         assert live_processes_in_group(group)  # the run's processes outlived the server
-        second = _start_cli(data_dir, tmp_path / "second.log")
+        second = start_cli(data_dir, tmp_path / "second.log")
         try:
             api = CdeApi(second.url, user="alice", password="secret")
             run = api.describe_run(run_id)
@@ -99,44 +97,3 @@ def test_a_crashed_server_fails_orphaned_runs_and_kills_their_processes_at_start
     finally:
         for pid in live_processes_in_group(group):  # never leave a sleeper behind, even on failure
             os.kill(pid, signal.SIGKILL)
-
-
-class _Cli:
-    def __init__(self, process: subprocess.Popen[str], url: str, log: IO[str]) -> None:
-        self.process = process
-        self.url = url
-        self.log = log
-
-    def close(self) -> None:
-        self.log.close()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
-def _start_cli(data_dir: Path, log: Path) -> _Cli:
-    log_handle = log.open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cde_local",
-            "--port",
-            "0",
-            "--data-dir",
-            str(data_dir),
-            "--user",
-            "alice:secret",
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=log_handle,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline().strip()  # the first line, printed once the server listens
-    if not line.startswith("JOBS_API_URL=http://127.0.0.1:"):
-        process.kill()
-        process.wait()
-        log_handle.close()
-        pytest.fail(f"unexpected first line {line!r}; server log:\n{log.read_text()}")
-    return _Cli(process, line.split("=", 1)[1], log_handle)

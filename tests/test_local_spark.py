@@ -51,6 +51,12 @@ df.select("customer_id").show()
 
 SALES_CSV = b"account_id,amount\n1,10\n2,20\n3,12\n"
 
+ENV_PROBE = b"""import os
+print("WORKLOAD_PASSWORD", os.environ.get("WORKLOAD_PASSWORD"))
+print("LLM_API_KEY", os.environ.get("LLM_API_KEY"))
+print("SPARK_HOME set", "SPARK_HOME" in os.environ)
+"""
+
 
 @pytest.fixture(scope="module")
 def api(local_cde: LocalCde) -> CdeApi:
@@ -62,6 +68,7 @@ def api(local_cde: LocalCde) -> CdeApi:
             "jobs/reader.py": READER,
             "jobs/failing.py": FAILING,
             "jobs/sleeper.py": SLEEPER_APP,
+            "jobs/env_probe.py": ENV_PROBE,
             "data/sales.csv": SALES_CSV,
         },
     )
@@ -143,6 +150,25 @@ def test_failing_job_ends_failed_with_the_spark_error_in_its_driver_log(api: Cde
     assert "UNRESOLVED_COLUMN" in stdout and "customer_id" in stdout
     assert "exit code" in api.log(run["id"], "submitter/stdout")
     assert api.log(run["id"], "driver/stderr")  # the JVM's log lines
+
+
+def test_jobs_never_see_the_secrets_of_the_process_hosting_the_local_cde(
+    api: CdeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKLOAD_PASSWORD", "host-secret-1")  # the in-process LocalCde's environment
+    monkeypatch.setenv("LLM_API_KEY", "host-secret-2")
+    api.create_job(
+        {
+            "name": f"env-probe-{TAG}",
+            "mounts": [{"resourceName": RESOURCE}],
+            "spark": {"file": "jobs/env_probe.py"},
+        }
+    )
+    run = api.wait_run(api.run(f"env-probe-{TAG}"))
+    stdout = api.log(run["id"], "driver/stdout")
+    assert run["status"] == "succeeded", stdout + api.log(run["id"], "submitter/stdout")
+    assert "WORKLOAD_PASSWORD None" in stdout and "LLM_API_KEY None" in stdout
+    assert "SPARK_HOME set True" in stdout and "host-secret" not in stdout
 
 
 def test_kill_ends_the_process_tree_and_waiting_runs_stay_starting(api: CdeApi) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from cde_local import LocalCdeConfig
 from cde_local.paths import DataPaths
-from cde_local.runner import plan_submit
+from cde_local.runner import PASSED_ENV, plan_submit
 
 
 def test_spec_fields_become_spark_submit_options_with_local_paths(tmp_path: Path) -> None:
@@ -84,3 +86,42 @@ def test_defaults_keep_spark_quiet_and_relative_files_in_the_mount(tmp_path: Pat
     assert "spark.log.level=WARN" in plan.argv and "spark.ui.enabled=false" in plan.argv
     assert plan.argv[plan.argv.index("--name") + 1] == "job-name"
     assert plan.argv[plan.argv.index("--driver-memory") + 1] == "1g"
+
+
+def test_jobs_get_only_allowlisted_variables_of_the_parent_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets = {
+        "WORKLOAD_PASSWORD": "workload-secret",
+        "LLM_CDP_TOKEN": "cdp-token",
+        "LLM_API_KEY": "llm-key",
+        "CDE_TOKEN": "cde-token",
+        "AWS_SECRET_ACCESS_KEY": "aws-secret",
+        "PYSPARK_GATEWAY_SECRET": "py4j-secret",  # would also hand the job the host's gateway
+        "PYSPARK_SUBMIT_ARGS": "--master yarn",
+        "PYTHONPATH": "/somewhere/else",  # pyspark comes from the interpreter, not from here
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    kept = {"JAVA_HOME": "/opt/java-17", "HOME": "/home/me", "LC_ALL": "C.UTF-8", "TZ": "UTC"}
+    for name, value in kept.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PATH", "/usr/local/bin:/usr/bin")
+    config = LocalCdeConfig(data_dir=tmp_path / "cde", run_mode="manual")
+    plan = plan_submit(
+        run_id=3,
+        job_name="job",
+        spec={"file": "app.py"},
+        config=config,
+        paths=DataPaths(config.data_dir),
+        python="/envs/x/bin/python",
+        spark_dir=Path("/spark"),
+    )
+    env = plan.env
+    assert not set(secrets) & set(env)
+    assert {name: env[name] for name in kept} == kept
+    assert env["PATH"] == f"{Path(config.python_executable).parent}:/usr/local/bin:/usr/bin"
+    runner_set = set(
+        "SPARK_HOME SPARK_LOCAL_IP PYSPARK_PYTHON PYSPARK_DRIVER_PYTHON PYTHONUNBUFFERED".split()
+    )
+    assert all(name in PASSED_ENV or name.startswith("LC_") or name in runner_set for name in env), env
