@@ -8,6 +8,11 @@ env come first. The requirements are installed by the main environment's pip
 not touch packages of the main environment ("outside environment"). A build ends by checking that
 the env's interpreter imports pyspark. The whole output goes to `<data>/pyenvs/<name>/build.log`.
 
+Every step runs with the environment jobs get from the parent (`runner.parent_environment`: no
+WORKLOAD_PASSWORD, LLM keys or cloud credentials reach a package's setup.py or build backend) plus
+the proxy variables of PIP_PASSED_ENV. PIP_* variables are not passed (an index URL may carry a
+token): pip's settings go in `config.pyenv_pip_args` (`--pip-arg`) or a pip config file under HOME.
+
 [I] A failed build's resource status is `failed`; `pythonEnvInfo.statusReason` holds pip's error.
 `pythonEnv.pythonVersion` is recorded but the env always uses the local interpreter's version.
 """
@@ -27,10 +32,14 @@ from typing import Any
 
 from .config import LocalCdeConfig
 from .paths import DataPaths
+from .runner import parent_environment
 
 PTH_NAME = "_cde_local_base.pth"
 REASON_MAX_CHARS = 2000  # statusReason keeps pip's error lines up to this length
 PROBE_TIMEOUT_S = 120.0  # for the small interpreter probes around the pip call
+PIP_PASSED_ENV = frozenset(
+    "HTTP_PROXY HTTPS_PROXY NO_PROXY http_proxy https_proxy no_proxy".split()
+)  # besides runner.PASSED_ENV
 
 
 @dataclass
@@ -196,6 +205,7 @@ class PyEnvBuilder:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            env=build_environment(),
             text=True,
             start_new_session=True,
         )
@@ -217,6 +227,11 @@ class PyEnvBuilder:
                 f"Build failed: {what} exited with code {process.returncode}: {_error_text(output)}"
             )
         return output
+
+
+def build_environment() -> dict[str, str]:
+    """The environment of every build step (see the module docstring)."""
+    return parent_environment(PIP_PASSED_ENV)
 
 
 def _error_text(output: str) -> str:

@@ -38,6 +38,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -196,13 +197,19 @@ def plan_submit(
     )
 
 
-def job_environment(config: LocalCdeConfig, python: str, spark_dir: Path) -> dict[str, str]:
-    """spark-submit's environment: the allowlisted parent variables (see the module docstring) and ours."""
-    env = {
+def parent_environment(extra: Collection[str] = ()) -> dict[str, str]:
+    """The parent's variables a child process may see: PASSED_ENV, `LC_*`, and the names in `extra`.
+    Also used for the python-env builds (pyenv.py)."""
+    return {
         name: value
         for name, value in os.environ.items()
-        if name in PASSED_ENV or name.startswith(PASSED_ENV_PREFIXES)
+        if name in PASSED_ENV or name.startswith(PASSED_ENV_PREFIXES) or name in extra
     }
+
+
+def job_environment(config: LocalCdeConfig, python: str, spark_dir: Path) -> dict[str, str]:
+    """spark-submit's environment: the allowlisted parent variables (see the module docstring) and ours."""
+    env = parent_environment()
     env.update(
         {
             "PATH": f"{Path(config.python_executable).parent}{os.pathsep}{env.get('PATH') or os.defpath}",

@@ -32,6 +32,8 @@ JSON bodies nested deeper than MAX_JSON_DEPTH, holding lone UTF-16 surrogates (`
 numbers JSON cannot carry (`NaN`, `Infinity`, `1e400`: Go's decoder refuses them too) are a 400.
 Python's json reads them, but once stored the first two made every later GET of the job, and of the
 job list, a 500; the numbers came back as null. A run id beyond SQLite's 64-bit integers is a 404.
+Any other exception is a 500 with the generic INTERNAL_ERROR_MESSAGE; its traceback goes to the
+`cde_local.server` logger, never to the client.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import logging
 import math
 import re
 from typing import Any
@@ -59,6 +62,9 @@ TOKEN_PATH = "/gateway/authtkn/knoxtoken/api/v1/token"
 MAX_UPLOAD_PART_BYTES = 512 * 1024 * 1024  # multipart parts sent without a filename are held in memory
 MAX_JSON_DEPTH = 64  # CDE's bodies nest about 4 levels; the encoders give up somewhere below 1000
 MAX_RUN_ID = 2**63 - 1  # SQLite's INTEGER
+INTERNAL_ERROR_MESSAGE = "internal error; see the local CDE's log"
+
+log = logging.getLogger(__name__)
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -85,9 +91,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"status": "error", "message": f"invalid request: {problems}"}, status_code=400)
 
     @app.exception_handler(Exception)
-    async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
-        # A bug of ours: still answer in CDE's shape (Starlette logs the traceback).
-        return JSONResponse({"status": "error", "message": f"internal error: {exc!r}"}, status_code=500)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # A bug of ours (or a data directory broken under us): the traceback goes to our log, the
+        # client gets CDE's error body with a generic message, never the exception (paths,
+        # internals). Starlette re-raises afterwards, so uvicorn logs it once more.
+        log.error("internal error answering %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"status": "error", "message": INTERNAL_ERROR_MESSAGE}, status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -4,8 +4,10 @@ body, never a 500, and no request that stalls the server. Real HTTP, no Spark.""
 from __future__ import annotations
 
 import base64
+import logging
 import signal
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -219,3 +221,22 @@ def test_json_bodies_nested_64_levels_are_kept(api: CdeApi) -> None:
     assert reply.status_code == 201, reply.text
     assert api.get(f"/jobs/{name}").status_code == 200
     assert api.get("/jobs", params={"filter": f"name[eq]{name}"}).json()["meta"]["count"] == 1
+
+
+# -- our own failures -----------------------------------------------------------------------------
+def test_an_internal_error_answers_a_generic_500_and_logs_the_traceback(
+    local_cde_factory: Callable[..., LocalCde], caplog: pytest.LogCaptureFixture
+) -> None:
+    cde = local_cde_factory(run_mode="manual")
+    api = CdeApi(cde)
+    api.create_resource("res", {"broken.txt": b"content"})
+    stored = cde.config.data_dir / "resources" / "res" / "broken.txt"
+    stored.unlink()
+    stored.mkdir()  # the data directory broken under the server: reading the file raises
+    with caplog.at_level(logging.ERROR, logger="cde_local"):
+        reply = api.get("/resources/res/broken.txt")
+    assert error(reply, 500) == "internal error; see the local CDE's log"
+    assert "IsADirectoryError" not in reply.text and str(stored) not in reply.text
+    [record] = [r for r in caplog.records if r.name.startswith("cde_local")]
+    assert "GET /dex/api/v1/resources/res/broken.txt" in record.getMessage()
+    assert record.exc_info is not None and isinstance(record.exc_info[1], IsADirectoryError)
