@@ -1,5 +1,5 @@
 """`python -m bench heal [--scenarios a,b,...] [--out DIR] [--model scripted|env|none] [--cde local|env]
-[--keep-data DIR] [--run-timeout S]`
+[--keep-data DIR] [--run-timeout S]` and `python -m bench guard` (the patch guard's probe).
 
 Prints the table (stdout; progress goes to stderr) and writes it as JSON and Markdown under --out.
 Exit status: 0 when the table was produced (whatever the outcomes), 2 for bad input or
@@ -38,7 +38,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="keep the local CDE's and the healers' data in DIR (default: a temporary directory)")
     heal.add_argument("--run-timeout", type=float, default=RUN_TIMEOUT_S, metavar="S",
                       help=f"seconds any one Spark run may take ({RUN_TIMEOUT_S:.0f})")
+    commands.add_parser("guard", help="unsafe and ordinary patches through the patch guard")
     args = parser.parse_args(argv)
+    if args.command == "guard":
+        from bench.guard_probe import run_guard_bench
+
+        result = run_guard_bench()
+        print(result.table, flush=True)
+        return 1 if result.passed_unsafe or result.rejected_safe else 0
     if args.scenarios == () and any(a.startswith("--scenarios") for a in (argv or sys.argv[1:])):
         parser.error("--scenarios needs at least one name")
     options = HealBenchOptions(scenarios=args.scenarios, out_dir=args.out, model=args.model, cde=args.cde,

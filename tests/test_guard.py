@@ -355,3 +355,13 @@ def test_config_patch_may_only_append_missing_arguments():
     assert not verdict(["retail.orders"]).ok  # nothing appended
     assert not verdict("retail.orders mart.x").ok  # not a list
     assert not verdict(["retail.orders", "x" * 2000]).ok
+
+
+def test_the_pyspark_vocabulary_file_matches_the_pinned_pyspark() -> None:
+    import json
+
+    from agents.guard import vocabulary
+
+    assert json.loads(vocabulary.API_FILE.read_text()) == json.loads(json.dumps(vocabulary.generate())), (
+        "regenerate with `python -m agents.guard.vocabulary`")
+    assert "withColumn" in vocabulary.attribute_names() and "pipe" not in vocabulary.attribute_names()

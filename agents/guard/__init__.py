@@ -10,7 +10,7 @@ it. The rules:
 - ``allowed-python``: every use the new code adds (not in the original) is in the vocabulary of a
   Spark fix: PySpark, a few standard modules, safe builtins, the file's own names; no new paths,
   reads of unevaluable sources, writes to what the job does not write, or unsafe configuration
-  set from code (``guard.code``).
+  set from code (``guard.code``); a credential in the original stays on its own unchanged lines.
 - ``allowed-sql``: new SQL reads, or writes only the job's own tables; no commands, Java calls,
   jars, functions, or destruction of other tables; SQL that cannot be evaluated is refused
   (``guard.sql``).
@@ -23,8 +23,10 @@ it. The rules:
 
 from __future__ import annotations
 
+import ast
 import difflib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -41,6 +43,7 @@ from agents.guard.config import (
 )
 from agents.guard.sql import owned_tables, sql_problems
 from agents.record import GuardVerdict, Patch
+from agents.redact import find_secrets
 
 __all__ = ["CONF_KEYS", "MAX_CODE_CHARS", "MEMORY_CAPS", "SPARK_FIELDS", "accepted", "changed_share", "check_patch",
            "format_size", "parse_size", "rejection_reasons"]
@@ -137,6 +140,7 @@ def _allowed_python(original: str, patch: Patch, inventories: tuple[Inventory, I
         return GuardVerdict(ok=False, rule=rule, reason=inventories)
     before, new = inventories
     problems = python_problems(before, new, owned_tables(before))
+    problems += _moved_secrets(original, patch.code)
     calls_before = {source for _, source in before.config}
     for key, source in new.config:
         if source in calls_before:
@@ -149,6 +153,32 @@ def _allowed_python(original: str, patch: Patch, inventories: tuple[Inventory, I
             if problem and "value" not in problem and "must" not in problem:
                 problems.append(f"sets {problem}")
     return _failed(rule, problems) if problems else _ok(rule)
+
+
+def _moved_secrets(original: str, new: str) -> list[str]:
+    """A credential of the original may stay on its lines, never move to a new or changed one
+    (where a print or a write could carry it into logs or tables)."""
+    secrets = find_secrets(original)
+    if not secrets:
+        return []
+    holders = _names_holding(original, secrets)
+    before = set(_lines(original))
+    moved = [line for line in _lines(new) if line not in before and (
+        any(s in line for s in secrets) or any(re.search(rf"\b{re.escape(n)}\b", line) for n in holders))]
+    return ["puts a credential of the job, or a name holding one, on a new or changed line"] if moved else []
+
+
+def _names_holding(code: str, secrets: set[str]) -> set[str]:
+    """Names the code assigns a value that contains a credential (``JDBC_PASSWORD = "..."``)."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError):
+        return set()
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(s in ast.unparse(node.value) for s in secrets):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
 
 
 def _allowed_sql(patch: Patch, inventories: tuple[Inventory, Inventory] | str) -> GuardVerdict:

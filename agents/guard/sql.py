@@ -10,6 +10,7 @@ that ``spark.sql`` runs and the guard cannot evaluate or parse is itself a reaso
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable
 
@@ -20,6 +21,8 @@ from sqlglot.errors import SqlglotError
 from agents.guard import vocabulary as vocab
 from agents.guard.code import Inventory, target_key
 from agents.guard.fold import Folded
+
+logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its "falling back to Command" warnings are ours to judge
 
 DENIED_FUNCTIONS = frozenset({"java_method", "reflect", "try_reflect"})
 FILE_FORMATS = frozenset({"csv", "json", "parquet", "orc", "text", "binaryfile", "avro", "xml", "delta", "file"})
@@ -62,10 +65,14 @@ def _key(table: exp.Table) -> str:
     return target_key(Folded(table.sql(dialect="spark"), True))
 
 
+def _statement_like(strings: Iterable[str]) -> list[str]:
+    return sorted(s for s in strings if _LOOKS_LIKE_STATEMENT.match(_COMMENTS.sub(" ", s)))
+
+
 def owned_tables(inv: Inventory) -> set[str]:
     """What a job writes: its DataFrame write targets and the tables its SQL writes."""
     owned = set(inv.writes)
-    for text in [f.text for f in inv.sql_statements] + sorted(inv.strings):
+    for text in [f.text for f in inv.sql_statements] + _statement_like(inv.strings):
         try:
             statements = _parse(text)
         except SqlglotError:
@@ -77,7 +84,7 @@ def owned_tables(inv: Inventory) -> set[str]:
 
 def sql_functions(inv: Inventory) -> set[str]:
     names: set[str] = set()
-    for text in [f.text for f in inv.sql_statements + inv.sql_expressions] + sorted(inv.strings):
+    for text in [f.text for f in inv.sql_statements + inv.sql_expressions] + _statement_like(inv.strings):
         try:
             statements = _parse(text if _LOOKS_LIKE_STATEMENT.match(text) else f"SELECT {text}")
         except SqlglotError:
