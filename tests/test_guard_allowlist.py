@@ -87,3 +87,10 @@ def test_a_credential_in_the_job_may_stay_on_its_line_but_never_move() -> None:
         verdicts = check_patch(original, Patch(kind="code", code=moved))
         assert not accepted(verdicts)
         assert "credential" in rejection_reasons(verdicts) and "Sup3r" not in rejection_reasons(verdicts)
+
+
+def test_configuration_set_from_code_follows_the_config_rules() -> None:
+    assert "allowed-python" in rejected_by(with_lines('spark.conf.set("spark.sql.shuffle.partitions", "0")'))
+    assert "allowed-python" in rejected_by(with_lines('spark.conf.set("spark.sql.ansi.enabled", "false")'))
+    assert "allowed-python" in rejected_by(with_lines('key = sys.argv[3]\nspark.conf.set(key, "x")'))
+    assert "allowed-python" not in rejected_by(with_lines('spark.conf.set("spark.sql.adaptive.enabled", "true")'))

@@ -36,6 +36,7 @@ from agents.guard.config import (
     CONF_KEYS,
     MEMORY_CAPS,
     SPARK_FIELDS,
+    conf_key_problem,
     conf_problem,
     format_size,
     parse_size,
@@ -141,16 +142,17 @@ def _allowed_python(original: str, patch: Patch, inventories: tuple[Inventory, I
     before, new = inventories
     problems = python_problems(before, new, owned_tables(before))
     problems += _moved_secrets(original, patch.code)
-    calls_before = {source for _, source in before.config}
-    for key, source in new.config:
+    calls_before = {source for *_, source in before.config}
+    remedy = patch.source == "rule"
+    for key, value, source in new.config:  # .config(k, v), conf.set(k, v): the same keys as a config patch
         if source in calls_before:
             continue
         if not key.exact:
             problems.append("sets a configuration key the guard cannot evaluate")
-            continue
-        if key.text.startswith("spark."):
-            problem = conf_problem(key.text, "true" if "enabled" in key.text else "1", remedy=patch.source == "rule")
-            if problem and "value" not in problem and "must" not in problem:
+        elif key.text.startswith("spark."):
+            problem = (conf_problem(key.text, value.text, remedy=remedy) if value is not None and value.exact
+                       else conf_key_problem(key.text, remedy=remedy))
+            if problem:
                 problems.append(f"sets {problem}")
     return _failed(rule, problems) if problems else _ok(rule)
 

@@ -52,7 +52,7 @@ class Inventory:
     sql_expressions: list[Folded] = field(default_factory=list)  # arguments of expr/selectExpr/...
     writes: set[str] = field(default_factory=set)  # target keys
     reads: dict[str, Folded] = field(default_factory=dict)  # target key -> its text
-    config: list[tuple[Folded, str]] = field(default_factory=list)  # (key, source of the call)
+    config: list[tuple[Folded, Folded | None, str]] = field(default_factory=list)  # (key, value, call source)
     defined: set[str] = field(default_factory=set)  # names the file defines (functions, attributes)
     sources: dict[str, str] = field(default_factory=dict)  # placeholder -> expression source
 
@@ -191,7 +191,8 @@ class _Collector(ast.NodeVisitor):
             folded = fold(target)
             self.inv.reads[target_key(folded)] = folded
         if method in CONFIG_METHODS and (node.args or node.keywords):
-            self.inv.config.append((fold(first) if first is not None else Folded("(keywords)", False),
+            value = fold(node.args[1]) if len(node.args) > 1 else None
+            self.inv.config.append((fold(first) if first is not None else Folded("(keywords)", False), value,
                                     ast.unparse(node)))
 
     def generic_visit(self, node: ast.AST) -> None:

@@ -161,15 +161,20 @@ DENIED_KEY_PATTERN = re.compile(
     re.I)
 
 
-def conf_problem(key: str, value: Any, *, remedy: bool = False) -> str | None:
-    """Why ``key`` may not be set to ``value`` (None when it may)."""
+def conf_key_problem(key: str, *, remedy: bool = False) -> str | None:
+    """Why ``key`` may not be set at all (None when it may, with a valid value)."""
     if DENIED_KEY_PATTERN.search(key):
         return f"spark.conf key {key!r} loads code, runs commands, moves data or weakens security"
     if key not in CONF_KEYS:
         return f"spark.conf key {key!r} is not one a fix may set (allowed: {', '.join(sorted(CONF_KEYS))})"
     if key in REMEDY_ONLY_KEYS and not remedy:
         return f"spark.conf key {key!r} changes what the job computes; only a catalog remedy may set it"
-    return _value_problem(key, value, CONF_KEYS[key])
+    return None
+
+
+def conf_problem(key: str, value: Any, *, remedy: bool = False) -> str | None:
+    """Why ``key`` may not be set to ``value`` (None when it may)."""
+    return conf_key_problem(key, remedy=remedy) or _value_problem(key, value, CONF_KEYS[key])
 
 
 def _value_problem(key: str, value: Any, validator: Validator) -> str | None:
