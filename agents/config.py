@@ -9,6 +9,7 @@ Every loop of the healer has its limit here, with a name and a default:
 | max_patch_tries       | HEAL_MAX_PATCH_TRIES      | 3       | model patch proposals per attempt (guard) |
 | llm_max_retries       | LLM_MAX_RETRIES           | 2       | HTTP retries per model call               |
 | max_structured_retries| LLM_MAX_STRUCTURED_RETRIES| 2       | re-asks after an invalid structured answer|
+| llm_timeout_s         | LLM_TIMEOUT_S             | 120     | one model request, whole, retries included|
 | prompt_token_budget   | HEAL_PROMPT_TOKEN_BUDGET  | 6000    | estimated tokens in one prompt            |
 | evidence_token_budget | HEAL_EVIDENCE_TOKEN_BUDGET| 1500    | distilled log inside that prompt          |
 | poll_interval_s       | HEAL_POLL_INTERVAL_S      | 30      | seconds between monitor cycles            |

@@ -7,6 +7,7 @@
     ├── InvalidInput             bad input from a caller or a file (a missing template, a bad value)
     │   ├── UnsupportedJob       a job the healer cannot patch (not Python, no application file)
     │   └── PromptTooLarge       the code a model must see does not fit the prompt token budget
+    ├── IncidentBusy             another healer (process or Healer object) is working on the incident
     └── LLMError                 the model could not help
         ├── LLMUnavailable       endpoint down, timed out or refused our credentials (after retries)
         └── LLMBadAnswer         no valid structured answer within the retry limit
@@ -26,6 +27,19 @@ class HealerError(Exception):
 
 class InvalidInput(HealerError, ValueError):
     """Bad input: a value, file or template that cannot be used as given."""
+
+
+class IncidentBusy(HealerError):
+    """Another healer holds the incident's lease; this one leaves the incident alone.
+
+    ``holder`` says who holds it ("pid 1234 since 2025-01-01T12:00:00Z"), when known.
+    """
+
+    def __init__(self, incident: str, holder: str = "") -> None:
+        self.incident = incident
+        self.holder = holder
+        super().__init__(f"incident {incident} is being worked on by another healer"
+                         + (f" ({holder})" if holder else "") + "; left alone")
 
 
 class LLMError(HealerError):

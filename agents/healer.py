@@ -2,25 +2,30 @@
 
 One `Healer` per process. Incidents are healed one at a time on the caller's thread; the
 dashboard's commands reach it through `HealerWorker` (app side), never by running stages itself.
+Across processes (and `Healer` objects), an incident is worked on under its lease
+(`agents/lease.py`): a healer that finds it held raises `IncidentBusy`, and a monitor cycle skips it.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 
-from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
+from agents.checkpoint import open_checkpointer
 from agents.config import Settings
-from agents.errors import InvalidInput
+from agents.errors import IncidentBusy, InvalidInput
+from agents.files import private_dir
 from agents.graph import build_graph
+from agents.ids import check_job_name, check_run_id
+from agents.lease import IncidentLease
 from agents.monitor import find_new_failures, healer_owned, open_incident
-from agents.record import IncidentRecord, RecordStore
+from agents.record import IncidentRecord, RecordStore, incident_id
 from agents.state import Deps, HealState
 from cde_client import CdeClient, NotFound
 
@@ -50,6 +55,7 @@ def make_llm(settings: Settings):
         timeout_s=settings.llm_timeout_s,
         max_retries=settings.llm_max_retries,
         max_structured_retries=settings.max_structured_retries,
+        secrets=settings.secrets,
     )
 
 
@@ -67,13 +73,14 @@ def make_client(settings: Settings) -> CdeClient:
 class Healer:
     def __init__(self, settings: Settings, client: CdeClient | None = None) -> None:
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         self.records = RecordStore(settings.data_dir, secrets=settings.secrets)
         self.deps = Deps(settings=settings, client=client or make_client(settings),
                          records=self.records, llm=make_llm(settings))
-        self._conn = sqlite3.connect(settings.data_dir / "checkpoints.sqlite", check_same_thread=False)
-        self.graph = build_graph(self.deps, SqliteSaver(self._conn))
-        self._lock = threading.Lock()  # one incident step at a time per process
+        self._conn, checkpointer = open_checkpointer(settings.data_dir, settings.secrets)
+        self.graph = build_graph(self.deps, checkpointer)
+        self._lock = threading.Lock()  # one incident step at a time per Healer
+        self._leases = settings.data_dir / "leases"
         self.watch_status = WatchStatus()
 
     @property
@@ -83,6 +90,8 @@ class Healer:
 
     def close(self) -> None:
         self._conn.close()
+        if self.deps.llm is not None:
+            self.deps.llm.close()
 
     # --- one incident -------------------------------------------------------------------------
 
@@ -95,19 +104,26 @@ class Healer:
         return runs[0].id
 
     def heal(self, job: str, run_id: int | None = None, progress: ProgressFn | None = None) -> IncidentRecord:
-        """Heals one failed run to the end (or to an approval pause). Idempotent per run."""
+        """Heals one failed run to the end (or to an approval pause). Idempotent per run.
+
+        Raises `IncidentBusy` when another healer is working on the run's incident.
+        """
+        check_job_name(job)
         if healer_owned(job, self.settings.check_job_suffix):
             raise InvalidInput(f"{job!r} is a job the healer created; heal the original job instead")
-        run_id = run_id if run_id is not None else self.latest_failed_run(job)
-        with self._lock:
+        run_id = check_run_id(run_id) if run_id is not None else self.latest_failed_run(job)
+        with self._lock, self._lease(incident_id(job, run_id)):
             record = open_incident(self.records, self.deps.client, job, run_id,
                                    mode=self.settings.heal_mode, model=self._model_name())
             return self._continue(record, None, progress)
 
     def resume(self, incident: str, decision: dict | None = None,
                progress: ProgressFn | None = None) -> IncidentRecord:
-        """Continues an incident from its checkpoint; `decision` answers an approval pause."""
-        with self._lock:
+        """Continues an incident from its checkpoint; `decision` answers an approval pause.
+
+        Raises `IncidentBusy` when another healer is working on the incident.
+        """
+        with self._lock, self._lease(incident):
             record = self.records.load(incident)
             if record is None:
                 raise InvalidInput(f"no incident {incident!r}")
@@ -129,6 +145,9 @@ class Healer:
             return self._drive(incident, None, progress)
         return self._drive(incident, {"incident_id": incident, "job": record.job, "run_id": record.run_id},
                            progress)
+
+    def _lease(self, incident: str) -> IncidentLease:
+        return IncidentLease(self._leases, incident)
 
     def paused(self, incident: str) -> bool:
         snapshot = self.graph.get_state(self._config(incident))
@@ -166,16 +185,27 @@ class Healer:
         return [r for r in self.records.all() if not r.is_terminal]
 
     def cycle(self, progress: ProgressFn | None = None) -> list[IncidentRecord]:
-        """One monitor cycle: resume unfinished incidents, then heal new failures."""
-        done = []
+        """One monitor cycle: resume unfinished incidents, then heal new failures. Incidents another
+        healer is working on are left to it."""
+        done: list[IncidentRecord] = []
         for record in reversed(self.open_incidents()):
             if not self.paused(record.incident_id):
-                done.append(self.resume(record.incident_id, progress=progress))
+                done += self._unless_busy(partial(self.resume, record.incident_id, progress=progress), progress)
         for run in find_new_failures(self.deps.client, self.settings, self.records):
             if progress:
                 progress(f"new failure: job {run.job} run {run.id}")
-            done.append(self.heal(run.job, run.id, progress=progress))
+            done += self._unless_busy(partial(self.heal, run.job, run.id, progress=progress), progress)
         return done
+
+    @staticmethod
+    def _unless_busy(step: Callable[[], IncidentRecord], progress: ProgressFn | None) -> list[IncidentRecord]:
+        try:
+            return [step()]
+        except IncidentBusy as exc:
+            log.info("%s", exc)
+            if progress:
+                progress(str(exc))
+            return []
 
     def watched_cycle(self, progress: ProgressFn | None = None) -> None:
         """One cycle as the watcher runs it: an error is reported on `watch_status`, never raised."""

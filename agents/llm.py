@@ -14,6 +14,16 @@ Every answer is validated with pydantic here. An invalid answer is shown back to
 validation error, at most ``max_structured_retries`` times. Errors: ``LLMUnavailable`` (down,
 timeout, auth — after the HTTP client's own ``max_retries``) and ``LLMBadAnswer`` (no valid answer
 within the limit); both carry the calls made. The API key never appears in records or errors.
+
+Secrets never reach the model: every message is redacted before it is sent (``agents.redact``:
+the key, the workload password and CDE token passed as ``secrets``, and anything that looks like a
+credential), with placeholders that are put back into the validated answer.
+
+``timeout_s`` (``LLM_TIMEOUT_S``) is a total deadline per request to the model, retries included:
+from sending it until the last byte of its answer, the openai client's ``max_retries`` retries
+all within the same ``timeout_s``. A slow or trickling endpoint is cut off then, and the call fails
+with ``LLMUnavailable`` ("no complete answer within N s"); a re-ask after an invalid answer is a new
+request with a new deadline. How the deadline is kept (httpx alone has none): ``agents/deadline.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 import openai
@@ -30,9 +40,11 @@ from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, ValidationError
 
 from agents import prompts
+from agents.deadline import call_deadline, deadline_http_client, ran_out_of_time
 from agents.distill import estimate_tokens
 from agents.errors import InvalidInput, LLMBadAnswer, LLMUnavailable
-from agents.record import LlmCall, redact
+from agents.record import LlmCall
+from agents.redact import Redactor, redact
 
 Mode = Literal["json_schema", "function_calling", "json_in_text"]
 MODES: tuple[Mode, ...] = ("json_schema", "function_calling", "json_in_text")
@@ -110,6 +122,23 @@ def _as_message_dicts(messages: Sequence[Mapping[str, str] | BaseMessage]) -> li
     return out
 
 
+def _restored(answer: T, redactor: Redactor) -> T:
+    """The answer with the secrets the model saw as placeholders put back (in every string)."""
+    if not redactor.masked:
+        return answer
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return redactor.restore(value)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    return type(answer).model_validate(walk(answer.model_dump()))
+
+
 def _to_langchain(messages: list[dict[str, str]]) -> list[BaseMessage]:
     kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
     return [kinds[m["role"]](content=m["content"]) for m in messages]
@@ -129,6 +158,7 @@ class HealerLLM:
         *,
         max_structured_retries: int = 2,
         mode: Mode | None = None,
+        secrets: Iterable[str] = (),
     ) -> None:
         if not base_url or not base_url.startswith(("http://", "https://")):
             raise InvalidInput(f"the model endpoint must be an http(s) URL, got {base_url!r}")
@@ -138,9 +168,11 @@ class HealerLLM:
             raise InvalidInput(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.base_url = base_url
         self.model = model
+        self.timeout_s = timeout_s
         self.max_structured_retries = max_structured_retries
-        self._secrets = tuple(s for s in (api_key,) if s)
+        self._secrets = tuple(s for s in (api_key, *secrets) if s)  # ours: never sent, never recorded
         self._mode_index = MODES.index(mode) if mode else 0
+        self._http = deadline_http_client(timeout_s, base_url)
         # The key lives only inside the client (a SecretStr there); never on this object's surface.
         self._chat = ChatOpenAI(
             base_url=base_url,
@@ -150,7 +182,12 @@ class HealerLLM:
             timeout=timeout_s,
             max_retries=max_retries,
             use_responses_api=False,  # chat completions: what every OpenAI-compatible server serves
+            http_client=self._http,
         )
+
+    def close(self) -> None:
+        """Closes the HTTP client (its connections); the object is not used afterwards."""
+        self._http.close()
 
     def __repr__(self) -> str:
         return f"HealerLLM(base_url={self.base_url!r}, model={self.model!r}, mode={self.mode!r})"
@@ -177,7 +214,9 @@ class HealerLLM:
         """
         if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
             raise InvalidInput("schema must be a pydantic model class")
-        base = _as_message_dicts(messages)
+        # Secrets never reach the model: masked with placeholders, put back into the answer.
+        redactor = Redactor(self._secrets)
+        base = [{"role": m["role"], "content": redactor.redact(m["content"])} for m in _as_message_dicts(messages)]
         calls: list[LlmCall] = []
         conversation: list[dict[str, str]] = []  # re-asks appended after the base messages
         bad_answers = 0
@@ -194,7 +233,7 @@ class HealerLLM:
             calls.append(call)
             started = time.monotonic()
             try:
-                return self._ask(mode, sent, schema, call), calls
+                return _restored(self._ask(mode, sent, schema, call), redactor), calls
             except _ModeUnsupported as exc:
                 call.error = self._clean(f"{mode} not supported by the endpoint: {exc}")
                 if self._mode_index + 1 >= len(MODES):
@@ -256,7 +295,8 @@ class HealerLLM:
         else:
             runnable = self._chat
         try:
-            output = runnable.invoke(_to_langchain(sent))
+            with call_deadline(self.timeout_s):
+                output = runnable.invoke(_to_langchain(sent))
         except openai.APIStatusError as exc:
             if mode in _FEATURE_WORDS and self._rejects_feature(exc, mode):
                 raise _ModeUnsupported(self._describe_api_error(exc)) from None
@@ -316,8 +356,9 @@ class HealerLLM:
         message = str(exc).lower()
         return exc.status_code in _FEATURE_REJECTION_STATUSES and any(w in message for w in _FEATURE_WORDS[mode])
 
-    @staticmethod
-    def _describe_api_error(exc: openai.APIError) -> str:
+    def _describe_api_error(self, exc: openai.APIError) -> str:
+        if ran_out_of_time(exc):
+            return f"timed out: no complete answer within {self.timeout_s:g} s"
         if isinstance(exc, openai.APITimeoutError):
             return "request timed out"
         if isinstance(exc, openai.APIConnectionError):

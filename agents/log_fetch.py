@@ -91,7 +91,9 @@ def log_fetch(state: HealState, deps: Deps, record: IncidentRecord) -> Command:
     client, settings = deps.client, deps.settings
     run_id = state["analyzed_run_id"]
     update: dict[str, Any] = {}
-    if record.original is None or record.original.code is None:
+    base_code: str | None = None
+    if record.original is None or record.original.code is None or state.get("base_code") is None:
+        # The record's copy is redacted for display; the code we patch always comes from the CDE.
         job = client.get_job(state["job"])
         resource, path = resolve_application_file(job, client, settings.resource_name)
         raw = client.download_file(resource, path)
@@ -103,9 +105,9 @@ def log_fetch(state: HealState, deps: Deps, record: IncidentRecord) -> Command:
             name=job.name, resource=resource, file_path=path, code=code,
             definition=job.raw, effective_spec=client.get_run(state["run_id"]).spec,
         )
+        base_code = code
     if state.get("base_code") is None:  # first attempt, or this stage re-run after a crash
-        update.update(base_code=record.original.code,
-                      base_spark=dict(record.original.definition.get("spark") or {}))
+        update.update(base_code=base_code, base_spark=dict(record.original.definition.get("spark") or {}))
     stdout, stderr, types = read_logs(client, run_id)
     evidence = distill(stdout, stderr, token_budget=settings.evidence_token_budget,
                        app_file_name=posixpath.basename(record.original.file_path or ""))

@@ -85,12 +85,12 @@ def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Liter
     if accepted.kind == "code":
         attempt.fixed_code = accepted.code
         attempt.diff = unified_diff(original.code or "", accepted.code or "", original.file_path or "app.py")
-        return Command(goto="approval")
+        return Command(goto="approval", update={"fixed_code": accepted.code})
     attempt.fixed_code = base_code
     new_spark = apply_spark_changes(state.get("base_spark") or {}, accepted)
     attempt.diff = (config_diff(original.definition.get("spark") or {}, new_spark)
                     if accepted.kind == "config" else "")
-    return Command(goto="approval")
+    return Command(goto="approval", update={"fixed_code": base_code})
 
 
 def _rule_diagnosis(diagnosis: Diagnosis, evidence, code: str, spark: dict[str, Any]) -> Diagnosis | None:

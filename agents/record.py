@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -17,6 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from agents.files import private_dir
+from agents.redact import redact
 
 IncidentState = Literal[
     "open",  # failed run seen, nothing done yet
@@ -175,22 +177,6 @@ class IncidentRecord(BaseModel):
 
 # --- redaction ------------------------------------------------------------------------------
 
-_SECRET_PATTERNS = [
-    re.compile(r"(?i)(authorization:\s*(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"(?i)((?:password|passwd|secret|token|api[_-]?key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"),
-    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+"),  # JWTs
-]
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Masks known secret values and secret-looking patterns in free text."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "***", text)
-    return text
-
 
 def _redact_value(value: Any, secrets: tuple[str, ...]) -> Any:
     if isinstance(value, str):
@@ -212,8 +198,7 @@ class RecordStore:
     """
 
     def __init__(self, data_dir: str | Path, secrets: Iterable[str] = ()) -> None:
-        self.dir = Path(data_dir) / "incidents"
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir = private_dir(Path(data_dir) / "incidents")  # records are 0600 (mkstemp's mode)
         self._secrets = tuple(s for s in secrets if s)
 
     def path(self, incident: str) -> Path:

@@ -99,8 +99,9 @@ def redeploy(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Li
     new_spark = apply_spark_changes(state.get("base_spark") or {}, attempt.patch)
     swap = None
     if attempt.patch.kind == "code":
-        assert original.resource and original.file_path and attempt.fixed_code is not None
-        copy_resource_with_fix(client, original.resource, name, original.file_path, attempt.fixed_code)
+        code = state.get("fixed_code")  # the record's copy is redacted; the checkpoint's is what we deploy
+        assert original.resource and original.file_path and code is not None
+        copy_resource_with_fix(client, original.resource, name, original.file_path, code)
         attempt.fix_resource = name
         swap = (original.resource, name)
     else:  # config or rerun: the code last deployed, whose resource already exists

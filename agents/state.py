@@ -24,6 +24,7 @@ class HealState(TypedDict, total=False):
     analyzed_run_id: int  # the run whose logs are read: the failed run, then each failed fix run
     base_code: str | None  # code the next patch starts from (original, then the last deployed fix)
     base_spark: dict  # job's spark section the next patch starts from
+    fixed_code: str | None  # the accepted patch's code, as deployed (the record's copy is redacted)
     feedback: str  # why the last attempt failed, for the next prompt
     outcome: str  # final state, once decided: healed | escalated | rejected | error
     reason: str

@@ -77,5 +77,6 @@ def verify(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Lite
         "attempt": attempt.number + 1,
         "analyzed_run_id": next_run,
         "feedback": feedback,
-        "base_code": attempt.fixed_code if attempt.fixed_code is not None else state.get("base_code"),
+        # the checkpoint's copy of the deployed code (the record's is redacted for display)
+        "base_code": state.get("fixed_code") if state.get("fixed_code") is not None else state.get("base_code"),
     })

@@ -1,6 +1,8 @@
 """Command line: `python -m app heal|watch|serve|demo`.
 
-Exit codes of `heal`: 0 healed, 1 escalated or rejected (or waiting for approval), 2 on error.
+Exit codes of `heal`: 0 healed, 1 escalated or rejected (or waiting for approval), 2 on error: bad
+arguments (refused by argparse before anything else happens), bad configuration, CDE unreachable,
+or another healer working on the incident.
 """
 
 from __future__ import annotations
@@ -12,16 +14,44 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from agents.config import Settings
-from agents.errors import ConfigError, HealerError
+from agents.errors import ConfigError, HealerError, InvalidInput
+from agents.ids import check_incident_id, check_job_name, parse_run_id
 from agents.record import IncidentRecord
 from cde_client import CdeError
 
 EXIT_HEALED, EXIT_NOT_HEALED, EXIT_ERROR = 0, 1, 2
 DEMO_SCENARIO = "tutorial"
 DEMO_JOB = "sql-select-fail"
+MAX_PORT = 65535
+
+
+def _checked(check: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type from one of our checks: its `InvalidInput` becomes argparse's error (exit 2)."""
+    def convert(text: str) -> Any:
+        try:
+            return check(text)
+        except InvalidInput as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text.strip())
+    except ValueError:
+        port = -1
+    if not 0 <= port <= MAX_PORT:
+        raise InvalidInput(f"a port is a whole number from 0 to {MAX_PORT}, not {text!r}")
+    return port
+
+
+JOB_NAME, RUN_ID, INCIDENT, PORT = map(_checked, (check_job_name, parse_run_id, check_incident_id, _port))
 
 
 def _say(text: str) -> None:
@@ -131,12 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description="Self-healing Spark pipelines on CDE")
     sub = parser.add_subparsers(dest="command", required=True)
     heal = sub.add_parser("heal", help="heal the latest (or a given) failed run of a job, once")
-    heal.add_argument("--job", required=True, help="CDE job name")
-    heal.add_argument("--run", type=int, default=None, help="failed run id (default: the latest failed run)")
+    heal.add_argument("--job", required=True, type=JOB_NAME, help="CDE job name")
+    heal.add_argument("--run", type=RUN_ID, default=None, help="failed run id (default: the latest failed run)")
     heal.set_defaults(func=cmd_heal)
     for verb in ("approve", "reject"):
         decide = sub.add_parser(verb, help=f"{verb} the fix of an incident waiting for approval (HEAL_MODE=approve)")
-        decide.add_argument("incident", help="incident id, <job>--<run id>")
+        decide.add_argument("incident", type=INCIDENT, help="incident id, <job>--<run id>")
         decide.add_argument("--by", default=os.environ.get("USER", "cli"), help="who decides (recorded)")
         decide.add_argument("--reason", default="", help="why (recorded)")
         decide.set_defaults(func=cmd_decide)
@@ -144,11 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     watch.set_defaults(func=cmd_watch)
     serve = sub.add_parser("serve", help="the dashboard with one watcher")
     serve.add_argument("--host", default=None)
-    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--port", type=PORT, default=None)
     serve.set_defaults(func=cmd_serve)
     demo = sub.add_parser("demo", help="local CDE + tutorial scenario + healer + dashboard")
-    demo.add_argument("--port", type=int, default=int(os.environ.get("DEMO_CDE_PORT", "8765")))
-    demo.add_argument("--ui-port", type=int, default=int(os.environ.get("DEMO_UI_PORT", "7860")))
+    # String defaults go through `type` too, so a bad DEMO_*_PORT is reported like a bad --port.
+    demo.add_argument("--port", type=PORT, default=os.environ.get("DEMO_CDE_PORT", "8765"))
+    demo.add_argument("--ui-port", type=PORT, default=os.environ.get("DEMO_UI_PORT", "7860"))
     demo.add_argument("--data-dir", default="data")
     demo.add_argument("--no-ui", action="store_true", help="heal and exit, without the dashboard")
     demo.set_defaults(func=cmd_demo)

@@ -136,6 +136,8 @@ DESTRUCTION = {
     "sql-in-helper": 'def run(q):\n    spark.sql(q)\nrun("DROP TABLE finance.ledger")',
     "merge-other": 'spark.sql("MERGE INTO finance.ledger t USING daily s ON t.d = s.order_date WHEN MATCHED THEN DELETE")',
     "lowercase-drop": 'spark.sql("drop table finance.ledger")',
+    "drop-own-output": 'spark.sql(f"DROP TABLE IF EXISTS {output_table}")',
+    "truncate-own-output": 'spark.sql(f"TRUNCATE TABLE {output_table}")',
 }
 
 

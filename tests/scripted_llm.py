@@ -10,6 +10,8 @@ and records every request for assertions. Behaviours a test can switch on:
   (HTTP 500 as llama.cpp without --jinja), or "ignored" (answer plain text anyway);
 - malformed answers are simply scripted as such (no JSON, truncated, wrong schema);
 - ``delay_s`` per answer (to trigger client timeouts);
+- ``trickle_s`` per answer: the headers at once, then the body one byte every ``trickle_s`` seconds,
+  padded with leading spaces to last ``trickle_for_s`` (60): no per-read timeout ever fires;
 - ``down``: "503" (every request gets HTTP 503) or ``stop()`` (connections refused).
 
 Usage::
@@ -26,7 +28,8 @@ import json
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
@@ -47,6 +50,9 @@ class Answer:
     delay_s: float = 0.0
     status: int = 200  # non-200: an error reply with ``text`` as the message
     finish_reason: str | None = None  # default: "stop", or "tool_calls" for a tool call
+    trickle_s: float = 0.0  # > 0: send the body one byte at a time, this many seconds apart
+    trickle_for_s: float = 60.0  # ... padded so that the whole body takes this long
+    reply: Callable[[Request], str] | None = None  # computes ``text`` from the request (a model echoing)
 
 
 @dataclass
@@ -130,12 +136,32 @@ class _Handler(BaseHTTPRequestHandler):
         if answer is None:
             self._error(503, "service unavailable")
             return
+        if answer.reply is not None:
+            answer = replace(answer, text=answer.reply(request))
         if answer.delay_s:
             time.sleep(answer.delay_s)
         if answer.status != 200:
             self._error(answer.status, answer.text)
             return
+        if answer.trickle_s:
+            self._trickle(self._completion(request, answer), answer)
+            return
         self._reply(200, self._completion(request, answer))
+
+    def _trickle(self, payload: dict[str, Any], answer: Answer) -> None:
+        """A slow-drip server: every byte arrives in time for a per-read timeout, the answer never does."""
+        data = json.dumps(payload).encode()
+        data = b" " * max(0, int(answer.trickle_for_s / answer.trickle_s) - len(data)) + data  # JSON allows it
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            for i in range(len(data)):
+                self.wfile.write(data[i:i + 1])
+                time.sleep(answer.trickle_s)
+        except ConnectionError:
+            pass  # the client gave up (the deadline test); nothing to tell it
 
     def _completion(self, request: Request, answer: Answer) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": answer.text}
@@ -227,6 +253,13 @@ class ScriptedLLM:
         with self._script.lock:
             self._script.answers.append(Answer(text, **options))
         return self
+
+    def add_reply(self, reply: Callable[[Request], str | dict[str, Any]], **options: Any) -> ScriptedLLM:
+        """Queues an answer computed from the request it answers (e.g. code echoing what the model saw)."""
+        def text(request: Request) -> str:
+            value = reply(request)
+            return value if isinstance(value, str) else json.dumps(value)
+        return self.add("", reply=text, **options)
 
     def add_error(self, status: int, message: str) -> ScriptedLLM:
         return self.add(message, status=status)

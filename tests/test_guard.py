@@ -147,12 +147,12 @@ def test_ordinary_standard_library_code_is_allowed() -> None:
 @pytest.mark.parametrize(
     ("line", "kind"),
     [
-        ('spark.sql("DROP TABLE accounts")', "DROP on accounts"),
-        ('spark.sql("drop table if exists accounts")', "DROP on accounts"),
-        ('spark.sql("TRUNCATE TABLE accounts")', "TRUNCATE on accounts"),
+        ('spark.sql("DROP TABLE accounts")', "DROP TABLE accounts"),
+        ('spark.sql("drop table if exists accounts")', "DROP TABLE accounts"),
+        ('spark.sql("TRUNCATE TABLE accounts")', "TRUNCATE accounts"),
         ('spark.sql("DELETE FROM accounts")', "DELETE on accounts"),
-        ('q = "DROP " + "TABLE accounts"', "DROP on accounts"),
-        ('spark.sql(f"DROP TABLE {name}")', "DROP on {name}"),
+        ('q = "DROP " + "TABLE accounts"', "DROP TABLE accounts"),
+        ('spark.sql(f"DROP TABLE {name}")', "DROP TABLE {name}"),
         ('spark.sql("SELECT 1; DELETE FROM accounts WHERE 1=1")', "DELETE on accounts"),
     ],
 )

@@ -95,7 +95,7 @@ def test_guard_rejections_are_fed_back_and_bounded(heal_lab, scripted_llm, tmp_p
     assert record.state == "escalated" and "no acceptable patch" in record.reason
     assert heal_lab.fix_jobs(JOB) == jobs_before  # nothing deployed
     rejected = {v.rule for v in record.attempts[0].guard if not v.ok}
-    assert {"no-new-dangerous-calls", "no-new-destructive-sql", "parses", "not-a-no-op"} <= rejected
+    assert {"allowed-python", "allowed-sql", "parses", "not-a-no-op"} <= rejected
     patch_prompts = [c.prompt[-1]["content"] for c in record.llm_calls if c.stage == "patch"]
     assert len(patch_prompts) == 4
     assert "subprocess" in patch_prompts[1] and "DROP" in patch_prompts[2]

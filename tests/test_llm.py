@@ -4,11 +4,14 @@ prompt templates it is fed with."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from agents import prompts
+from agents.config import Settings
 from agents.errors import InvalidInput, LLMBadAnswer, LLMUnavailable
 from agents.llm import HealerLLM, extract_json_object
 from agents.prompts import DiagnosisAnswer, PatchAnswer
@@ -199,6 +202,32 @@ def test_a_timeout_is_llm_unavailable(scripted_llm: ScriptedLLM) -> None:
     assert "timed out" in caught.value.calls[0].error
 
 
+def test_a_trickling_endpoint_is_cut_off_at_the_total_deadline(scripted_llm: ScriptedLLM) -> None:
+    """One byte every 0.2 s never trips a per-read timeout; LLM_TIMEOUT_S bounds the whole request,
+    the HTTP client's retries (LLM_MAX_RETRIES, 2 by default) included."""
+    from agents.healer import make_llm as healer_llm  # the model client as the healer builds it
+
+    scripted_llm.add(GOOD, trickle_s=0.2).add(GOOD, trickle_s=0.2).add(GOOD, trickle_s=0.2)
+    settings = Settings.from_env({"JOBS_API_URL": "http://127.0.0.1:9/dex/api/v1", "CDE_TOKEN": "unused",
+                                  "LLM_ENDPOINT_BASE_URL": scripted_llm.base_url, "LLM_CDP_TOKEN": API_KEY,
+                                  "LLM_TIMEOUT_S": "1"}, dotenv=None)
+    llm = healer_llm(settings)
+    started = time.monotonic()
+    try:
+        with pytest.raises(LLMUnavailable, match="no complete answer within 1 s") as caught:
+            llm.structured("diagnose", MESSAGES, DiagnosisAnswer)
+    finally:
+        elapsed = time.monotonic() - started
+        llm.close()
+    assert elapsed < 5, f"gave up after {elapsed:.1f} s"  # a bound, not a benchmark: about 1 s
+    [call] = caught.value.calls
+    assert "no complete answer within 1 s" in call.error and call.latency_s < 5
+    assert len(scripted_llm.requests) == 1  # a request past its deadline is not retried
+    for watchdog in [t for t in threading.enumerate() if t.name == "model-call-deadline"]:
+        watchdog.join(timeout=5)
+        assert not watchdog.is_alive(), "a deadline timer outlived its request"
+
+
 def test_an_auth_failure_never_shows_the_key(scripted_llm: ScriptedLLM) -> None:
     scripted_llm.add_error(401, f"Incorrect API key provided: {API_KEY}")
     with pytest.raises(LLMUnavailable) as caught:
@@ -251,9 +280,9 @@ STAGE_VALUES = {
     "diagnose": {"job": "sql-select-fail", "evidence": "error class: X", "code": "1| x", "spark": "{}",
                  "rule_findings": "none", "feedback": "none"},
     "patch": {"job": "j", "diagnosis": "{}", "evidence": "e", "code": "1| x", "spark": "{}", "feedback": "none",
-              "rejections": "none"},
+              "rejections": "none", "conf_keys": "spark.sql.shuffle.partitions"},
     "patch_retry": {"job": "j", "diagnosis": "{}", "evidence": "e", "code": "1| x", "spark": "{}",
-                    "feedback": "none", "rejections": "- parses: bad"},
+                    "feedback": "none", "rejections": "- parses: bad", "conf_keys": "spark.executor.memory"},
     "json_answer": {"schema": "{}"},
     "structured_retry": {"error": "bad", "expected": "a single JSON object"},
 }

@@ -4,7 +4,8 @@ SQL is found where the code runs it (``spark.sql(...)``, ``expr``/``selectExpr``
 ``where``) and, as a backstop, in every new string that reads like a statement. New statements may
 read anything (but files), and write only the tables the original job writes; they may not run
 commands (``TRANSFORM ... USING``), call Java (``java_method``, ``reflect``), create functions,
-add jars or files, or drop, truncate, delete from, or replace tables the job does not own. SQL
+add jars or files, delete from or replace tables the job does not own, or drop or truncate any
+table (a statement the original already runs stays allowed). SQL
 that ``spark.sql`` runs and the guard cannot evaluate or parse is itself a reason to reject.
 """
 
@@ -124,6 +125,11 @@ class _Checker:
         if isinstance(statement, exp.Create) and statement.find(exp.FileFormatProperty, exp.LocationProperty,
                                                                  exp.OptionsProperty):
             problems.append("creates a table or view over files or data source options")
+        if isinstance(statement, exp.TruncateTable) or isinstance(statement, exp.Drop) and \
+                (statement.args.get("kind") or "").upper() == "TABLE":
+            verb = "TRUNCATE" if isinstance(statement, exp.TruncateTable) else "DROP TABLE"
+            names = ", ".join(self._name(t) for t in _tables_written(statement))
+            return [f"runs {verb} {names}: a fix never drops or empties a table, not even the job's own"]
         if not temporary:
             for table in _tables_written(statement):
                 if _key(table) not in self.owned:
