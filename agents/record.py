@@ -98,7 +98,7 @@ class Diagnosis(BaseModel):
 
 class GuardVerdict(BaseModel):
     ok: bool
-    rule: str  # e.g. "parses", "no-new-dangerous-calls", "not-a-no-op"
+    rule: str  # e.g. "parses", "allowed-python", "not-a-no-op" (agents/guard)
     reason: str = ""
 
 

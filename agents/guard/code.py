@@ -35,6 +35,9 @@ WRITE_METHODS = frozenset({"saveAsTable", "insertInto", "save", "writeTo", "toTa
 FORMAT_METHODS = frozenset({"parquet", "csv", "json", "orc", "text", "jdbc", "avro", "xml"})
 READ_METHODS = frozenset({"table", "load", "textFile"})
 CONFIG_METHODS = frozenset({"config", "set", "setIfMissing"})
+COLUMN_METHODS = frozenset({"alias", "withColumn", "withColumnRenamed", "name"})
+# Configuration keys whose values are credentials (``spark.hadoop.fs.s3a.secret.key``).
+SECRET_KEY = re.compile(r"password|secret|token|credential|access\.?key|private|keytab|sas", re.I)
 # A string that names a local file, a remote store or a URL.
 PATH_LIKE = re.compile(
     r"^\s*(?:/[\w.~$-]|~/|\.\./|(?:file|hdfs|s3[an]?|abfss?|wasbs?|gs|adl|oss|viewfs|jdbc|https?|ftp|sftp)"
@@ -55,6 +58,8 @@ class Inventory:
     config: list[tuple[Folded, Folded | None, str]] = field(default_factory=list)  # (key, value, call source)
     defined: set[str] = field(default_factory=set)  # names the file defines (functions, attributes)
     sources: dict[str, str] = field(default_factory=dict)  # placeholder -> expression source
+
+    columns: set[str] = field(default_factory=set)  # column names the code defines (alias, withColumn, ...)
 
     @property
     def identifiers(self) -> set[str]:
@@ -190,6 +195,15 @@ class _Collector(ast.NodeVisitor):
                 or method == "load" and target is not None:
             folded = fold(target)
             self.inv.reads[target_key(folded)] = folded
+        named = node.args[1] if method == "withColumnRenamed" and len(node.args) > 1 else first
+        if method in COLUMN_METHODS and named is not None:
+            column = fold(named)
+            if column.exact and _IDENTIFIER.match(column.text):
+                self.inv.columns.add(column.text)
+        if method == "get" and "conf" in chain and first is not None:
+            key = fold(first)
+            if not key.exact or SECRET_KEY.search(key.text):
+                self._use("secret read", key.text if key.exact else "(a key the guard cannot evaluate)")
         if method in CONFIG_METHODS and (node.args or node.keywords):
             value = fold(node.args[1]) if len(node.args) > 1 else None
             self.inv.config.append((fold(first) if first is not None else Folded("(keywords)", False), value,
@@ -241,7 +255,7 @@ def inventory(code: str) -> Inventory:
     return collector.inv
 
 
-def _use_problem(kind: str, text: str, new: Inventory) -> str | None:
+def _use_problem(kind: str, text: str, original: Inventory, new: Inventory) -> str | None:
     """Why a use that the original does not have is not allowed, or None."""
     if kind == "import":
         if not vocab.module_import_allowed(text):
@@ -261,8 +275,11 @@ def _use_problem(kind: str, text: str, new: Inventory) -> str | None:
             return f"accesses the private or special attribute .{text}"
         if text in vocab.DENIED_ATTRIBUTES:
             return f"uses .{text}, which reaches outside the job (commands, the JVM, files or code shipping)"
-        if text not in vocab.attribute_names() and text not in new.defined and text not in new.identifiers:
+        if text not in vocab.attribute_names() and text not in new.defined and text not in new.columns \
+                and text not in original.identifiers:
             return f"uses .{text}, which is not part of the PySpark or Python vocabulary a fix may use"
+    elif kind == "secret read":
+        return f"reads the configuration value {text}, which may hold a credential"
     elif kind == "method value":
         return f"takes the method .{text} as a value instead of calling it"
     elif kind == "star import":
@@ -275,7 +292,7 @@ def python_problems(original: Inventory, new: Inventory, owned: set[str]) -> lis
     targets the original writes (its DataFrame writes and the tables its SQL writes)."""
     problems = []
     for kind, text in sorted(new.uses - original.uses):
-        problem = _use_problem(kind, text, new)
+        problem = _use_problem(kind, text, original, new)
         if problem:
             problems.append(problem)
     # A star import from pyspark makes free names members of that module.

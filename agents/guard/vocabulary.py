@@ -63,7 +63,7 @@ DENIED_ATTRIBUTES = frozenset({
     "registerJavaFunction", "registerJavaUDAF",  # load a JVM class
     "addArtifact", "addArtifacts", "copyFromLocalToFs", "addFile", "addPyFile", "addArchive", "addJar",
     "sparkContext", "_sc", "rdd",  # the RDD/SparkContext world, outside the vocabulary
-    "newSession",
+    "newSession", "getAll",  # every setting at once, credentials included
 })
 
 # Standard modules a fix may import, and the members it may use (None: every public member).
