@@ -22,6 +22,7 @@ import itertools
 import subprocess
 import sys
 import time
+import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -305,3 +306,39 @@ def start_cli(data_dir: Path, log: Path) -> CliServer:
         log_handle.close()
         pytest.fail(f"unexpected first line {line!r}; server log:\n{log.read_text()}")
     return CliServer(process, line.split("=", 1)[1], log_handle)
+
+
+def cde_error(reply: requests.Response, status: int) -> str:
+    """The message of a CDE error answer with ``status`` (its body: status "error" and a message)."""
+    assert reply.status_code == status, reply.text
+    body = reply.json()
+    assert body["status"] == "error" and isinstance(body["message"], str) and body["message"]
+    return body["message"]
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses (tests share one server)."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def api(local_cde_manual: LocalCde) -> CdeApi:
+    """Raw HTTP to the shared manual-mode local CDE (a module may define its own ``api``)."""
+    return CdeApi(local_cde_manual)
+
+
+def deploy_failed_run(cde: LocalCde, client: Any, job: str, files: dict[str, str], log: str,
+                      args: list[str]) -> int:
+    """A job (its files in resource ``<job>-files``, the first file its application) and one failed
+    run of it whose driver log is ``log``, on a manual-mode local CDE. Returns the run id."""
+    resource = f"{job}-files"
+    client.create_resource(resource)
+    for path, text in files.items():
+        client.upload_file(resource, path, text)
+    client.create_job({"name": job, "type": "spark", "mounts": [{"resourceName": resource}],
+                       "spark": {"file": next(iter(files)), "args": args}})
+    run_id = client.run_job(job)
+    cde.backend.write_run_log(run_id, "driver/stdout", log)
+    cde.backend.set_run_status(run_id, "running")
+    cde.backend.set_run_status(run_id, "failed")
+    return run_id

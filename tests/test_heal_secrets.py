@@ -17,9 +17,9 @@ import time
 from agents.config import Settings
 from agents.healer import Healer
 from cde_client import CdeClient
-from tests.fixtures_cde_local import PASSWORD, USER
+from tests.fixtures_cde_local import PASSWORD, USER, deploy_failed_run
 
-JOB, RESOURCE, APP = "ledger-export-secret", "ledger-export-secret-files", "ledger_export.py"
+JOB, APP = "ledger-export-secret", "ledger_export.py"
 LLM_TOKEN = "sk-live-llm-token-0123456789abcdef"
 JDBC_PASSWORD = "Sup3r-S3cret-Jdbc-42"
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJkZXgtdXNlciJ9.c2lnbmF0dXJlLW9mLWtub3g"
@@ -70,14 +70,7 @@ def test_no_secret_reaches_the_model_and_the_fix_keeps_the_jobs_credential(local
                                                                           tmp_path) -> None:
     cde = local_cde_manual
     client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
-    client.create_resource(RESOURCE)
-    client.upload_file(RESOURCE, APP, CODE)
-    client.create_job({"name": JOB, "type": "spark", "mounts": [{"resourceName": RESOURCE}],
-                       "spark": {"file": APP, "args": ["finance.ledger", "finance.totals"]}})
-    run_id = client.run_job(JOB)
-    cde.backend.write_run_log(run_id, "driver/stdout", LOG)
-    cde.backend.set_run_status(run_id, "running")
-    cde.backend.set_run_status(run_id, "failed")
+    run_id = deploy_failed_run(cde, client, JOB, {APP: CODE}, LOG, ["finance.ledger", "finance.totals"])
 
     stop = threading.Event()
 
@@ -105,7 +98,6 @@ def test_no_secret_reaches_the_model_and_the_fix_keeps_the_jobs_credential(local
         healer.close()
         stop.set()
         cluster.join(timeout=5)
-        client.close() if False else None
 
     assert record.state == "healed", record.reason
     sent = [json.dumps(r.body) for r in scripted_llm.requests]

@@ -16,25 +16,13 @@ import requests
 
 from cde_local import API_PREFIX, LocalCde
 from cde_local.errors import RUN_NOT_FOUND
-from tests.fixtures_cde_local import PASSWORD, USER, CdeApi, start_cli
+from tests.fixtures_cde_local import PASSWORD, USER, CdeApi, start_cli, unique
+from tests.fixtures_cde_local import cde_error as error
 
 PROMPT_S = 10.0  # a linear-time filter answers in milliseconds; a backtracking one never does
 
 
-@pytest.fixture
-def api(local_cde_manual: LocalCde) -> CdeApi:
-    return CdeApi(local_cde_manual)
 
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def error(reply: requests.Response, status: int) -> str:
-    assert reply.status_code == status, reply.text
-    body = reply.json()
-    assert body["status"] == "error" and isinstance(body["message"], str) and body["message"]
-    return body["message"]
 
 
 # -- list filters ---------------------------------------------------------------------------------

@@ -11,20 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import requests
 
 from cde_local import LocalCde
 from tests.fixtures_cde_local import PROBE_VALUE, PROBE_WHEEL, CdeApi, offline_pip_args
-
-
-@pytest.fixture
-def api(local_cde_manual: LocalCde) -> CdeApi:
-    return CdeApi(local_cde_manual)
-
-
-def error(reply: requests.Response, status: int) -> str:
-    assert reply.status_code == status, reply.text
-    return reply.json()["message"]
+from tests.fixtures_cde_local import cde_error as error
 
 
 def test_build_installs_requirements_and_keeps_pyspark(local_cde_manual: LocalCde, api: CdeApi) -> None:

@@ -5,29 +5,13 @@ from __future__ import annotations
 import re
 import uuid
 
-import pytest
-import requests
-
-from cde_local import LocalCde
-from tests.fixtures_cde_local import USER, CdeApi
+from tests.fixtures_cde_local import USER, CdeApi, unique
+from tests.fixtures_cde_local import cde_error as error
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 
-@pytest.fixture
-def api(local_cde_manual: LocalCde) -> CdeApi:
-    return CdeApi(local_cde_manual)
 
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def error(reply: requests.Response, status: int) -> str:
-    assert reply.status_code == status, reply.text
-    body = reply.json()
-    assert body["status"] == "error"
-    return body["message"]
 
 
 def test_info_names_the_virtual_cluster(api: CdeApi) -> None:

@@ -11,18 +11,7 @@ import requests
 from cde_local import LocalCde
 from cde_local.errors import BadRequest
 from tests.fixtures_cde_local import USER, CdeApi
-
-
-@pytest.fixture
-def api(local_cde_manual: LocalCde) -> CdeApi:
-    return CdeApi(local_cde_manual)
-
-
-def error(reply: requests.Response, status: int) -> str:
-    assert reply.status_code == status, reply.text
-    body = reply.json()
-    assert body["status"] == "error"
-    return body["message"]
+from tests.fixtures_cde_local import cde_error as error
 
 
 @pytest.fixture

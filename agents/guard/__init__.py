@@ -27,7 +27,7 @@ import ast
 import difflib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from agents.errors import InvalidInput
@@ -133,15 +133,20 @@ def _inventories(original: str, patch: Patch) -> tuple[Inventory, Inventory] | s
     return before, new
 
 
-def _allowed_python(original: str, patch: Patch, inventories: tuple[Inventory, Inventory] | str) -> GuardVerdict:
-    rule = "allowed-python"
+def _code_rule(rule: str, patch: Patch, inventories: tuple[Inventory, Inventory] | str,
+               problems_of: Callable[[Inventory, Inventory], list[str]]) -> GuardVerdict:
+    """A rule over the original's and the new code's inventories (see ``_inventories``)."""
     if patch.kind != "code" or not patch.code:
         return _ok(rule, "no code change")
     if isinstance(inventories, str):
         return GuardVerdict(ok=False, rule=rule, reason=inventories)
-    before, new = inventories
+    problems = problems_of(*inventories)
+    return _failed(rule, problems) if problems else _ok(rule)
+
+
+def _python_problems(original: str, patch: Patch, before: Inventory, new: Inventory) -> list[str]:
     problems = python_problems(before, new, owned_tables(before))
-    problems += _moved_secrets(original, patch.code)
+    problems += _moved_secrets(original, patch.code or "")
     calls_before = {source for *_, source in before.config}
     remedy = patch.source == "rule"
     for key, value, source in new.config:  # .config(k, v), conf.set(k, v): the same keys as a config patch
@@ -154,7 +159,7 @@ def _allowed_python(original: str, patch: Patch, inventories: tuple[Inventory, I
                        else conf_key_problem(key.text, remedy=remedy))
             if problem:
                 problems.append(f"sets {problem}")
-    return _failed(rule, problems) if problems else _ok(rule)
+    return problems
 
 
 def _moved_secrets(original: str, new: str) -> list[str]:
@@ -181,17 +186,6 @@ def _names_holding(code: str, secrets: set[str]) -> set[str]:
         if isinstance(node, ast.Assign) and any(s in ast.unparse(node.value) for s in secrets):
             names.update(t.id for t in node.targets if isinstance(t, ast.Name))
     return names
-
-
-def _allowed_sql(patch: Patch, inventories: tuple[Inventory, Inventory] | str) -> GuardVerdict:
-    rule = "allowed-sql"
-    if patch.kind != "code" or not patch.code:
-        return _ok(rule, "no code change")
-    if isinstance(inventories, str):
-        return GuardVerdict(ok=False, rule=rule, reason=inventories)
-    before, new = inventories
-    problems = sql_problems(before, new, lambda k, v: conf_problem(k, v, remedy=patch.source == "rule"))
-    return _failed(rule, problems) if problems else _ok(rule)
 
 
 def _bounded_diff(original: str, patch: Patch, max_changed_share: float) -> GuardVerdict:
@@ -277,8 +271,10 @@ def check_patch(
     return [
         _well_formed(patch),
         parses,
-        _allowed_python(original_code, patch, inventories),
-        _allowed_sql(patch, inventories),
+        _code_rule("allowed-python", patch, inventories,
+                   lambda before, new: _python_problems(original_code, patch, before, new)),
+        _code_rule("allowed-sql", patch, inventories, lambda before, new: sql_problems(
+            before, new, lambda k, v: conf_problem(k, v, remedy=patch.source == "rule"))),
         _bounded_diff(original_code, patch, max_changed_share),
         _not_a_no_op(original_code, patch, job_spark),
         _not_a_repeat(patch, previous),
