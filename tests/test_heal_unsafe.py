@@ -17,7 +17,15 @@ import pytest
 
 from agents.config import Settings
 from agents.healer import Healer
-from bench.guard_probe import DESTRUCTION, ORIGINAL, OS_ACCESS, SPARK_COMMANDS, UNSAFE_CONFIG, with_lines
+from bench.guard_probe import (
+    DESTRUCTION,
+    ORIGINAL,
+    OS_ACCESS,
+    RED_TEAM,
+    SPARK_COMMANDS,
+    UNSAFE_CONFIG,
+    with_lines,
+)
 from cde_client import CdeClient
 from cde_local import LocalCde
 from tests.fixtures_cde_local import PASSWORD, USER, deploy_failed_run
@@ -34,7 +42,7 @@ target type. Use `try_cast` to tolerate malformed input and return NULL instead.
 """
 DIAGNOSIS = {"category": "code", "confidence": 0.8, "root_cause": "A malformed number in the input.",
              "evidence": ["[CAST_INVALID_INPUT]"]}
-UNSAFE_CODE = [with_lines(line) for cases in (OS_ACCESS, SPARK_COMMANDS, DESTRUCTION)
+UNSAFE_CODE = [with_lines(line) for cases in (OS_ACCESS, SPARK_COMMANDS, DESTRUCTION, RED_TEAM)
                for _, line in sorted(cases.items())]
 TRIES = 3
 

@@ -154,7 +154,7 @@ def _python_problems(original: str, patch: Patch, before: Inventory, new: Invent
             continue
         if not key.exact:
             problems.append("sets a configuration key the guard cannot evaluate")
-        elif key.text.startswith("spark."):
+        else:  # any key: non-spark ones reach Hadoop and Hive configuration (fs.*.impl, hooks)
             problem = (conf_problem(key.text, value.text, remedy=remedy) if value is not None and value.exact
                        else conf_key_problem(key.text, remedy=remedy))
             if problem:

@@ -19,6 +19,7 @@ reads; writes only to what the original writes.
 from __future__ import annotations
 
 import ast
+import posixpath
 import re
 from dataclasses import dataclass, field
 
@@ -35,6 +36,12 @@ WRITE_METHODS = frozenset({"saveAsTable", "insertInto", "save", "writeTo", "toTa
 FORMAT_METHODS = frozenset({"parquet", "csv", "json", "orc", "text", "jdbc", "avro", "xml"})
 READ_METHODS = frozenset({"table", "load", "textFile"})
 CONFIG_METHODS = frozenset({"config", "set", "setIfMissing"})
+READER_WRITER = frozenset({"read", "write", "readStream", "writeStream", "writeTo"})
+SINK_METHODS = (SQL_STATEMENT_METHODS | SQL_EXPRESSION_METHODS | WRITE_METHODS | FORMAT_METHODS | READ_METHODS
+                | CONFIG_METHODS | {"option", "options", "format", "format_map"})
+TARGET_KEYWORDS = frozenset({"path", "paths", "name", "table", "tableName"})
+# Where a reader or writer points: a new one is never a fix's business.
+LOCATION_KEYWORDS = frozenset({"path", "paths", "location", "url"})
 COLUMN_METHODS = frozenset({"alias", "withColumn", "withColumnRenamed", "name"})
 # Configuration keys whose values are credentials (``spark.hadoop.fs.s3a.secret.key``).
 SECRET_KEY = re.compile(r"password|secret|token|credential|access\.?key|private|keytab|sas", re.I)
@@ -43,6 +50,8 @@ PATH_LIKE = re.compile(
     r"^\s*(?:/[\w.~$-]|~/|\.\./|(?:file|hdfs|s3[an]?|abfss?|wasbs?|gs|adl|oss|viewfs|jdbc|https?|ftp|sftp)"
     r":)", re.I)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A table name that is really a file: Spark's SQL on files (csv.`/path`, text.`...`).
+FILE_TABLE = re.compile(r"^\s*`?(?:csv|json|parquet|orc|text|binaryfile|avro|xml|delta|file)`?\.|.*[/:]", re.I)
 
 
 @dataclass
@@ -77,6 +86,7 @@ class _Collector(ast.NodeVisitor):
         self.folder = Folder(tree)
         self.inv = Inventory()
         self.aliases: dict[str, str] = {}
+        self.modules: set[str] = set()  # aliases that name a module (``import os``, ``functions as F``)
         self.bound: set[str] = set()
         self.star_modules: list[str] = []
         self.parents: dict[int, ast.AST] = {}
@@ -90,10 +100,9 @@ class _Collector(ast.NodeVisitor):
     def _note_binding(self, node: ast.AST) -> None:
         if isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.asname:
-                    self.aliases[alias.asname] = alias.name
-                else:
-                    self.aliases[alias.name.split(".")[0]] = alias.name.split(".")[0]
+                name = alias.asname or alias.name.split(".")[0]
+                self.aliases[name] = alias.name if alias.asname else name
+                self.modules.add(name)
         elif isinstance(node, ast.ImportFrom):
             module = "." * node.level + (node.module or "")
             for alias in node.names:
@@ -101,6 +110,8 @@ class _Collector(ast.NodeVisitor):
                     self.star_modules.append(module)
                 else:
                     self.aliases[alias.asname or alias.name] = f"{module}.{alias.name}"
+                    if vocab.is_module(f"{module}.{alias.name}"):
+                        self.modules.add(alias.asname or alias.name)
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
             self.bound.add(node.id)
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
@@ -112,8 +123,6 @@ class _Collector(ast.NodeVisitor):
             self.bound.add(node.name)
         elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
             self.inv.defined.add(node.attr)
-        elif isinstance(node, ast.keyword) and node.arg:
-            self.inv.defined.add(node.arg)  # Row(amount=...) fields, namedtuple-like objects
         elif isinstance(node, ast.Global | ast.Nonlocal):
             self.bound.update(node.names)
 
@@ -135,8 +144,10 @@ class _Collector(ast.NodeVisitor):
     def visit_Name(self, node: ast.Name) -> None:
         if not isinstance(node.ctx, ast.Load):
             return
-        if node.id in self.aliases:
-            self._use("module", self.aliases[node.id])  # an imported module or object, called or used bare
+        if node.id in self.modules:
+            self._use("module value", self.aliases[node.id])  # a module passed around: its members unchecked
+        elif node.id in self.aliases:
+            self._use("module", self.aliases[node.id])  # an imported object, called or used bare
         elif node.id.startswith("__") and node.id != "__name__":
             self._use("dunder", node.id)
         elif node.id not in self.bound:
@@ -171,21 +182,46 @@ class _Collector(ast.NodeVisitor):
         func = node.func
         if isinstance(func, ast.Attribute):
             self._call(func.attr, node, _chain_attrs(func.value))
+            if func.attr in ("format", "format_map") and not _chain_attrs(func.value) & READER_WRITER:
+                self._format_template(self.folder.fold(func.value))  # str.format, not a reader's format
         elif isinstance(func, ast.Name) and func.id in self.aliases:
             self._call(self.aliases[func.id].rsplit(".", 1)[-1], node, set())
         self.generic_visit(node)
 
+    def _format_template(self, template: Folded) -> None:
+        """``"{0.attr[key]}".format(x)`` reads attributes and items the guard never sees as code."""
+        if not template.exact:
+            self._use("format template", "(a template the guard cannot evaluate)")
+            return
+        text = template.text.replace("{{", "").replace("}}", "")
+        for field_name in re.findall(r"\{([^{}:!]*)", text):
+            if "." in field_name or "[" in field_name:
+                self._use("format field", "{" + field_name + "}")
+
     def _call(self, method: str, node: ast.Call, chain: set[str]) -> None:
         first = node.args[0] if node.args else None
         fold = self.folder.fold
-        if method in SQL_STATEMENT_METHODS and first is not None:
-            self.inv.sql_statements.append(fold(first))
+        unpacked = any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords)
+        if unpacked and method in SINK_METHODS:
+            self._use("unreadable call", f".{method}(*...)")  # what it passes is out of the guard's sight
+        for keyword in node.keywords:
+            if keyword.arg in LOCATION_KEYWORDS:
+                self._use("location", ast.unparse(node))
+        if method in ("option", "options"):
+            keys = [fold(first).text.lower()] if first is not None else []
+            keys += [k.arg.lower() for k in node.keywords if k.arg]
+            if any(k in LOCATION_KEYWORDS for k in keys) or first is not None and not fold(first).exact:
+                self._use("location", ast.unparse(node))
+        if method in SQL_STATEMENT_METHODS:
+            for query in [first, *(k.value for k in node.keywords if k.arg in ("sqlQuery", "query"))]:
+                if query is not None:
+                    self.inv.sql_statements.append(fold(query))
         elif method in SQL_EXPRESSION_METHODS and node.args:
             for arg in node.args:
                 if method in ("expr", "selectExpr") or _stringish(arg):
                     self.inv.sql_expressions.append(fold(arg))
         target = first if first is not None else next(
-            (k.value for k in node.keywords if k.arg in ("path", "name", "table", "tableName")), None)
+            (k.value for k in node.keywords if k.arg in TARGET_KEYWORDS), None)
         is_read_chain = bool(chain & {"read", "readStream"})
         is_write_chain = bool(chain & {"write", "writeStream", "writeTo"})
         if method in WRITE_METHODS or (method in FORMAT_METHODS and not is_read_chain):
@@ -275,9 +311,21 @@ def _use_problem(kind: str, text: str, original: Inventory, new: Inventory) -> s
             return f"accesses the private or special attribute .{text}"
         if text in vocab.DENIED_ATTRIBUTES:
             return f"uses .{text}, which reaches outside the job (commands, the JVM, files or code shipping)"
+        if vocab.INTROSPECTION.match(text):
+            return f"uses .{text}, Python introspection (frames, code objects) that reaches every module"
         if text not in vocab.attribute_names() and text not in new.defined and text not in new.columns \
                 and text not in original.identifiers:
             return f"uses .{text}, which is not part of the PySpark or Python vocabulary a fix may use"
+    elif kind == "module value":
+        return f"uses the module {text} as a value (only its members may be named)"
+    elif kind == "format template":
+        return "formats with a template the guard cannot evaluate"
+    elif kind == "format field":
+        return f"formats with the field {text}, which reads attributes or items"
+    elif kind == "unreadable call":
+        return f"calls {text} with unpacked arguments the guard cannot read"
+    elif kind == "location":
+        return f"points a reader or writer at a location ({_short(text, 60)}), which a fix may not change"
     elif kind == "secret read":
         return f"reads the configuration value {text}, which may hold a credential"
     elif kind == "method value":
@@ -309,7 +357,7 @@ def python_problems(original: Inventory, new: Inventory, owned: set[str]) -> lis
             continue
         if not folded.exact:
             problems.append(f"reads from {_describe_target(key, new)}, a source the guard cannot evaluate")
-        elif PATH_LIKE.match(folded.text):
+        elif PATH_LIKE.match(folded.text) or FILE_TABLE.match(folded.text):
             problems.append(f"reads the new file path or URI {_short(folded.text)!r}")
     return problems
 
@@ -320,7 +368,11 @@ def _star_member(problem: str, stars: list[str]) -> bool:
 
 
 def _known_path(text: str, original: Inventory) -> bool:
-    return any(text.startswith(s) and len(s) >= 2 for s in original.strings if PATH_LIKE.match(s))
+    """A path inside one the original uses (``..`` resolved first: /app/mount/../../etc is not)."""
+    path = posixpath.normpath(text.strip())
+    return any(path == known or path.startswith(known.rstrip("/") + "/")
+               for known in (posixpath.normpath(s.strip()) for s in original.strings if PATH_LIKE.match(s))
+               if len(known) >= 2)
 
 
 def _describe_target(key: str, inv: Inventory) -> str:

@@ -45,11 +45,15 @@ class Folder:
             if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
                 values[node.targets[0].id] = node.value
         self.constants = {name: value for name, value in values.items() if assigned[name] == 1}
+        self.bindings = _bindings(tree)
         self.sources: dict[str, str] = {}  # placeholder -> the expression it stands for
 
     def _unknown(self, node: ast.AST) -> Folded:
         source = ast.unparse(node)
-        name = placeholder(source)
+        # The same expression over names bound differently is another value: a patch that rebinds
+        # `output_table` must not make the original's `INSERT INTO {output_table}` look unchanged.
+        names = sorted({n.id for n in ast.walk(node) if isinstance(n, ast.Name)})
+        name = placeholder(source + "|" + "|".join(f"{n}={self.bindings.get(n, [])}" for n in names))
         self.sources[name] = source
         return Folded(name, False)
 
@@ -121,6 +125,35 @@ class Folder:
             except (TypeError, ValueError):
                 return None
         return None
+
+
+def _bindings(tree: ast.AST) -> dict[str, list[str]]:
+    """Every statement that binds each name, as source text (assignments, loops, parameters, imports...)."""
+    found: dict[str, list[str]] = {}
+
+    def bind(target: ast.AST, text: str) -> None:
+        for node in ast.walk(target):
+            if isinstance(node, ast.Name):
+                found.setdefault(node.id, []).append(text)
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                bind(target, ast.unparse(node))
+        elif isinstance(node, ast.For | ast.AsyncFor | ast.comprehension):
+            bind(node.target, f"{ast.unparse(node.target)} in {ast.unparse(node.iter)}")
+        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+            bind(node.optional_vars, ast.unparse(node.context_expr))
+        elif isinstance(node, ast.NamedExpr):
+            bind(node.target, ast.unparse(node))
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            for arg in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs,
+                        *(a for a in (node.args.vararg, node.args.kwarg) if a)]:
+                found.setdefault(arg.arg, []).append(ast.unparse(node.args))
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                found.setdefault(alias.asname or alias.name.split(".")[0], []).append(ast.unparse(node))
+    return found
 
 
 def _is_str(node: ast.AST) -> bool:

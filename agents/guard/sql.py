@@ -4,8 +4,9 @@ SQL is found where the code runs it (``spark.sql(...)``, ``expr``/``selectExpr``
 ``where``) and, as a backstop, in every new string that reads like a statement. New statements may
 read anything (but files), and write only the tables the original job writes; they may not run
 commands (``TRANSFORM ... USING``), call Java (``java_method``, ``reflect``), create functions,
-add jars or files, delete from or replace tables the job does not own, or drop or truncate any
-table (a statement the original already runs stays allowed). SQL
+add jars or files, write to directories, alter tables or switch databases, use ``${...}``
+substitution, delete from or replace tables the job does not own, or drop or truncate any table (a
+statement the original already runs stays allowed). SQL
 that ``spark.sql`` runs and the guard cannot evaluate or parse is itself a reason to reject.
 """
 
@@ -29,8 +30,8 @@ DENIED_FUNCTIONS = frozenset({"java_method", "reflect", "try_reflect"})
 FILE_FORMATS = frozenset({"csv", "json", "parquet", "orc", "text", "binaryfile", "avro", "xml", "delta", "file"})
 # Statements a fix may add; writes among them are checked against the tables the job owns.
 ALLOWED_STATEMENTS = (exp.Query, exp.Insert, exp.Create, exp.Drop, exp.Delete, exp.Update, exp.Merge,
-                      exp.TruncateTable, exp.Set, exp.Cache, exp.Uncache, exp.Describe, exp.Use, exp.Alter,
-                      exp.Refresh)
+                      exp.TruncateTable, exp.Set, exp.Cache, exp.Uncache, exp.Describe, exp.Refresh)
+_SUBSTITUTION = re.compile(r"\$\{")  # Spark substitutes ${var}, ${env:X}, ${conf} before parsing
 _LOOKS_LIKE_STATEMENT = re.compile(
     r"^\s*(?:SELECT|WITH|INSERT|CREATE|DROP|DELETE|MERGE|UPDATE|TRUNCATE|ALTER|SET|ADD|LOAD|REFRESH|CACHE|"
     r"UNCACHE|REPLACE|MSCK|FROM|VALUES|TABLE|RESET|DESCRIBE|SHOW|USE|ANALYZE|REPAIR|EXPLAIN)\b", re.I)
@@ -114,6 +115,8 @@ class _Checker:
             kind = statement.name.split()[0].upper() if isinstance(statement, exp.Command) else statement.key.upper()
             return [f"runs a SQL {kind} statement, which a fix may not add"]
         problems = []
+        if isinstance(statement, exp.Insert) and statement.find(exp.Directory):
+            return ["writes query results to a directory"]
         if isinstance(statement, exp.Set):
             problems += self._set(text)
         if isinstance(statement, exp.Drop) and (statement.args.get("kind") or "").upper() not in ("TABLE", "VIEW"):
@@ -165,6 +168,12 @@ def sql_problems(original: Inventory, new: Inventory, config_problem: ConfigChec
     checker = _Checker(original, new, config_problem)
     problems: list[str] = []
     before = {f.text for f in original.sql_statements}
+    for folded in _unique(new.sql_statements + new.sql_expressions):
+        if folded.text not in before and _SUBSTITUTION.search(folded.text):
+            problems.append("uses Spark variable substitution (${...}), which changes the SQL after this check")
+    for text in sorted(new.strings - original.strings):
+        if _SUBSTITUTION.search(text) and _LOOKS_LIKE_STATEMENT.match(_COMMENTS.sub(" ", text)):
+            problems.append("uses Spark variable substitution (${...}), which changes the SQL after this check")
     for folded in _unique(new.sql_statements):
         if folded.text in before:
             continue

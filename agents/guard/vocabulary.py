@@ -64,7 +64,12 @@ DENIED_ATTRIBUTES = frozenset({
     "addArtifact", "addArtifacts", "copyFromLocalToFs", "addFile", "addPyFile", "addArchive", "addJar",
     "sparkContext", "_sc", "rdd",  # the RDD/SparkContext world, outside the vocabulary
     "newSession", "getAll",  # every setting at once, credentials included
+    "dropTable", "truncateTable", "dropDatabase", "createDatabase",  # catalog calls that destroy or create
+    "setCurrentDatabase", "setCurrentCatalog",  # would redirect the job's unqualified writes
+    "call_function", "call_udf",  # call any function by name, reflect and java_method among them
 })
+# Python introspection: generators, frames, tracebacks and code objects lead to every module's globals.
+INTROSPECTION = re.compile(r"^(?:gi|cr|ag|f|tb|co|func|im)_|^(?:mro|cell_contents)$")
 
 # Standard modules a fix may import, and the members it may use (None: every public member).
 SAFE_MODULES: dict[str, frozenset[str] | None] = {
@@ -144,6 +149,11 @@ def safe_members(module: str) -> frozenset[str]:
         return named
     loaded = importlib.import_module(module)
     return frozenset(n for n in dir(loaded) if not n.startswith("_") and not inspect.ismodule(getattr(loaded, n)))
+
+
+def is_module(path: str) -> bool:
+    """Whether a dotted path names a module we know (PySpark's or an allowed standard one)."""
+    return path in pyspark_api()["modules"] or path in SAFE_MODULES
 
 
 def module_import_allowed(module: str) -> bool:
