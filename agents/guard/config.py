@@ -193,7 +193,11 @@ def args_problem(value: Any, job_spark: Mapping[str, Any] | None) -> str | None:
         return f"args must be a list of strings of at most {MAX_ARG_CHARS} characters"
     if len(value) > MAX_ARGS:
         return f"args: at most {MAX_ARGS} arguments"
-    current = list((job_spark or {}).get("args") or [])
+    if job_spark is None:
+        return "args cannot be checked without the job's current settings"
+    current = list(job_spark.get("args") or [])
+    if any(arg in current for arg in value[len(current):]):
+        return "args: an appended argument may not repeat an existing one (a source named again as an output)"
     if value[: len(current)] != current or len(value) == len(current):
         return (f"args may only append missing arguments; the existing ones {current!r} must stay as they are, "
                 "in order")

@@ -67,6 +67,8 @@ DENIED_ATTRIBUTES = frozenset({
     "dropTable", "truncateTable", "dropDatabase", "createDatabase",  # catalog calls that destroy or create
     "setCurrentDatabase", "setCurrentCatalog",  # would redirect the job's unqualified writes
     "call_function", "call_udf",  # call any function by name, reflect and java_method among them
+    "toJSON", "context", "getConf", "sql_ctx",  # RDD and SparkContext by the back door
+    "wholeTextFiles", "binaryFiles", "textFile", "hadoopFile", "newAPIHadoopFile", "sequenceFile",
 })
 # Python introspection: generators, frames, tracebacks and code objects lead to every module's globals.
 INTROSPECTION = re.compile(r"^(?:gi|cr|ag|f|tb|co|func|im)_|^(?:mro|cell_contents)$")
@@ -81,16 +83,18 @@ SAFE_MODULES: dict[str, frozenset[str] | None] = {
     "functools": frozenset({"reduce", "partial", "lru_cache", "cache", "wraps", "cmp_to_key"}),
     "itertools": frozenset({"chain", "islice", "product", "combinations", "permutations", "groupby",
                             "accumulate", "zip_longest", "repeat", "count", "starmap", "pairwise", "batched"}),
-    "typing": None,
+    "typing": frozenset({"Any", "Optional", "Union", "List", "Dict", "Tuple", "Set", "FrozenSet", "Iterable",
+                         "Iterator", "Sequence", "Mapping", "Callable", "NamedTuple", "Literal", "cast"}),
     "collections": frozenset({"OrderedDict", "defaultdict", "Counter", "namedtuple", "deque"}),
     "json": frozenset({"loads", "dumps"}),
     "string": frozenset({"ascii_letters", "ascii_lowercase", "ascii_uppercase", "digits", "punctuation"}),
     "statistics": None,
     "calendar": frozenset({"monthrange", "isleap", "month_name", "day_name"}),
     "sys": frozenset({"argv", "exit"}),
-    "argparse": frozenset({"ArgumentParser", "Namespace"}),
-    "logging": frozenset({"getLogger", "basicConfig", "INFO", "WARNING", "ERROR", "DEBUG"}),
+    "logging": frozenset({"getLogger", "INFO", "WARNING", "ERROR", "DEBUG"}),  # no basicConfig: formats, files
 }
+
+DATA_MODULES = frozenset({"sys"})  # their members are process state: read them, call exit, nothing more
 
 SAFE_BUILTINS = frozenset({
     "abs", "all", "any", "bool", "dict", "divmod", "enumerate", "filter", "float", "frozenset", "int",
@@ -105,6 +109,7 @@ SAFE_BUILTINS = frozenset({
 # Python objects whose methods a fix may call (str.strip, list.append, datetime.strftime, ...).
 _PYTHON_TYPES = (str, list, dict, set, frozenset, tuple, int, float, bool, datetime.datetime, datetime.date,
                  datetime.timedelta, datetime.time, decimal.Decimal, type(re.compile("")), type(re.match("", "")))
+_LOGGER_METHODS = frozenset({"debug", "info", "warning", "error", "exception", "critical", "setLevel"})
 # Attributes of the standard objects above that we do not want in a fix anyway.
 _DENIED_PYTHON = frozenset({"mro", "fromhex", "maketrans"})
 
@@ -119,6 +124,7 @@ def pyspark_api() -> dict[str, list[str]]:
 def attribute_names() -> frozenset[str]:
     """Attribute names a new line may use on any object."""
     python = {name for t in _PYTHON_TYPES for name in dir(t) if not name.startswith("_")} - _DENIED_PYTHON
+    python |= _LOGGER_METHODS
     return frozenset((set(pyspark_api()["attributes"]) | python) - DENIED_ATTRIBUTES)
 
 
@@ -135,6 +141,8 @@ def module_member_allowed(path: str) -> bool:
             # a member of the module, then attributes of that member from the vocabulary
             return not rest or (rest[0] in modules[module] and all(r in attribute_names() for r in rest[1:]))
     if parts[0] in SAFE_MODULES:
+        if parts[0] in DATA_MODULES and len(parts) > 2:  # sys.argv may be read, never changed (sys.argv.insert)
+            return False
         return len(parts) == 1 or parts[1] in safe_members(parts[0]) and all(r in attribute_names() for r in parts[2:])
     return False
 
