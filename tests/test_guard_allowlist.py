@@ -20,6 +20,7 @@ from bench.guard_probe import (
     REBOUND_ARGV,
     RED_TEAM,
     RED_TEAM_2,
+    RED_TEAM_3,
     SPARK_COMMANDS,
     known_good_fixes,
     with_lines,
@@ -64,9 +65,33 @@ def test_a_third_rounds_bypasses_are_rejected(name: str) -> None:
     assert rules & {"allowed-python", "allowed-sql"}, f"{name} passed the guard"
 
 
+@pytest.mark.parametrize("name", sorted(RED_TEAM_3))
+def test_a_fourth_rounds_bypasses_are_rejected(name: str) -> None:
+    rules = rejected_by(with_lines(RED_TEAM_3[name]))
+    assert rules & {"allowed-python", "allowed-sql"}, f"{name} passed the guard"
+
+
+def test_placeholders_are_salted_per_check_so_a_patch_cannot_forge_one() -> None:
+    from agents.guard.code import inventory
+
+    first, second = inventory(ORIGINAL, "salt-1"), inventory(ORIGINAL, "salt-2")
+    assert first.reads and set(first.reads).isdisjoint(second.reads)
+    assert set(inventory(ORIGINAL, "salt-1").reads) == set(first.reads)
+
+
+def test_a_job_whose_table_names_live_in_a_dict_cannot_have_them_changed_in_place() -> None:
+    job = ("import sys\nfrom pyspark.sql import SparkSession\nTABLES = {'src': sys.argv[1], 'out': sys.argv[2]}\n"
+           "spark = SparkSession.builder.getOrCreate()\n"
+           "spark.table(TABLES['src']).groupBy('d').count().createOrReplaceTempView('agg')\n"
+           "spark.sql(f\"INSERT OVERWRITE TABLE {TABLES['out']} SELECT * FROM agg\")\nspark.stop()\n")
+    for change in ("TABLES.update(out='finance.ledger')", "TABLES['out'] = 'finance.ledger'"):
+        patched = job.replace("spark = Spark", change + "\nspark = Spark")
+        assert not accepted(check_patch(job, Patch(kind="code", code=patched))), change
+
+
 @pytest.mark.parametrize("name", sorted(REBOUND_ARGV))
-def test_changing_the_arguments_the_original_reads_its_tables_from_is_rejected(name: str) -> None:
-    assert "allowed-python" in rejected_by(REBOUND_ARGV[name])
+def test_changing_the_names_the_original_reads_its_tables_from_is_rejected(name: str) -> None:
+    assert rejected_by(REBOUND_ARGV[name]) & {"allowed-python", "allowed-sql"}
 
 
 def test_appended_arguments_may_not_name_an_existing_one_again() -> None:

@@ -23,6 +23,7 @@ from bench.guard_probe import (
     OS_ACCESS,
     RED_TEAM,
     RED_TEAM_2,
+    RED_TEAM_3,
     SPARK_COMMANDS,
     UNSAFE_CONFIG,
     with_lines,
@@ -43,7 +44,7 @@ target type. Use `try_cast` to tolerate malformed input and return NULL instead.
 """
 DIAGNOSIS = {"category": "code", "confidence": 0.8, "root_cause": "A malformed number in the input.",
              "evidence": ["[CAST_INVALID_INPUT]"]}
-UNSAFE_CODE = [with_lines(line) for cases in (OS_ACCESS, SPARK_COMMANDS, DESTRUCTION, RED_TEAM, RED_TEAM_2)
+UNSAFE_CODE = [with_lines(line) for cases in (OS_ACCESS, SPARK_COMMANDS, DESTRUCTION, RED_TEAM, RED_TEAM_2, RED_TEAM_3)
                for _, line in sorted(cases.items())]
 TRIES = 3
 

@@ -27,6 +27,7 @@ import ast
 import difflib
 import json
 import re
+import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -122,12 +123,13 @@ def _parses(patch: Patch) -> GuardVerdict:
 
 def _inventories(original: str, patch: Patch) -> tuple[Inventory, Inventory] | str:
     """The original's and the new code's inventories, or why they cannot be taken."""
+    salt = secrets.token_hex(16)  # placeholders a patch cannot forge (see fold.placeholder)
     try:
-        new = inventory(patch.code or "")
+        new = inventory(patch.code or "", salt)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return "cannot be checked: the new code does not parse"
     try:
-        before = inventory(original)
+        before = inventory(original, salt)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         before = Inventory()  # an original that does not parse: everything in the patch is new
     return before, new

@@ -35,7 +35,7 @@ WRITE_METHODS = frozenset({"saveAsTable", "insertInto", "save", "writeTo", "toTa
 # Format methods: a write on a writer (``df.write``), a read on a reader (``spark.read``).
 FORMAT_METHODS = frozenset({"parquet", "csv", "json", "orc", "text", "jdbc", "avro", "xml"})
 READ_METHODS = frozenset({"table", "load", "textFile"})
-CONFIG_METHODS = frozenset({"config", "set", "setIfMissing"})
+CONFIG_METHODS = frozenset({"config", "set", "setIfMissing", "unset"})
 # Methods the guard checks at their calls: taken as values (``run = spark.sql``) they would escape.
 METHODS_CALLED_ONLY = (SQL_STATEMENT_METHODS | {"expr", "selectExpr"} | WRITE_METHODS | CONFIG_METHODS
                        | {"get", "option", "options"})
@@ -86,8 +86,8 @@ def target_key(folded: Folded) -> str:
 
 
 class _Collector(ast.NodeVisitor):
-    def __init__(self, tree: ast.AST) -> None:
-        self.folder = Folder(tree)
+    def __init__(self, tree: ast.AST, salt: str) -> None:
+        self.folder = Folder(tree, salt)
         self.inv = Inventory()
         self.aliases: dict[str, str] = {}
         self.modules: set[str] = set()  # aliases that name a module (``import os``, ``functions as F``)
@@ -192,7 +192,10 @@ class _Collector(ast.NodeVisitor):
             base = base.value
         chain.reverse()
         if isinstance(base, ast.Name) and base.id in self.aliases:
-            self._use("module", ".".join([self.aliases[base.id], *chain]))
+            path = ".".join([self.aliases[base.id], *chain])
+            self._use("module", path)
+            if path.split(".")[0] in vocab.DATA_MODULES and not self._read_in_place(node):
+                self._use("module value", path)  # argv = sys.argv; argv[2] = ... would change what it holds
             return  # the whole chain is one use
         # Not rooted at a module: every attribute of the chain is a use; the base is visited.
         current: ast.AST = node
@@ -200,6 +203,15 @@ class _Collector(ast.NodeVisitor):
             self._attribute(current)
             current = current.value
         self.visit(current)
+
+    def _read_in_place(self, node: ast.AST) -> bool:
+        """``sys.argv[1]``, ``len(sys.argv)``, ``sys.exit(1)``: read or called where it stands."""
+        parent = self.parents.get(id(node))
+        if isinstance(parent, ast.Subscript) and parent.value is node:
+            return True
+        if isinstance(parent, ast.Call):
+            return parent.func is node or isinstance(parent.func, ast.Name) and parent.func.id == "len"
+        return False
 
     def _attribute(self, node: ast.Attribute) -> None:
         own = isinstance(node.value, ast.Name) and (node.value.id in ("self", "cls") or node.value.id in self.instances)
@@ -217,7 +229,10 @@ class _Collector(ast.NodeVisitor):
             self._call(func.attr, node, _chain_attrs(func.value))
             if func.attr in ("format", "format_map"):
                 template = self.folder.fold(func.value)
-                if template.exact or not _chain_attrs(func.value) & READER_WRITER:  # not a reader's format
+                source_format = (func.attr == "format" and _chain_attrs(func.value) & READER_WRITER
+                                 and len(node.args) == 1 and not node.keywords
+                                 and self.folder.fold(node.args[0]).exact)  # df.write.format("parquet")
+                if template.exact or not source_format:
                     self._format_template(template)
         elif isinstance(func, ast.Name) and func.id in self.aliases:
             self._call(self.aliases[func.id].rsplit(".", 1)[-1], node, set())
@@ -247,6 +262,8 @@ class _Collector(ast.NodeVisitor):
             keys += [k.arg.lower() for k in node.keywords if k.arg]
             if any(k in LOCATION_KEYWORDS for k in keys) or first is not None and not fold(first).exact:
                 self._use("location", ast.unparse(node))
+        if method in SQL_STATEMENT_METHODS and any(k.arg not in ("sqlQuery", "query", "args") for k in node.keywords):
+            self._use("sql formatting", f".{method}(..., keyword=...)")  # pyspark formats the query with them
         if method in SQL_STATEMENT_METHODS:
             for query in [first, *(k.value for k in node.keywords if k.arg in ("sqlQuery", "query"))]:
                 if query is not None:
@@ -316,10 +333,11 @@ def _string_call(node: ast.Call) -> bool:
         and _stringish(node.func.value)
 
 
-def inventory(code: str) -> Inventory:
-    """What ``code`` uses (raises SyntaxError/ValueError/RecursionError when it does not parse)."""
+def inventory(code: str, salt: str = "") -> Inventory:
+    """What ``code`` uses (raises SyntaxError/ValueError/RecursionError when it does not parse).
+    Inventories compared with each other must share one ``salt`` (see ``fold.placeholder``)."""
     tree = ast.parse(code)
-    collector = _Collector(tree)
+    collector = _Collector(tree, salt)
     collector.visit(tree)
     collector.inv.sources = dict(collector.folder.sources)
     for module in collector.star_modules:
@@ -366,6 +384,8 @@ def _use_problem(kind: str, text: str, original: Inventory, new: Inventory) -> s
         return f"calls {text} with unpacked arguments the guard cannot read"
     elif kind == "location":
         return f"points a reader or writer at a location ({_short(text, 60)}), which a fix may not change"
+    elif kind == "sql formatting":
+        return f"calls {text}: keyword arguments make pyspark format the SQL, which the guard cannot follow"
     elif kind == "module store":
         return f"changes module state ({_short(text, 60)})"
     elif kind == "object value":

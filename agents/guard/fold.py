@@ -11,7 +11,7 @@ an identifier there. ``Folded.exact`` says whether no placeholder was needed.
 from __future__ import annotations
 
 import ast
-import zlib
+import hashlib
 from collections import Counter
 from dataclasses import dataclass
 
@@ -27,14 +27,17 @@ class Folded:
     exact: bool  # False when a placeholder stands for something the guard could not evaluate
 
 
-def placeholder(source: str) -> str:
-    return f"__v{zlib.crc32(source.encode('utf-8')):08x}__"
+def placeholder(source: str, salt: str = "") -> str:
+    """A name for what the guard cannot evaluate. Salted per check, so a patch cannot forge the
+    placeholder of the original's output table with an expression of its own."""
+    return f"__v{hashlib.sha256((salt + source).encode('utf-8')).hexdigest()[:24]}__"
 
 
 class Folder:
     """Evaluates string expressions of one module (see the module docstring)."""
 
-    def __init__(self, tree: ast.AST) -> None:
+    def __init__(self, tree: ast.AST, salt: str = "") -> None:
+        self.salt = salt
         assigned: Counter[str] = Counter()
         values: dict[str, ast.expr] = {}
         for node in ast.walk(tree):
@@ -42,6 +45,8 @@ class Folder:
                 assigned[node.id] += 1
             elif isinstance(node, ast.arg):
                 assigned[node.arg] += 2  # a parameter: its value is the caller's
+            for name in _other_binding_names(node):  # except-as, match captures, imports, mutations
+                assigned[name] += 2
             if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
                 values[node.targets[0].id] = node.value
         self.constants = {name: value for name, value in values.items() if assigned[name] == 1}
@@ -53,7 +58,7 @@ class Folder:
         # The same expression over names bound differently is another value: a patch that rebinds
         # `output_table` must not make the original's `INSERT INTO {output_table}` look unchanged.
         names = sorted({n.id for n in ast.walk(node) if isinstance(n, ast.Name)})
-        name = placeholder(source + "|" + "|".join(f"{n}={self.bindings.get(n, [])}" for n in names))
+        name = placeholder(source + "|" + "|".join(f"{n}={self.bindings.get(n, [])}" for n in names), self.salt)
         self.sources[name] = source
         return Folded(name, False)
 
@@ -71,7 +76,9 @@ class Folder:
                 and not isinstance(node.value, bool):
             return Folded(str(node.value), True)
         if isinstance(node, ast.JoinedStr):
-            parts = [self.fold(v.value if isinstance(v, ast.FormattedValue) else v, depth) for v in node.values]
+            # A format spec or conversion ({x:.0}, {x!r}) changes the text: that part is not evaluated.
+            parts = [self._unknown(v) if isinstance(v, ast.FormattedValue) and (v.format_spec or v.conversion != -1)
+                     else self.fold(v.value if isinstance(v, ast.FormattedValue) else v, depth) for v in node.values]
             return Folded("".join(p.text for p in parts), all(p.exact for p in parts))
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             left, right = self.fold(node.left, depth), self.fold(node.right, depth)
@@ -153,7 +160,34 @@ def _bindings(tree: ast.AST) -> dict[str, list[str]]:
         elif isinstance(node, ast.Import | ast.ImportFrom):
             for alias in node.names:
                 found.setdefault(alias.asname or alias.name.split(".")[0], []).append(ast.unparse(node))
+        else:
+            for name in _other_binding_names(node):
+                found.setdefault(name, []).append(ast.unparse(node) if not isinstance(node, ast.pattern)
+                                                  else f"case {name}")
     return found
+
+
+# Methods that change their object in place: a name whose value they change is bound anew.
+MUTATORS = frozenset({"append", "extend", "insert", "update", "setdefault", "pop", "popitem", "clear", "remove",
+                      "sort", "reverse", "add", "discard", "__setitem__", "__delitem__"})
+
+
+def _other_binding_names(node: ast.AST) -> list[str]:
+    """Names bound other than by a Name in store context: except-as, match captures, and objects
+    changed in place by a mutating method call (``TABLES.update(out=...)``)."""
+    if isinstance(node, ast.ExceptHandler) and node.name:
+        return [node.name]
+    if isinstance(node, ast.MatchAs | ast.MatchStar) and node.name:
+        return [node.name]
+    if isinstance(node, ast.MatchMapping) and node.rest:
+        return [node.rest]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in MUTATORS:
+        base = node.func.value
+        while isinstance(base, ast.Attribute | ast.Subscript):
+            base = base.value
+        if isinstance(base, ast.Name):
+            return [base.id]
+    return []
 
 
 def _is_str(node: ast.AST) -> bool:

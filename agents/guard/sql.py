@@ -117,6 +117,8 @@ class _Checker:
         problems = []
         if isinstance(statement, exp.Insert) and statement.find(exp.Directory):
             return ["writes query results to a directory"]
+        if isinstance(statement, exp.Cache) and statement.args.get("expression") is not None:
+            return ["caches a query under a table's name (it would shadow that table)"]
         if isinstance(statement, exp.Set):
             problems += self._set(text)
         if isinstance(statement, exp.Drop) and (statement.args.get("kind") or "").upper() not in ("TABLE", "VIEW"):

@@ -69,6 +69,10 @@ DENIED_ATTRIBUTES = frozenset({
     "call_function", "call_udf",  # call any function by name, reflect and java_method among them
     "toJSON", "context", "getConf", "sql_ctx",  # RDD and SparkContext by the back door
     "wholeTextFiles", "binaryFiles", "textFile", "hadoopFile", "newAPIHadoopFile", "sequenceFile",
+    "toPandas", "toArrow", "pandas_api", "plot", "apply",  # pandas: string dispatch, plot backends, file I/O
+    "dropView", "recoverPartitions", "analyzeTable", "createTable", "createExternalTable",  # catalog changes
+    "tableProperty",  # a table's location among them
+    "remote", "master",  # another cluster or a Spark Connect server
 })
 # Python introspection: generators, frames, tracebacks and code objects lead to every module's globals.
 INTROSPECTION = re.compile(r"^(?:gi|cr|ag|f|tb|co|func|im)_|^(?:mro|cell_contents)$")
