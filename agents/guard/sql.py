@@ -26,7 +26,9 @@ from agents.guard.fold import Folded
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its "falling back to Command" warnings are ours to judge
 
-DENIED_FUNCTIONS = frozenset({"java_method", "reflect", "try_reflect"})
+DENIED_FUNCTIONS = frozenset({"java_method", "reflect", "try_reflect",
+                              "identifier"})  # IDENTIFIER(:name) takes its table from args the guard cannot see
+_PLACEHOLDER = re.compile(r"__v[0-9a-f]{24}__")
 FILE_FORMATS = frozenset({"csv", "json", "parquet", "orc", "text", "binaryfile", "avro", "xml", "delta", "file"})
 # Statements a fix may add; writes among them are checked against the tables the job owns.
 ALLOWED_STATEMENTS = (exp.Query, exp.Insert, exp.Create, exp.Drop, exp.Delete, exp.Update, exp.Merge,
@@ -99,9 +101,10 @@ def sql_functions(inv: Inventory) -> set[str]:
 class _Checker:
     def __init__(self, original: Inventory, new: Inventory, config_problem: ConfigCheck) -> None:
         self.owned = owned_tables(original)
-        self.known_functions = sql_functions(original) | {s.lower() for s in new.identifiers}
+        self.known_functions = sql_functions(original)
         self.spark_functions = {f.lower() for f in vocab.pyspark_api()["modules"]["pyspark.sql.functions"]}
         self.config_problem = config_problem
+        self.read = set(original.reads)
         self.sources = new.sources
 
     def _name(self, table: exp.Table) -> str:
@@ -125,8 +128,13 @@ class _Checker:
             problems.append(f"drops a {(statement.args.get('kind') or 'object').lower()}")
         if isinstance(statement, exp.Create) and (statement.args.get("kind") or "").upper() not in ("TABLE", "VIEW"):
             problems.append(f"creates a {(statement.args.get('kind') or 'object').lower()}, which a fix may not add")
-        temporary = isinstance(statement, exp.Create) and any(
-            isinstance(p, exp.TemporaryProperty) for p in statement.find_all(exp.TemporaryProperty))
+        temporary = isinstance(statement, exp.Create) and (statement.args.get("kind") or "").upper() == "VIEW" \
+            and any(isinstance(p, exp.TemporaryProperty) for p in statement.find_all(exp.TemporaryProperty))
+        if temporary and _key(statement.this if isinstance(statement.this, exp.Table) else exp.Table()) \
+                in self.owned | self.read:
+            return ["creates a temporary view named like a table the job reads or writes (it would shadow it)"]
+        if isinstance(statement, exp.Select) and statement.args.get("into") is not None:
+            return ["selects INTO a table"]
         if isinstance(statement, exp.Create) and statement.find(exp.FileFormatProperty, exp.LocationProperty,
                                                                  exp.OptionsProperty):
             problems.append("creates a table or view over files or data source options")
@@ -149,7 +157,7 @@ class _Checker:
         for function in tree.find_all(exp.Anonymous):
             name = function.name.lower()
             if name in DENIED_FUNCTIONS:
-                problems.append(f"calls the SQL function {name}, which runs Java methods")
+                problems.append(f"calls the SQL function {name}, which reaches Java methods or tables out of sight")
             elif name not in self.spark_functions and name not in self.known_functions:
                 problems.append(f"calls the SQL function {name}, which is neither a Spark function nor the job's")
         for table in tree.find_all(exp.Table):
@@ -170,6 +178,11 @@ def sql_problems(original: Inventory, new: Inventory, config_problem: ConfigChec
     checker = _Checker(original, new, config_problem)
     problems: list[str] = []
     before = {f.text for f in original.sql_statements}
+    trusted = _placeholders_in_sql(original)
+    for folded in _unique(new.sql_statements + new.sql_expressions):
+        if folded.text not in before and set(_PLACEHOLDER.findall(folded.text)) - trusted:
+            problems.append("builds SQL from a value the guard cannot evaluate (only values the original job "
+                            "already puts into its SQL may be)")
     for folded in _unique(new.sql_statements + new.sql_expressions):
         if folded.text not in before and _SUBSTITUTION.search(folded.text):
             problems.append("uses Spark variable substitution (${...}), which changes the SQL after this check")
@@ -211,6 +224,13 @@ def sql_problems(original: Inventory, new: Inventory, config_problem: ConfigChec
                 if not isinstance(statement, exp.Command):  # sqlglot's fallback: prose, not SQL
                     problems += checker.statement(statement, statement.sql(dialect="spark"))
     return list(dict.fromkeys(problems))
+
+
+def _placeholders_in_sql(inv: Inventory) -> set[str]:
+    """The values the original already puts into its SQL or names as its tables."""
+    texts = [f.text for f in inv.sql_statements + inv.sql_expressions] + _statement_like(inv.strings)
+    texts += [*inv.reads, *inv.writes]
+    return {p for text in texts for p in _PLACEHOLDER.findall(text)}
 
 
 def _unique(items: Iterable[Folded]) -> list[Folded]:
