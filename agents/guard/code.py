@@ -10,10 +10,14 @@ original that calls ``os.path.join`` lets the fix keep calling it, but not ``os.
 Rules for new uses, each reported by the name of the rule it breaks (never how to get round it):
 imports only of ``pyspark.*`` and the named standard modules; module members only from the
 vocabulary; no free names but safe builtins (no ``getattr``, ``exec``, ``open``, ``globals``...);
-no ``_``-attributes or dunders; attributes on objects only from the PySpark and Python vocabulary
-or defined by the file itself; a module object never used as a value; the SQL-running methods
-never taken as values; no new file paths or URIs; reads only of tables or of what the original
-reads; writes only to what the original writes.
+no ``_``-attributes, dunders or frame/code introspection; attributes on objects only from the
+PySpark and Python vocabulary (the file's own names only on ``self``/``cls`` and instances of its
+classes); a module object, ``spark.conf`` or a checked method (``sql``, ``expr``, ``saveAsTable``,
+``config``, ``format``...) never used as a value or called through its class; no stores into module
+state (``sys.argv``); no ``str.format`` field access; no new file paths, URIs or reader/writer
+locations; reads only of tables or of what the original reads; writes only to what the original
+writes; no credential-like configuration read; configuration set from code is returned for the
+config rules.
 """
 
 from __future__ import annotations
@@ -46,7 +50,6 @@ SINK_METHODS = (SQL_STATEMENT_METHODS | SQL_EXPRESSION_METHODS | WRITE_METHODS |
 TARGET_KEYWORDS = frozenset({"path", "paths", "name", "table", "tableName"})
 # Where a reader or writer points: a new one is never a fix's business.
 LOCATION_KEYWORDS = frozenset({"path", "paths", "location", "url"})
-COLUMN_METHODS = frozenset({"alias", "withColumn", "withColumnRenamed", "name"})
 # Configuration keys whose values are credentials (``spark.hadoop.fs.s3a.secret.key``).
 SECRET_KEY = re.compile(r"password|passwd|secret|token|credential|key|private|keytab|sas|auth", re.I)
 # A string that names a local file, a remote store or a URL.
@@ -73,7 +76,6 @@ class Inventory:
     defined: set[str] = field(default_factory=set)  # names the file defines (functions, attributes)
     sources: dict[str, str] = field(default_factory=dict)  # placeholder -> expression source
 
-    columns: set[str] = field(default_factory=set)  # column names the code defines (alias, withColumn, ...)
 
     @property
     def identifiers(self) -> set[str]:
@@ -290,11 +292,6 @@ class _Collector(ast.NodeVisitor):
                 or method == "load" and target is not None:
             folded = fold(target)
             self.inv.reads[target_key(folded)] = folded
-        named = node.args[1] if method == "withColumnRenamed" and len(node.args) > 1 else first
-        if method in COLUMN_METHODS and named is not None:
-            column = fold(named)
-            if column.exact and _IDENTIFIER.match(column.text):
-                self.inv.columns.add(column.text)
         if method == "get" and first is not None:
             key = fold(first)
             config_like = "conf" in chain or "." in key.text  # a dict's "primary_key" is not a setting
