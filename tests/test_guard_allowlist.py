@@ -15,14 +15,12 @@ from agents.record import Patch
 from bench.guard_probe import (
     BUILDER_VALUE,
     DESTRUCTION,
+    FAMILIES,
     ORDINARY_EDITS,
     ORIGINAL,
     OS_ACCESS,
     REBOUND_ARGV,
     RED_TEAM,
-    RED_TEAM_2,
-    RED_TEAM_3,
-    RED_TEAM_4,
     SPARK_COMMANDS,
     known_good_fixes,
     with_lines,
@@ -37,40 +35,27 @@ def rejected_by(code: str) -> set[str]:
     return {v.rule for v in verdicts_of(code) if not v.ok}
 
 
-@pytest.mark.parametrize("name", sorted(OS_ACCESS))
-def test_os_access_in_any_spelling_is_rejected(name: str) -> None:
-    rules = rejected_by(with_lines(OS_ACCESS[name]))
-    assert rules & {"allowed-python", "allowed-sql"}, f"{name} passed the guard"
+UNSAFE_LINES = [(family, name) for family, cases in FAMILIES.items() for name in sorted(cases)]
+WHOLE_FILES = {**REBOUND_ARGV, **BUILDER_VALUE}
 
 
-@pytest.mark.parametrize("name", sorted(SPARK_COMMANDS))
-def test_spark_ways_to_run_commands_or_read_host_files_are_rejected(name: str) -> None:
-    rules = rejected_by(with_lines(SPARK_COMMANDS[name]))
-    assert rules & {"allowed-python", "allowed-sql"}, f"{name} passed the guard"
+@pytest.mark.parametrize(("family", "name"), UNSAFE_LINES, ids=[f"{f}: {n}" for f, n in UNSAFE_LINES])
+def test_every_unsafe_variant_of_the_corpus_is_rejected(family: str, name: str) -> None:
+    """OS access in any spelling, Spark's ways to run commands or read host files, destruction of
+    tables, and four rounds of hostile testing against the allowlist itself."""
+    rules = rejected_by(with_lines(FAMILIES[family][name]))
+    assert rules & {"allowed-python", "allowed-sql"}, f"{family}: {name} passed the guard"
 
 
-@pytest.mark.parametrize("name", sorted(DESTRUCTION))
-def test_destruction_of_tables_the_job_does_not_write_is_rejected(name: str) -> None:
-    rules = rejected_by(with_lines(DESTRUCTION[name]))
-    assert rules & {"allowed-python", "allowed-sql"}, f"{name} passed the guard"
+@pytest.mark.parametrize("name", sorted(WHOLE_FILES))
+def test_whole_file_patches_that_rebind_table_names_or_the_session_are_rejected(name: str) -> None:
+    assert rejected_by(WHOLE_FILES[name]) & {"allowed-python", "allowed-sql"}
 
 
-@pytest.mark.parametrize("name", sorted(RED_TEAM))
-def test_a_second_hostile_testers_bypasses_of_the_allowlist_are_rejected(name: str) -> None:
-    rules = rejected_by(with_lines(RED_TEAM[name]))
-    assert rules & {"allowed-python", "allowed-sql"}, f"{name} passed the guard"
-
-
-@pytest.mark.parametrize("name", sorted(RED_TEAM_2))
-def test_a_third_rounds_bypasses_are_rejected(name: str) -> None:
-    rules = rejected_by(with_lines(RED_TEAM_2[name]))
-    assert rules & {"allowed-python", "allowed-sql"}, f"{name} passed the guard"
-
-
-@pytest.mark.parametrize("name", sorted(RED_TEAM_3))
-def test_a_fourth_rounds_bypasses_are_rejected(name: str) -> None:
-    rules = rejected_by(with_lines(RED_TEAM_3[name]))
-    assert rules & {"allowed-python", "allowed-sql"}, f"{name} passed the guard"
+def test_the_corpus_holds_every_family() -> None:
+    assert all(cases for cases in FAMILIES.values()) and len(FAMILIES) == 7 and len(UNSAFE_LINES) >= 179
+    assert FAMILIES["os access"] is OS_ACCESS and FAMILIES["table destruction"] is DESTRUCTION
+    assert SPARK_COMMANDS and RED_TEAM
 
 
 def test_placeholders_are_salted_per_check_so_a_patch_cannot_forge_one() -> None:
@@ -89,22 +74,6 @@ def test_a_job_whose_table_names_live_in_a_dict_cannot_have_them_changed_in_plac
     for change in ("TABLES.update(out='finance.ledger')", "TABLES['out'] = 'finance.ledger'"):
         patched = job.replace("spark = Spark", change + "\nspark = Spark")
         assert not accepted(check_patch(job, Patch(kind="code", code=patched))), change
-
-
-@pytest.mark.parametrize("name", sorted(RED_TEAM_4))
-def test_a_fifth_rounds_bypasses_are_rejected(name: str) -> None:
-    rules = rejected_by(with_lines(RED_TEAM_4[name]))
-    assert rules & {"allowed-python", "allowed-sql"}, f"{name} passed the guard"
-
-
-@pytest.mark.parametrize("name", sorted(BUILDER_VALUE))
-def test_building_the_session_through_a_method_value_is_rejected(name: str) -> None:
-    assert "allowed-python" in rejected_by(BUILDER_VALUE[name])
-
-
-@pytest.mark.parametrize("name", sorted(REBOUND_ARGV))
-def test_changing_the_names_the_original_reads_its_tables_from_is_rejected(name: str) -> None:
-    assert rejected_by(REBOUND_ARGV[name]) & {"allowed-python", "allowed-sql"}
 
 
 def test_appended_arguments_may_not_name_an_existing_one_again() -> None:
