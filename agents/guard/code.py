@@ -26,6 +26,7 @@ import ast
 import posixpath
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from agents.guard import vocabulary as vocab
 from agents.guard.fold import Folded, Folder
@@ -76,10 +77,10 @@ class Inventory:
     defined: set[str] = field(default_factory=set)  # names the file defines (functions, attributes)
     sources: dict[str, str] = field(default_factory=dict)  # placeholder -> expression source
 
-
-    @property
+    @cached_property
     def identifiers(self) -> set[str]:
-        """String literals that are identifiers (column names), usable as attributes (``row.amount``)."""
+        """String literals that are identifiers (column names), usable as attributes (``row.amount``).
+        Read for every attribute a patch uses, once the inventory is complete: computed once."""
         return {s for s in self.strings if _IDENTIFIER.match(s)}
 
 
