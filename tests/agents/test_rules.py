@@ -1,0 +1,259 @@
+"""Deterministic rules on evidence distilled from real Spark logs (tests/data/logs)."""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import textwrap
+
+import pytest
+
+from agents.distill import distill
+from agents.guard import accepted, check_patch
+from agents.record import Diagnosis, Evidence
+from agents.rules import (
+    RULE_NAMES,
+    best_suggestion,
+    diagnose_by_rules,
+    fix_by_rules,
+    replace_column,
+    suggestion_score,
+)
+from tests.fixtures.agents import SparkLog, load_spark_log
+
+
+def _evidence(log: SparkLog) -> Evidence:
+    return distill(log.stdout, log.stderr, app_file_name=log.app_file_name)
+
+
+def _changed_lines(old: str, new: str) -> list[str]:
+    return [
+        line
+        for line in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+
+
+# --- unresolved column -------------------------------------------------------------------------
+
+
+def test_unresolved_column_fix_replaces_customer_id_with_account_id() -> None:
+    log = load_spark_log("unresolved_column")
+    evidence = _evidence(log)
+    spark = {"file": "unresolved_column.py", "driverMemory": "1g"}
+    diagnosis = diagnose_by_rules(evidence, log.code, spark)
+    assert diagnosis is not None
+    assert (diagnosis.rule, diagnosis.category, diagnosis.source) == ("unresolved-column", "code", "rule")
+    assert diagnosis.confidence >= 0.75
+    assert "account_id" in diagnosis.root_cause
+    assert diagnosis.evidence and all(line in evidence.key_lines + [evidence.exception] for line in diagnosis.evidence)
+
+    patch = fix_by_rules(diagnosis, evidence, log.code, spark)
+    assert patch is not None and patch.kind == "code" and patch.source == "rule" and patch.code
+    ast.parse(patch.code)
+    assert _changed_lines(log.code, patch.code) == [
+        '-report = spark.sql("SELECT customer_id, balance FROM accounts WHERE balance > 50")',
+        '+report = spark.sql("SELECT account_id, balance FROM accounts WHERE balance > 50")',
+    ]
+    assert accepted(check_patch(log.code, patch))
+
+
+def test_unresolved_column_in_dataframe_code_keeps_other_names() -> None:
+    log = load_spark_log("unresolved_column_df")
+    evidence = _evidence(log)
+    diagnosis = diagnose_by_rules(evidence, log.code)
+    assert diagnosis is not None and diagnosis.rule == "unresolved-column"
+    patch = fix_by_rules(diagnosis, evidence, log.code)
+    assert patch is not None and patch.code is not None
+    changed = _changed_lines(log.code, patch.code)
+    assert changed == [
+        '-    return df.groupBy("order_date").agg(F.sum(F.col("qty")).alias("total_qty"))',
+        '+    return df.groupBy("order_date").agg(F.sum(F.col("quantity")).alias("total_qty"))',
+    ]
+
+
+def test_replace_column_touches_column_references_only() -> None:
+    code = textwrap.dedent(
+        '''\
+        from pyspark.sql import functions as F
+
+        customer_id = 3  # customer_id is a Python variable here
+        df = spark.table("accounts")
+        out = df.select(F.col("customer_id"), df.customer_id, "customer_id_hash", df["customer_id"])
+        out = out.filter(f"customer_id > {customer_id}")
+        '''
+    )
+    result = replace_column(code, "customer_id", "account_id")
+    assert result is not None
+    new, count = result
+    assert count == 4
+    assert 'customer_id = 3  # customer_id is a Python variable here' in new
+    assert 'F.col("account_id"), df.account_id, "customer_id_hash", df["account_id"]' in new
+    assert 'f"account_id > {customer_id}"' in new
+
+
+def test_replace_column_stays_in_the_failing_statement() -> None:
+    code = textwrap.dedent(
+        '''\
+        customers = spark.sql("SELECT customer_id, name FROM customers")
+        report = spark.sql(
+            "SELECT customer_id, balance "
+            "FROM accounts"
+        )
+        '''
+    )
+    new, count = replace_column(code, "customer_id", "account_id", near_line=2) or ("", 0)
+    assert count == 1
+    assert 'SELECT customer_id, name FROM customers' in new
+    assert '"SELECT account_id, balance "' in new
+    # Without a line (or a line whose statement has no reference) every reference is replaced.
+    assert replace_column(code, "customer_id", "account_id")[1] == 2  # type: ignore[index]
+    assert replace_column(code, "nothing_like_it", "x") is None
+
+
+def test_suggestion_scores_pick_the_renamed_column() -> None:
+    assert suggestion_score("customer_id", "account_id") > suggestion_score("customer_id", "account_name")
+    assert best_suggestion("customer_id", ["account_id", "balance", "account_name"]) == ("account_id", pytest.approx(0.44, abs=0.01))
+    assert best_suggestion("qty", ["quantity", "order_id"])[0] == "quantity"  # type: ignore[index]
+    assert best_suggestion("amt", ["a.amount"])[0] == "amount"  # type: ignore[index]
+    # Nothing close, or two equally close: leave it to the model.
+    assert best_suggestion("zebra", ["account_id", "balance"]) is None
+    assert best_suggestion("amount", ["amount_usd", "amount_eur"]) is None
+
+
+def test_unresolved_column_without_close_suggestion_is_diagnosed_but_not_fixed() -> None:
+    evidence = Evidence(
+        error_class="UNRESOLVED_COLUMN.WITH_SUGGESTION",
+        message_parameters={"objectName": "`zebra`"},
+        suggestions=["account_id", "balance"],
+        exception="AnalysisException: [UNRESOLVED_COLUMN.WITH_SUGGESTION] ... `zebra` ...",
+    )
+    code = 'spark.sql("SELECT zebra FROM accounts")\n'
+    diagnosis = diagnose_by_rules(evidence, code)
+    assert diagnosis is not None and diagnosis.rule == "unresolved-column" and diagnosis.confidence < 0.75
+    assert fix_by_rules(diagnosis, evidence, code) is None
+
+
+# --- configuration -------------------------------------------------------------------------------
+
+
+def test_max_result_size_raises_the_limit_and_driver_memory() -> None:
+    log = load_spark_log("max_result_size")
+    evidence = _evidence(log)
+    diagnosis = diagnose_by_rules(evidence, log.code)
+    assert diagnosis is not None and (diagnosis.rule, diagnosis.category) == ("max-result-size", "config")
+    spark = {"driverMemory": "1g"}
+    patch = fix_by_rules(diagnosis, evidence, log.code, spark)
+    assert patch is not None and patch.kind == "config"
+    # The job allowed only 1024 B (Spark's message says so): back to at least Spark's default of 1g.
+    assert patch.conf_changes == {"spark.driver.maxResultSize": "1g"}
+    assert patch.spark_changes == {}  # 1g with a 1g driver is Spark's own default
+    assert accepted(check_patch(log.code, patch, job_spark=spark))
+
+    # From a configured value: doubled; the driver grows when the limit would exceed its memory.
+    spark = {"driverMemory": "1g", "conf": {"spark.driver.maxResultSize": "1g"}}
+    patch = fix_by_rules(diagnosis, evidence, log.code, spark)
+    assert patch is not None
+    assert patch.conf_changes == {"spark.driver.maxResultSize": "2g"} and patch.spark_changes == {"driverMemory": "2g"}
+    spark = {"driverMemory": "8g", "conf": {"spark.driver.maxResultSize": "2g"}}
+    patch = fix_by_rules(diagnosis, evidence, log.code, spark)
+    assert patch is not None
+    assert patch.conf_changes == {"spark.driver.maxResultSize": "4g"} and patch.spark_changes == {}
+    # At the cap: no deterministic fix.
+    assert fix_by_rules(diagnosis, evidence, log.code, {"conf": {"spark.driver.maxResultSize": "8g"}}) is None
+
+
+@pytest.mark.parametrize(("current", "doubled"), [(None, "2g"), ("1g", "2g"), ("768m", "1536m"), ("12g", "16g")])
+def test_driver_out_of_memory_doubles_driver_memory(current: str | None, doubled: str) -> None:
+    log = load_spark_log("driver_oom")
+    evidence = _evidence(log)
+    diagnosis = diagnose_by_rules(evidence, log.code)
+    assert diagnosis is not None and (diagnosis.rule, diagnosis.category) == ("driver-out-of-memory", "config")
+    spark = {"driverMemory": current} if current else {}
+    patch = fix_by_rules(diagnosis, evidence, log.code, spark)
+    assert patch is not None and patch.spark_changes == {"driverMemory": doubled} and patch.conf_changes == {}
+    assert accepted(check_patch(log.code, patch, job_spark=spark))
+
+
+def test_driver_memory_at_the_cap_has_no_fix() -> None:
+    log = load_spark_log("driver_oom")
+    evidence = _evidence(log)
+    diagnosis = diagnose_by_rules(evidence, log.code)
+    assert diagnosis is not None
+    assert fix_by_rules(diagnosis, evidence, log.code, {"driverMemory": "16g"}) is None
+
+
+def test_executor_memory_signature() -> None:
+    # A line as YARN/Kubernetes deployments of Spark print it (not reproducible on local Spark).
+    evidence = Evidence(
+        exception="org.apache.spark.SparkException: Job aborted due to stage failure",
+        key_lines=[
+            "24/05/01 10:00:09 ERROR TaskSchedulerImpl: Lost executor 3 on host-3: Container killed by YARN "
+            "for exceeding memory limits. 5.5 GB of 5.5 GB physical memory used."
+        ],
+    )
+    diagnosis = diagnose_by_rules(evidence)
+    assert diagnosis is not None and diagnosis.rule == "executor-out-of-memory"
+    patch = fix_by_rules(diagnosis, evidence, "", {"executorMemory": "4g"})
+    assert patch is not None and patch.spark_changes == {"executorMemory": "8g"}
+
+
+# --- transient and missing data ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Caused by: org.apache.spark.shuffle.FetchFailedException: Failed to connect to host-7/10.0.0.7:7337",
+        "24/05/01 10:00:09 WARN TaskSetManager: Lost task 3.0 in stage 4.0: ExecutorLostFailure (executor 2 exited "
+        "caused by one of the running tasks) Reason: Remote RPC client disassociated",
+        "Caused by: java.io.IOException: Connection reset by peer",
+        "Caused by: java.net.ConnectException: Connection refused: host-2/10.0.0.2:7337",
+        "org.apache.hadoop.fs.s3a.AWSClientIOException: transient network failure while reading s3a://bucket/x",
+    ],
+)
+def test_transient_signatures_get_a_rerun(line: str) -> None:
+    evidence = distill("py4j.protocol.Py4JJavaError: An error occurred while calling o91.save.\n", line + "\n")
+    diagnosis = diagnose_by_rules(evidence, "print(1)\n")
+    assert diagnosis is not None and (diagnosis.rule, diagnosis.category) == ("transient", "transient")
+    patch = fix_by_rules(diagnosis, evidence, "print(1)\n", {})
+    assert patch is not None and patch.kind == "rerun" and not patch.spark_changes and patch.code is None
+    assert accepted(check_patch("print(1)\n", patch))
+
+
+@pytest.mark.parametrize("name", ["path_not_found", "table_not_found"])
+def test_missing_input_is_data_and_has_no_patch(name: str) -> None:
+    log = load_spark_log(name)
+    evidence = _evidence(log)
+    diagnosis = diagnose_by_rules(evidence, log.code)
+    assert diagnosis is not None
+    assert (diagnosis.rule, diagnosis.category, diagnosis.source) == ("missing-input", "data", "rule")
+    assert diagnosis.evidence
+    assert fix_by_rules(diagnosis, evidence, log.code, {}) is None
+
+
+def test_missing_table_the_job_writes_itself_is_not_missing_input() -> None:
+    log = load_spark_log("table_not_found")
+    code = log.code + 'report.write.saveAsTable("sales_raw")\n'
+    diagnosis = diagnose_by_rules(_evidence(log), code)
+    assert diagnosis is None or diagnosis.rule != "missing-input"
+
+
+@pytest.mark.parametrize("name", ["divide_by_zero", "cast_invalid_input", "ambiguous_reference", "python_keyerror", "udf_null"])
+def test_failures_without_a_rule_are_left_to_the_model(name: str) -> None:
+    log = load_spark_log(name)
+    assert diagnose_by_rules(_evidence(log), log.code) is None
+
+
+def test_fix_needs_a_rule_diagnosis() -> None:
+    log = load_spark_log("driver_oom")
+    model_diagnosis = Diagnosis(category="config", root_cause="OOM", confidence=0.9, source="model")
+    assert fix_by_rules(model_diagnosis, _evidence(log), log.code, {}) is None
+    assert set(RULE_NAMES) == {
+        "missing-input",
+        "unresolved-column",
+        "max-result-size",
+        "executor-out-of-memory",
+        "driver-out-of-memory",
+        "transient",
+    }

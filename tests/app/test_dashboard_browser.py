@@ -1,0 +1,157 @@
+"""The dashboard in real headless Chromium, served in-process against records on disk.
+
+The data source is the `dashboard_source` fixture (tests/fixtures_app.py): today records plus a
+small command interface acting on them, later the real healer. The tests only read the page and
+the records, so they hold for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+
+from agents.record import FailedRun, IncidentRecord, incident_id
+from app import views
+from tests.fixtures.app import DashboardSource
+from tests.paths import ARTIFACTS
+
+WAIT_MS = 20_000  # the longest we wait for the page to show something (several poll cycles)
+POLL_CYCLES = 3  # poll round trips watched for outside requests
+MAX_STATE_CHECKS = 40  # re-reads of a record while the page catches up with it
+
+
+@pytest.fixture
+def requests() -> list[str]:
+    """Every URL the page asks for, from the first byte."""
+    return []
+
+
+@pytest.fixture
+def page(browser, dashboard_url: str, requests: list[str]) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    page = context.new_page()
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("websocket", lambda ws: requests.append(ws.url))
+    page.goto(dashboard_url)
+    page.locator("#hd-heading .hd-title").wait_for(timeout=WAIT_MS)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def _pick(page, job: str) -> None:
+    page.locator("#hd-incidents").get_by_role("gridcell", name=job, exact=True).first.click()
+
+
+def _wait_text(page, selector: str, text: str) -> None:
+    page.locator(selector).filter(has_text=text).first.wait_for(timeout=WAIT_MS)
+
+
+def _polls(requests: list[str]) -> int:
+    return sum(1 for url in requests if "/queue/join" in url)
+
+
+def test_page_shows_the_tutorial_incident_and_asks_only_its_own_server(page, requests, dashboard_url):
+    _pick(page, "sql-select-fail")
+    _wait_text(page, "#hd-heading", "Incident sql-select-fail--12")
+    _wait_text(page, "#hd-original-code .cm-content", "customer_id")
+
+    original = page.locator("#hd-original-code .cm-content").inner_text()
+    fixed = page.locator("#hd-fixed-code .cm-content").inner_text()
+    assert 'spark.sql("SELECT customer_id, balance FROM accounts WHERE balance > 50")' in original
+    assert 'spark.sql("SELECT account_id, balance FROM accounts WHERE balance > 50")' in fixed
+    assert "customer_id" not in fixed
+
+    removed = page.locator("#hd-diff .hd-d-del").all_inner_texts()
+    added = page.locator("#hd-diff .hd-d-add").all_inner_texts()
+    assert removed == ['-report = spark.sql("SELECT customer_id, balance FROM accounts WHERE balance > 50")']
+    assert added == ['+report = spark.sql("SELECT account_id, balance FROM accounts WHERE balance > 50")']
+
+    reasoning = page.locator("#hd-reasoning").inner_text()
+    assert "Diagnosis (model): category code, confidence 93%" in reasoning
+    assert "its key is account_id" in reasoning
+    assert "rejected by bounded-diff" in reasoning
+    assert "State: healed" in reasoning
+
+    evidence = page.locator("#hd-log .hd-ev").all_inner_texts()
+    assert len(evidence) == 2 and "cannot be resolved" in evidence[1]
+    assert "Running Spark version" not in page.locator("#hd-log").inner_text()
+    page.locator("#hd-full-log-box").get_by_text("Full driver log").click()
+    _wait_text(page, "#hd-full-log", "Running Spark version 4.3.0")
+
+    original_card = page.locator("#hd-original-card").inner_text()
+    fixed_card = page.locator("#hd-fixed-card").inner_text()
+    assert "sql-select-fail-files" in original_card and "failed" in original_card
+    assert "sql-select-fail-fix-1" in fixed_card and "healed · check passed" in fixed_card
+    assert "verify #1" in page.locator("#hd-timeline").inner_text()
+    assert "rules only" in page.locator("#hd-status").inner_text()
+    assert not page.locator("#hd-approve").is_visible()
+    link = page.locator("#hd-record a[href]").first.get_attribute("href")
+    assert link.split("?")[0].endswith("sql-select-fail--12.json")
+    download = page.request.get(urljoin(dashboard_url, link))
+    assert download.ok and download.json()["incident_id"] == "sql-select-fail--12"
+
+    # several polls later the user's pick still holds, and nothing came from elsewhere
+    seen = _polls(requests)
+    page.wait_for_function(
+        f"() => performance.getEntriesByType('resource').filter(e => e.name.includes('/queue/join')).length"
+        f" >= {seen + POLL_CYCLES}",
+        timeout=WAIT_MS,
+    )
+    assert "Incident sql-select-fail--12" in page.locator("#hd-heading").inner_text()
+    own = urlsplit(dashboard_url).netloc
+    outside = sorted({url for url in requests
+                      if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).netloc != own})
+    assert outside == []
+    assert _polls(requests) >= seen + POLL_CYCLES
+
+    page.locator("#hd-full-log-box").get_by_text("Full driver log").click()  # fold it for the picture
+    page.locator("#hd-full-log").wait_for(state="hidden", timeout=WAIT_MS)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+
+def test_a_new_record_on_disk_shows_up_without_reload(page, dashboard_source: DashboardSource):
+    _pick(page, "ingest-daily")
+    _wait_text(page, "#hd-heading", "Incident ingest-daily--7")
+    page.evaluate("window.__same_page = true")
+
+    dashboard_source.store.save(IncidentRecord(
+        incident_id=incident_id("late-arrival", 77), job="late-arrival", run_id=77, state="diagnosing",
+        failed_run=FailedRun(id=77, job="late-arrival", status="failed")))
+    page.locator("#hd-incidents").get_by_role("gridcell", name="late-arrival", exact=True).wait_for(timeout=WAIT_MS)
+
+    assert page.evaluate("window.__same_page === true")
+    assert "Incident ingest-daily--7" in page.locator("#hd-heading").inner_text()  # the pick holds
+    page.locator("#hd-newest").click()
+    _wait_text(page, "#hd-heading", "Incident late-arrival--77")
+
+
+def test_approve_button_calls_the_healer_and_shows_the_new_state(page, dashboard_source: DashboardSource):
+    _pick(page, "sql-select-fail")
+    _wait_text(page, "#hd-heading", "Incident sql-select-fail--12")
+    assert not page.locator("#hd-approve").is_visible()
+
+    _pick(page, "schema-drift")
+    _wait_text(page, "#hd-heading", "Incident schema-drift--21")
+    page.locator("#hd-approve").wait_for(state="visible", timeout=WAIT_MS)
+    assert dashboard_source.store.load("schema-drift--21").state == "awaiting_approval"
+
+    page.locator("#hd-approve").click()
+    _wait_text(page, "#hd-message", "Approve:")
+    record = dashboard_source.store.load("schema-drift--21")
+    assert record.state not in ("awaiting_approval", "rejected")  # approve, not reject, reached the healer
+
+    # the page catches up with whatever state the record has now (the healer may move it on)
+    shown = ""
+    for _ in range(MAX_STATE_CHECKS):
+        expected = views.state_label(dashboard_source.store.load("schema-drift--21").state)
+        shown = page.locator("#hd-heading .hd-badge").inner_text()
+        if shown == expected:
+            break
+        page.wait_for_timeout(500)
+    assert shown == views.state_label(dashboard_source.store.load("schema-drift--21").state)
+    page.locator("#hd-approve").wait_for(state="hidden", timeout=WAIT_MS)
