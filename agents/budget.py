@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agents.distill import estimate_tokens
 from agents.prompts import number_lines
+from agents.tokens import estimate_tokens
 
 
 def code_window(code: str, budget_tokens: int, focus_line: int | None) -> str:

@@ -16,15 +16,10 @@ from agents import prompts, rules, untrusted
 from agents.budget import code_window, room_for_code
 from agents.errors import LLMError
 from agents.record import Diagnosis, Evidence, IncidentRecord
-from agents.stage import current_attempt
+from agents.stage import current_attempt, current_evidence
 from agents.state import Deps, HealState
 
 UNFIXABLE = ("data",)  # categories no code or configuration change can heal
-
-
-def current_evidence(state: HealState, record: IncidentRecord) -> Evidence:
-    attempt = current_attempt(record, state["attempt"])
-    return attempt.evidence or record.evidence or Evidence()
 
 
 def diagnose(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Literal["patch", "escalate"]]:
@@ -33,6 +28,7 @@ def diagnose(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Li
     spark = state.get("base_spark") or {}
     attempt = current_attempt(record, state["attempt"])
     found = rules.diagnose_by_rules(evidence, code, spark)
+    attempt.rule_finding = found
 
     if deps.llm is None:
         if found is None:

@@ -4,7 +4,7 @@
 line cut to ``MAX_LINE_CHARS`` before any pattern sees it), and returns an ``Evidence``: Spark's
 error class and message parameters, Spark's own suggestions, the last traceback frame in user
 code, the last "Caused by:", the last exception line, and a distilled text for the model that
-never exceeds the token budget by the offline estimate ``estimate_tokens``.
+never exceeds the token budget by the offline estimate ``agents.tokens.estimate_tokens``.
 
 Under spark-submit the Python traceback is on the driver's stdout and log4j lines are on stderr;
 both are read. Spark 4 texts (SQLSTATE, one-line JSON log records) and Spark 3.5 texts (neither)
@@ -14,7 +14,6 @@ are understood: we parse the ``[ERROR_CLASS]`` and the suggestion list, not sent
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections import deque
 from collections.abc import Iterator
@@ -23,9 +22,9 @@ from typing import Any
 
 from agents.errors import InvalidInput
 from agents.record import Evidence
+from agents.tokens import chars_for, estimate_tokens
 from agents.untrusted import defuse
 
-CHARS_PER_TOKEN = 4  # offline estimate; no tokenizer (tiktoken downloads its files at run time)
 MAX_LINE_CHARS = 2_000  # longer lines are cut before any pattern sees them
 MAX_JSON_LINE_CHARS = 200_000  # JSON log records longer than this are not parsed
 MAX_SHOWN_LINE_CHARS = 400  # a line in the distilled text
@@ -101,11 +100,6 @@ _PARAMETER_PATTERNS: list[tuple[str, re.Pattern[str], tuple[str, ...]]] = [
     ("PATH_NOT_FOUND", re.compile(r"Path does not exist: (\S+?)\.?(?:\s|$)"), ("path",)),
     ("DIVIDE_BY_ZERO", re.compile(r'set "([^"]+)" to "false"'), ("config",)),
 ]
-
-
-def estimate_tokens(text: str) -> int:
-    """An offline token estimate (about four characters a token); used to budget prompts."""
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
 def is_library_path(path: str) -> bool:
@@ -440,7 +434,7 @@ def distill(
         for text in scan.key_texts[-MAX_KEY_LINES:]:
             if text not in key_lines:
                 key_lines.append(text)
-    distilled = defuse(_compose(header, scans, token_budget * CHARS_PER_TOKEN))  # untrusted text
+    distilled = defuse(_compose(header, scans, chars_for(token_budget)))  # untrusted text
     return Evidence(
         error_class=error_class,
         message_parameters=parameters,

@@ -2,15 +2,24 @@
 
 ::
 
-    HealerError                  anything the healer raises on purpose
+    HealerError                  anything the healer raises on purpose (raise a subclass: it says what happens next)
     ├── ConfigError              settings missing or invalid at start (lists every problem)
-    ├── InvalidInput             bad input from a caller or a file (a missing template, a bad value)
-    │   ├── UnsupportedJob       a job the healer cannot patch (not Python, no application file)
-    │   └── PromptTooLarge       the code a model must see does not fit the prompt token budget
     ├── IncidentBusy             another healer (process or Healer object) is working on the incident
+    ├── TryAgainLater            a step cannot finish now; the incident stays open and the next cycle
+    │                            resumes it from its checkpoint (CDE and network errors mean this too)
+    ├── EndIncident              nothing a retry can change: a stage that raises it escalates the
+    │   │                        incident with the message (a name clash on the cluster, a foreign run)
+    │   └── InvalidInput         bad input from a caller or a file (a missing template, a bad value);
+    │       │                    inside an incident it ends it as "error": the input itself is wrong
+    │       ├── UnsupportedJob   a job the healer cannot patch (not Python, no application file)
+    │       └── PromptTooLarge   the code a model must see does not fit the prompt token budget
     └── LLMError                 the model could not help
         ├── LLMUnavailable       endpoint down, timed out or refused our credentials (after retries)
         └── LLMBadAnswer         no valid structured answer within the retry limit
+
+Any other exception escaping a stage is a defect of ours, permanent for that incident: the healer
+ends the incident as "error" instead of retrying it every cycle (mini-swe-agent's rule: only the
+errors known to pass are retried).
 
 Messages never carry secrets (the model endpoint's key is redacted before an error is raised).
 """
@@ -25,7 +34,15 @@ class HealerError(Exception):
     """Base of every error the healer raises on purpose."""
 
 
-class InvalidInput(HealerError, ValueError):
+class TryAgainLater(HealerError):
+    """The step could not finish now (something it depends on is between states); the incident stays open."""
+
+
+class EndIncident(HealerError):
+    """Nothing a retry can change. Raised in a stage, the incident is escalated with this message."""
+
+
+class InvalidInput(EndIncident, ValueError):
     """Bad input: a value, file or template that cannot be used as given."""
 
 

@@ -16,20 +16,27 @@ from agents.log_fetch import log_fetch
 from agents.monitor import monitor
 from agents.patch import patch
 from agents.redeploy import redeploy
-from agents.stage import as_node
+from agents.stage import StageFn, as_node
 from agents.state import Deps, HealState
 from agents.verify import verify
+
+# Every stage once: its name, its node function, and the record's state while it runs (None: the
+# node sets its own, as approval does when it pauses). A new stage is one entry plus its routing.
+STAGES: tuple[tuple[str, StageFn, str | None], ...] = (
+    ("monitor", monitor, "open"),
+    ("log_fetch", log_fetch, "fetching"),
+    ("diagnose", diagnose, "diagnosing"),
+    ("patch", patch, "patching"),
+    ("approval", approval, None),
+    ("redeploy", redeploy, "redeploying"),
+    ("verify", verify, "verifying"),
+    ("escalate", escalate, None),
+)
 
 
 def build_graph(deps: Deps, checkpointer: BaseCheckpointSaver) -> CompiledStateGraph:
     builder = StateGraph(HealState)
-    builder.add_node("monitor", as_node("monitor", monitor, deps))
-    builder.add_node("log_fetch", as_node("log_fetch", log_fetch, deps))
-    builder.add_node("diagnose", as_node("diagnose", diagnose, deps))
-    builder.add_node("patch", as_node("patch", patch, deps))
-    builder.add_node("approval", as_node("approval", approval, deps))
-    builder.add_node("redeploy", as_node("redeploy", redeploy, deps))
-    builder.add_node("verify", as_node("verify", verify, deps))
-    builder.add_node("escalate", as_node("escalate", escalate, deps))
+    for name, fn, record_state in STAGES:
+        builder.add_node(name, as_node(name, fn, deps, record_state))
     builder.add_edge(START, "monitor")
     return builder.compile(checkpointer=checkpointer)

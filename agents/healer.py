@@ -9,27 +9,34 @@ Across processes (and `Healer` objects), an incident is worked on under its leas
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from functools import partial
 
 from langgraph.types import Command
 
 from agents.checkpoint import open_checkpointer
 from agents.config import Settings
-from agents.errors import IncidentBusy, InvalidInput
+from agents.errors import IncidentBusy, InvalidInput, LLMError, TryAgainLater
 from agents.files import private_dir
 from agents.graph import build_graph
 from agents.ids import check_job_name, check_run_id
 from agents.lease import IncidentLease
 from agents.monitor import find_new_failures, healer_owned, open_incident
 from agents.record import IncidentRecord, RecordStore, incident_id
+from agents.redact import redact
 from agents.state import Deps, HealState
-from cde_client import CdeClient, NotFound
+from agents.times import utc_stamp
+from cde_client import CdeClient, CdeError, NotFound
 
 log = logging.getLogger("healer")
+
+# Errors that pass with time (CDE or the model unreachable, a database busy, a step between states):
+# the incident stays open and the next cycle resumes it from its checkpoint.
+RETRIED = (TryAgainLater, LLMError, OSError, sqlite3.Error, CdeError)
 
 ProgressFn = Callable[[str], None]
 
@@ -162,15 +169,26 @@ class Healer:
                     for node in update:
                         if node != "__interrupt__":
                             progress(node)
-        except (InvalidInput, NotFound) as exc:  # nothing a retry can change: end the incident
-            record = self.records.load(incident)
-            assert record is not None
-            record.state = "error"
-            record.reason = str(exc)
-            self.records.save(record)
-            return record
+        except (InvalidInput, NotFound) as exc:  # the input itself is wrong: end the incident
+            return self._end_with_error(incident, str(exc), exc)
+        except RETRIED:  # passes with time: the incident stays open for the next cycle
+            raise
+        except Exception as exc:  # a defect of ours: permanent for this incident, never retried forever
+            log.error("incident %s: %s", incident, redact(
+                "".join(traceback.format_exception(exc)), self.settings.secrets))
+            return self._end_with_error(incident, f"the healer failed ({type(exc).__name__}: {exc}); "
+                                                  "see the healer's log", exc)
         record = self.records.load(incident)
         assert record is not None
+        return record
+
+    def _end_with_error(self, incident: str, reason: str, exc: Exception) -> IncidentRecord:
+        record = self.records.load(incident)
+        if record is None:  # the record file was removed under us: nothing to end
+            raise exc
+        record.state = "error"
+        record.reason = reason
+        self.records.save(record)
         return record
 
     def _config(self, incident: str) -> dict:
@@ -216,7 +234,7 @@ class Healer:
             self.watch_status.last_error = f"{type(exc).__name__}: {exc}"
             log.warning("monitor cycle failed: %s", self.watch_status.last_error)
         self.watch_status.cycles += 1
-        self.watch_status.last_poll = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.watch_status.last_poll = utc_stamp()
 
     def watch(self, stop: threading.Event, progress: ProgressFn | None = None) -> None:
         """Monitors until `stop` is set, one cycle every `poll_interval_s`."""

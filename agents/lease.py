@@ -19,7 +19,7 @@ from pathlib import Path
 
 from agents.errors import IncidentBusy, InvalidInput
 from agents.files import FILE_MODE, private_dir
-from agents.record import utc_now
+from agents.times import utc_now
 
 MAX_HOLDER_CHARS = 200
 

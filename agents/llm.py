@@ -41,10 +41,10 @@ from pydantic import BaseModel, ValidationError
 
 from agents import prompts
 from agents.deadline import call_deadline, deadline_http_client, ran_out_of_time
-from agents.distill import estimate_tokens
 from agents.errors import InvalidInput, LLMBadAnswer, LLMUnavailable
 from agents.record import LlmCall
 from agents.redact import Redactor, redact
+from agents.tokens import estimate_tokens
 
 Mode = Literal["json_schema", "function_calling", "json_in_text"]
 MODES: tuple[Mode, ...] = ("json_schema", "function_calling", "json_in_text")

@@ -16,6 +16,7 @@ from agents.config import Settings
 from agents.errors import InvalidInput
 from agents.record import FailedRun, IncidentRecord, RecordStore, incident_id
 from agents.state import Deps, HealState
+from agents.times import utc_stamp
 from cde_client import CdeClient, JobRun
 
 FIX_JOB_PATTERN = re.compile(r"-fix-\d+$")
@@ -70,7 +71,7 @@ def open_incident(records: RecordStore, client: CdeClient, job: str, run_id: int
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+    return utc_stamp(moment) if moment else None
 
 
 def monitor(state: HealState, deps: Deps, record: IncidentRecord) -> Command:

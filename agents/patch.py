@@ -7,8 +7,6 @@ back for another try, up to `max_patch_tries`. LLM output is untrusted until the
 
 from __future__ import annotations
 
-import copy
-import difflib
 import json
 from typing import Any, Literal
 
@@ -16,36 +14,15 @@ from langgraph.types import Command
 
 from agents import prompts, rules, untrusted
 from agents.budget import room_for_code
-from agents.diagnose import current_evidence
-from agents.distill import estimate_tokens
+from agents.diffs import config_diff, unified_diff
 from agents.errors import LLMError, PromptTooLarge
 from agents.guard import check_patch
 from agents.guard.config import CONF_KEYS, REMEDY_ONLY_KEYS
 from agents.prompts import number_lines
 from agents.record import Diagnosis, IncidentRecord, Patch
-from agents.stage import current_attempt
+from agents.stage import apply_spark_changes, current_attempt, current_evidence
 from agents.state import Deps, HealState
-
-
-def apply_spark_changes(spark: dict[str, Any], patch: Patch) -> dict[str, Any]:
-    """The job's spark section with the patch's settings and conf applied (a new dict)."""
-    result = copy.deepcopy(spark)
-    result.update(patch.spark_changes)
-    if patch.conf_changes:
-        result["conf"] = {**(result.get("conf") or {}), **patch.conf_changes}
-    return result
-
-
-def unified_diff(before: str, after: str, path: str) -> str:
-    return "".join(difflib.unified_diff(
-        before.splitlines(keepends=True), after.splitlines(keepends=True),
-        fromfile=f"a/{path}", tofile=f"b/{path}",
-    ))
-
-
-def config_diff(before: dict[str, Any], after: dict[str, Any]) -> str:
-    return unified_diff(json.dumps(before, indent=2, sort_keys=True) + "\n",
-                        json.dumps(after, indent=2, sort_keys=True) + "\n", "job.spark.json")
+from agents.tokens import estimate_tokens
 
 
 def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Literal["approval", "escalate"]]:
@@ -60,7 +37,7 @@ def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Liter
     rejections: list[str] = []
 
     evidence = current_evidence(state, record)
-    ruled = _rule_diagnosis(diagnosis, evidence, base_code, state.get("base_spark") or {})
+    ruled = _rule_diagnosis(diagnosis, attempt.rule_finding)
     if ruled is not None and (deps.settings.deterministic_fixes or deps.llm is None):
         proposal = rules.fix_by_rules(ruled, evidence, base_code, state.get("base_spark") or {})
         if proposal is not None:
@@ -93,14 +70,11 @@ def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Liter
     return Command(goto="approval", update={"fixed_code": base_code})
 
 
-def _rule_diagnosis(diagnosis: Diagnosis, evidence, code: str, spark: dict[str, Any]) -> Diagnosis | None:
-    """The rule's own diagnosis when a rule made it, or when the model agrees with a matching rule:
-    then the rule's fixer may write the patch."""
+def _rule_diagnosis(diagnosis: Diagnosis, found: Diagnosis | None) -> Diagnosis | None:
+    """The rule's own diagnosis when a rule made it, or when the model agrees with the rule that
+    matched in diagnose (`found`): then the rule's fixer may write the patch."""
     if diagnosis.source == "rule":
         return diagnosis
-    if diagnosis.rule is None:
-        return None
-    found = rules.diagnose_by_rules(evidence, code, spark)
     if found is not None and found.rule == diagnosis.rule and found.category == diagnosis.category:
         return found
     return None

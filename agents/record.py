@@ -11,7 +11,6 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from agents.files import private_dir
 from agents.redact import redact
+from agents.times import utc_now
 
 IncidentState = Literal[
     "open",  # failed run seen, nothing done yet
@@ -37,10 +37,6 @@ TERMINAL_STATES: frozenset[str] = frozenset({"healed", "escalated", "rejected", 
 
 Category = Literal["code", "config", "transient", "data", "unknown"]
 PatchKind = Literal["code", "config", "rerun"]
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def incident_id(job: str, run_id: int) -> str:
@@ -114,6 +110,7 @@ class Patch(BaseModel):
 class Attempt(BaseModel):
     number: int
     evidence: Evidence | None = None  # the failure this attempt answers (after attempt 1: the last fix run's)
+    rule_finding: Diagnosis | None = None  # what the rules found in diagnose; patch applies its fix from it
     diagnosis: Diagnosis | None = None
     patch: Patch | None = None
     guard: list[GuardVerdict] = Field(default_factory=list)  # every verdict, rejected tries too

@@ -16,30 +16,15 @@ from typing import Any, Literal
 
 from langgraph.types import Command
 
-from agents.errors import HealerError
-from agents.patch import apply_spark_changes
+from agents.errors import EndIncident, TryAgainLater
 from agents.record import IncidentRecord
-from agents.stage import crash_point, current_attempt
+from agents.runs import fix_request_id, start_run
+from agents.stage import apply_spark_changes, crash_point, current_attempt
 from agents.state import Deps, HealState
 from cde_client import CdeClient, Conflict, NotFound
 
 SERVER_FIELDS = ("created", "modified", "lastUsed", "lastRun", "latestRun")
 MAX_FIX_NUMBER = 999  # names <job>-fix-1 .. -999
-
-
-def run_request_id(incident: str, attempt: int, fix_job: str) -> str:
-    """Unique per incident, attempt and fix job: CDE deduplicates requestIDs across all jobs, so an
-    id without the job name would hand a second healer (or a wiped data dir) another job's run."""
-    return f"healer:{incident}:attempt-{attempt}:{fix_job}"
-
-
-def start_run(client: CdeClient, job: str, request_id: str) -> int:
-    """Starts (or finds, on a retry) the run of `job` for `request_id`, and checks it is `job`'s."""
-    run_id = client.run_job(job, request_id=request_id)
-    owner = client.get_run(run_id).job
-    if owner != job:
-        raise HealerError(f"requestID {request_id!r} answered with run {run_id} of job {owner!r}, not {job!r}")
-    return run_id
 
 
 def next_fix_name(client: CdeClient, job: str, taken: set[str]) -> str:
@@ -50,7 +35,7 @@ def next_fix_name(client: CdeClient, job: str, taken: set[str]) -> str:
         name = f"{job}-fix-{n}"
         if name not in existing and name not in taken:
             return name
-    raise HealerError(f"job {job!r} already has {MAX_FIX_NUMBER} fix jobs; clean up old ones")
+    raise EndIncident(f"job {job!r} already has {MAX_FIX_NUMBER} fix jobs; clean up old ones")
 
 
 def fix_job_spec(original: dict[str, Any], name: str, spark: dict[str, Any],
@@ -95,6 +80,7 @@ def redeploy(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Li
         taken = {a.fix_job for a in record.attempts if a.fix_job}
         attempt.fix_job = next_fix_name(client, record.job, taken)
         deps.records.save(record)
+        crash_point(deps, "redeploy.name_chosen")
     name = attempt.fix_job
     new_spark = apply_spark_changes(state.get("base_spark") or {}, attempt.patch)
     swap = None
@@ -115,7 +101,7 @@ def redeploy(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Li
         _ensure_same_job(client, name, spec)
     deps.records.save(record)
     crash_point(deps, "redeploy.job_created")
-    attempt.fix_run_id = start_run(client, name, run_request_id(record.incident_id, attempt.number, name))
+    attempt.fix_run_id = start_run(client, name, fix_request_id(record.incident_id, attempt.number, name))
     return Command(goto="verify", update={"base_spark": new_spark})
 
 
@@ -130,7 +116,7 @@ def _ensure_same_job(client: CdeClient, name: str, spec: dict[str, Any]) -> None
     try:
         existing = client.get_job(name)
     except NotFound as exc:  # deleted between our create and this look
-        raise HealerError(f"fix job {name!r} vanished while it was being created") from exc
+        raise TryAgainLater(f"fix job {name!r} vanished while it was being created") from exc
     if existing.spark.get("file") != spec["spark"].get("file"):
-        raise HealerError(f"a job named {name!r} exists and is not this incident's fix; "
+        raise EndIncident(f"a job named {name!r} exists and is not this incident's fix; "
                           "rename or delete it")

@@ -23,11 +23,13 @@ import difflib
 import io
 import re
 import tokenize
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from agents.guard import MEMORY_CAPS, format_size, parse_size
+from agents.guard.config import MEMORY_CAPS
 from agents.record import Diagnosis, Evidence, Patch
+from agents.sizes import format_size, parse_size
 
 MIN_SUGGESTION_SCORE = 0.3  # below this, no suggestion is close enough to apply without a model
 MIN_SUGGESTION_MARGIN = 0.1  # the best suggestion must be this far ahead of the next one
@@ -75,14 +77,14 @@ def _spark_file(job: Mapping[str, Any] | None) -> str | None:
     return file.rsplit("/", 1)[-1] if isinstance(file, str) and file else None
 
 
-def _rule(name: str, category: str, cause: str, evidence: list[str], confidence: float) -> Diagnosis:
+def _rule(category: str, cause: str, evidence: list[str], confidence: float) -> Diagnosis:
+    """A rule's diagnosis; `diagnose_by_rules` names the rule that made it."""
     return Diagnosis(
         category=category,  # type: ignore[arg-type]
         root_cause=cause,
         evidence=evidence[:MAX_EVIDENCE_LINES],
         confidence=confidence,
         source="rule",
-        rule=name,
     )
 
 
@@ -229,7 +231,6 @@ def _missing_input(evidence: Evidence, code: str | None) -> Diagnosis | None:
     if cls.startswith("PATH_NOT_FOUND"):
         path = evidence.message_parameters.get("path", "the input path")
         return _rule(
-            "missing-input",
             "data",
             f"The input path {path} does not exist: the data the job reads is missing. "
             "No code change can fix this; the data must be delivered (or the path corrected) by its owner.",
@@ -244,7 +245,6 @@ def _missing_input(evidence: Evidence, code: str | None) -> Diagnosis | None:
                 if bare in line and _WRITE_CONTEXT.search(line):
                     return None  # the job writes this table itself: an ordering or naming bug, not missing data
         return _rule(
-            "missing-input",
             "data",
             f"The table {relation or '(unnamed)'} that the job reads does not exist. "
             "The upstream data is missing; no code change can fix this.",
@@ -263,7 +263,6 @@ def _unresolved_column(evidence: Evidence, code: str | None) -> Diagnosis | None
     best = best_suggestion(name, evidence.suggestions) if name else None
     if best is None:
         return _rule(
-            "unresolved-column",
             "code",
             f"The code references a column `{name or '?'}` that does not exist in the data"
             + (f"; none of Spark's suggestions ({', '.join(evidence.suggestions)}) is close." if evidence.suggestions else "."),
@@ -276,7 +275,6 @@ def _unresolved_column(evidence: Evidence, code: str | None) -> Diagnosis | None
     if not referenced:
         confidence = 0.5
     return _rule(
-        "unresolved-column",
         "code",
         f"The code references column `{name}`, which does not exist (schema drift or a typo); "
         f"Spark suggests `{target}`, which is the closest existing column.",
@@ -290,7 +288,6 @@ def _max_result_size(evidence: Evidence, code: str | None) -> Diagnosis | None:
     if not lines:
         return None
     return _rule(
-        "max-result-size",
         "config",
         "The results collected to the driver are bigger than spark.driver.maxResultSize; "
         "the limit must be raised (or less data collected).",
@@ -305,7 +302,6 @@ def _executor_memory(evidence: Evidence, code: str | None) -> Diagnosis | None:
     if not lines:
         return None
     return _rule(
-        "executor-out-of-memory",
         "config",
         "Executors ran out of memory (killed for exceeding memory limits or OutOfMemoryError in a task); "
         "executor memory must be raised.",
@@ -319,7 +315,6 @@ def _driver_oom(evidence: Evidence, code: str | None) -> Diagnosis | None:
     if not lines:
         return None
     return _rule(
-        "driver-out-of-memory",
         "config",
         "The driver ran out of heap memory (java.lang.OutOfMemoryError); driver memory must be raised.",
         lines,
@@ -333,38 +328,11 @@ def _transient(evidence: Evidence, code: str | None) -> Diagnosis | None:
         return None
     return _rule(
         "transient",
-        "transient",
         "The run failed on a transient infrastructure problem (lost executor, shuffle fetch failure or a "
         "connection reset/refused); the same job is expected to succeed when run again.",
         lines,
         0.7,
     )
-
-
-# In order: specific error classes first, memory before the transient signatures they resemble.
-RULES = (_missing_input, _unresolved_column, _max_result_size, _executor_memory, _driver_oom, _transient)
-RULE_NAMES = (
-    "missing-input",
-    "unresolved-column",
-    "max-result-size",
-    "executor-out-of-memory",
-    "driver-out-of-memory",
-    "transient",
-)
-
-
-def diagnose_by_rules(
-    evidence: Evidence, code: str | None = None, job: Mapping[str, Any] | None = None
-) -> Diagnosis | None:
-    """The diagnosis of the first rule whose signature matches the evidence, or None.
-
-    ``code`` is the application file; ``job`` the CDE job definition (its "spark" section is read).
-    """
-    for rule in RULES:
-        diagnosis = rule(evidence, code)
-        if diagnosis is not None:
-            return diagnosis
-    return None
 
 
 # --- fixes -----------------------------------------------------------------------------------
@@ -379,7 +347,8 @@ def _doubled(current: str | None, default: str, cap_key: str) -> str | None:
     return format_size(min(2 * size, cap))
 
 
-def _fix_unresolved_column(evidence: Evidence, code: str | None, job: Mapping[str, Any] | None) -> Patch | None:
+def _fix_unresolved_column(evidence: Evidence, code: str | None, job_spark: Mapping[str, Any],
+                           job: Mapping[str, Any]) -> Patch | None:
     if not code:
         return None
     name = _unquote(str(evidence.message_parameters.get("objectName", ""))).rsplit(".", 1)[-1]
@@ -405,7 +374,8 @@ def _fix_unresolved_column(evidence: Evidence, code: str | None, job: Mapping[st
     )
 
 
-def _fix_max_result_size(evidence: Evidence, job_spark: Mapping[str, Any]) -> Patch | None:
+def _fix_max_result_size(evidence: Evidence, code: str | None, job_spark: Mapping[str, Any],
+                         job: Mapping[str, Any]) -> Patch | None:
     conf = job_spark.get("conf") or {}
     current = conf.get("spark.driver.maxResultSize")
     if current is None:
@@ -448,6 +418,65 @@ def _fix_memory(field: str, job_spark: Mapping[str, Any]) -> Patch | None:
     )
 
 
+def _fix_driver_memory(evidence: Evidence, code: str | None, job_spark: Mapping[str, Any],
+                       job: Mapping[str, Any]) -> Patch | None:
+    return _fix_memory("driverMemory", job_spark)
+
+
+def _fix_executor_memory(evidence: Evidence, code: str | None, job_spark: Mapping[str, Any],
+                         job: Mapping[str, Any]) -> Patch | None:
+    return _fix_memory("executorMemory", job_spark)
+
+
+def _fix_rerun(evidence: Evidence, code: str | None, job_spark: Mapping[str, Any],
+               job: Mapping[str, Any]) -> Patch | None:
+    return Patch(kind="rerun", explanation="Transient failure: run the job again unchanged.", source="rule")
+
+
+# --- the registry ------------------------------------------------------------------------------
+
+Diagnoser = Callable[[Evidence, "str | None"], "Diagnosis | None"]
+Fixer = Callable[[Evidence, "str | None", Mapping[str, Any], Mapping[str, Any]], "Patch | None"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule: its name (``Diagnosis.rule``), what it recognises, and its remedy (None: no patch heals it)."""
+
+    name: str
+    diagnose: Diagnoser
+    fix: Fixer | None = None
+
+
+# In order: specific error classes first, memory before the transient signatures they resemble.
+# A new rule is one entry here (plus its functions and its test).
+RULES: tuple[Rule, ...] = (
+    Rule("missing-input", _missing_input),
+    Rule("unresolved-column", _unresolved_column, _fix_unresolved_column),
+    Rule("max-result-size", _max_result_size, _fix_max_result_size),
+    Rule("executor-out-of-memory", _executor_memory, _fix_executor_memory),
+    Rule("driver-out-of-memory", _driver_oom, _fix_driver_memory),
+    Rule("transient", _transient, _fix_rerun),
+)
+RULE_NAMES = tuple(rule.name for rule in RULES)
+_BY_NAME = {rule.name: rule for rule in RULES}
+
+
+def diagnose_by_rules(
+    evidence: Evidence, code: str | None = None, job: Mapping[str, Any] | None = None
+) -> Diagnosis | None:
+    """The diagnosis of the first rule whose signature matches the evidence, or None.
+
+    ``code`` is the application file; ``job`` the CDE job definition (its "spark" section is read).
+    """
+    for rule in RULES:
+        diagnosis = rule.diagnose(evidence, code)
+        if diagnosis is not None:
+            diagnosis.rule = rule.name
+            return diagnosis
+    return None
+
+
 def fix_by_rules(
     diagnosis: Diagnosis,
     evidence: Evidence,
@@ -460,17 +489,8 @@ def fix_by_rules(
     ``job_spark`` is the job's "spark" section (driverMemory, conf, ...); ``job`` the whole job
     definition, used only to check that the traceback's file is the application file.
     """
-    if diagnosis.source != "rule":
-        return None
+    rule = _BY_NAME.get(diagnosis.rule or "") if diagnosis.source == "rule" else None
+    if rule is None or rule.fix is None:
+        return None  # not a rule's diagnosis, or a rule with no remedy (missing input)
     job_spark = job_spark or {}
-    if diagnosis.rule == "unresolved-column":
-        return _fix_unresolved_column(evidence, code, job or {"spark": dict(job_spark)})
-    if diagnosis.rule == "max-result-size":
-        return _fix_max_result_size(evidence, job_spark)
-    if diagnosis.rule == "driver-out-of-memory":
-        return _fix_memory("driverMemory", job_spark)
-    if diagnosis.rule == "executor-out-of-memory":
-        return _fix_memory("executorMemory", job_spark)
-    if diagnosis.rule == "transient":
-        return Patch(kind="rerun", explanation="Transient failure: run the job again unchanged.", source="rule")
-    return None  # missing-input and unknown rules: nothing to apply
+    return rule.fix(evidence, code, job_spark, job or {"spark": dict(job_spark)})

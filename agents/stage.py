@@ -1,44 +1,40 @@
-"""What every stage node shares: the incident record loaded, timed and saved around the node.
+"""What every stage shares: the node wrapper, and the helpers more than one stage reads.
 
 A node is written as ``fn(state, deps, record) -> Command``; `as_node` turns it into a LangGraph
 node that loads the record, marks the stage in it, times it, and saves it after the node ran, so
 the record is current after every stage and a crash loses at most the stage that was running.
+A stage that raises `EndIncident` (not `InvalidInput`) goes to `escalate` with the message.
+
+Stages import this module, never each other: what two stages share lives here (or in
+`agents/runs.py` for CDE runs), so the stages stand side by side.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 from langgraph.errors import GraphInterrupt
+from langgraph.types import Command
 
-from agents.errors import HealerError
-from agents.record import Attempt, IncidentRecord, StageTiming, utc_now
+from agents.errors import EndIncident, InvalidInput
+from agents.record import Attempt, Evidence, IncidentRecord, Patch, StageTiming
 from agents.state import Deps, HealState
+from agents.times import utc_now
 
 CRASH_EXIT_CODE = 75
 StageFn = Callable[[HealState, Deps, IncidentRecord], Any]
 
-# The record's state while each stage runs (approval sets its own, only when it pauses).
-STAGE_STATES = {
-    "monitor": "open",
-    "log_fetch": "fetching",
-    "diagnose": "diagnosing",
-    "patch": "patching",
-    "redeploy": "redeploying",
-    "verify": "verifying",
-}
-
-
-def as_node(name: str, fn: StageFn, deps: Deps) -> Callable[[HealState], Any]:
+def as_node(name: str, fn: StageFn, deps: Deps, record_state: str | None) -> Callable[[HealState], Any]:
     def node(state: HealState) -> Any:
         record = deps.records.load(state["incident_id"])
         if record is None:
-            raise HealerError(f"incident {state['incident_id']} has no record")
-        if name in STAGE_STATES and not record.is_terminal:
-            record.state = STAGE_STATES[name]  # type: ignore[assignment]
+            raise InvalidInput(f"incident {state['incident_id']} has no record")
+        if record_state is not None and not record.is_terminal:
+            record.state = record_state  # type: ignore[assignment]
         timing = StageTiming(stage=name, attempt=state.get("attempt", 0), started=utc_now())
         record.stages.append(timing)
         deps.records.save(record)
@@ -50,6 +46,13 @@ def as_node(name: str, fn: StageFn, deps: Deps) -> Callable[[HealState], Any]:
             _finish(timing, began)
             deps.records.save(record)
             raise
+        except EndIncident as exc:
+            if isinstance(exc, InvalidInput):
+                raise  # the healer ends the incident as "error"
+            timing.note = f"failed: {exc}"
+            _finish(timing, began)
+            deps.records.save(record)
+            return Command(goto="escalate", update={"reason": str(exc)})
         except Exception as exc:
             timing.note = f"failed: {type(exc).__name__}: {exc}"
             _finish(timing, began)
@@ -84,3 +87,18 @@ def current_attempt(record: IncidentRecord, number: int) -> Attempt:
     record.attempts.append(attempt)
     record.attempts.sort(key=lambda a: a.number)
     return attempt
+
+
+def current_evidence(state: HealState, record: IncidentRecord) -> Evidence:
+    """The failure the current attempt answers: the last fix run's, else the original run's."""
+    attempt = current_attempt(record, state["attempt"])
+    return attempt.evidence or record.evidence or Evidence()
+
+
+def apply_spark_changes(spark: dict[str, Any], patch: Patch) -> dict[str, Any]:
+    """The job's spark section with the patch's settings and conf applied (a new dict)."""
+    result = copy.deepcopy(spark)
+    result.update(patch.spark_changes)
+    if patch.conf_changes:
+        result["conf"] = {**(result.get("conf") or {}), **patch.conf_changes}
+    return result

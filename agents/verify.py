@@ -13,19 +13,10 @@ from langgraph.graph import END
 from langgraph.types import Command
 
 from agents.record import Attempt, IncidentRecord
-from agents.redeploy import start_run
+from agents.runs import check_request_id, follow, start_run
 from agents.stage import crash_point, current_attempt
 from agents.state import Deps, HealState
-from cde_client import CdeClient, JobRun, NotFound, RunTimeout
-
-
-def follow(client: CdeClient, run_id: int, timeout_s: float, poll_s: float) -> JobRun:
-    """Waits for a run to end; a run still going at the timeout is killed and reported as such."""
-    try:
-        return client.wait_run(run_id, timeout_s=timeout_s, poll_s=poll_s)
-    except RunTimeout:
-        client.kill_run(run_id)
-        return client.get_run(run_id)
+from cde_client import NotFound
 
 
 def run_output_check(deps: Deps, record: IncidentRecord, attempt: Attempt) -> bool | None:
@@ -37,8 +28,8 @@ def run_output_check(deps: Deps, record: IncidentRecord, attempt: Attempt) -> bo
         return None
     attempt.check_job = check_job
     if attempt.check_run_id is None:
-        attempt.check_run_id = start_run(
-            deps.client, check_job, f"healer:{record.incident_id}:{attempt.fix_job}:run-{attempt.fix_run_id}:check")
+        attempt.check_run_id = start_run(deps.client, check_job, check_request_id(
+            record.incident_id, attempt.fix_job or "", attempt.fix_run_id or 0))
         deps.records.save(record)
         crash_point(deps, "verify.check_started")
     run = follow(deps.client, attempt.check_run_id, deps.settings.run_timeout_s, deps.settings.run_poll_s)

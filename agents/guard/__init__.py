@@ -39,8 +39,6 @@ from agents.guard.config import (
     SPARK_FIELDS,
     conf_key_problem,
     conf_problem,
-    format_size,
-    parse_size,
     spark_field_problem,
 )
 from agents.guard.sql import owned_tables, sql_problems
@@ -48,7 +46,7 @@ from agents.record import GuardVerdict, Patch
 from agents.redact import find_secrets
 
 __all__ = ["CONF_KEYS", "MAX_CODE_CHARS", "MEMORY_CAPS", "SPARK_FIELDS", "accepted", "changed_share", "check_patch",
-           "format_size", "parse_size", "rejection_reasons"]
+           "rejection_reasons"]
 
 MAX_CODE_CHARS = 500_000
 

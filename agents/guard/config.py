@@ -14,40 +14,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from agents.errors import InvalidInput
+from agents.sizes import parse_size
 
 MAX_CONFIG_VALUE_CHARS = 200
 MAX_CORES = 8
 MAX_EXECUTORS = 50
 MAX_ARGS, MAX_ARG_CHARS = 50, 1000
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$", re.I)
-_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
 _DURATION = re.compile(r"^\d{1,6}(?:ms|s|m|min|h)?$")
-
-
-def parse_size(text: str | int) -> int:
-    """Bytes in a Spark/JVM size: "512m", "2g", "1024k", "1024.0 B", "27.1 KiB". Plain numbers are bytes."""
-    if isinstance(text, bool):
-        raise InvalidInput(f"not a size: {text!r}")
-    if isinstance(text, int):
-        return text
-    match = _SIZE.match(str(text))
-    if not match:
-        raise InvalidInput(f"not a size: {text!r} (expected e.g. 512m, 2g)")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-
-
-def format_size(size: int) -> str:
-    """The shortest whole Spark size string at least ``size`` bytes: 2g, 1536m, 64k."""
-    for unit in ("g", "m", "k"):
-        factor = _UNITS[unit]
-        if size >= factor and size % factor == 0:
-            return f"{size // factor}{unit}"
-    for unit in ("m", "k"):
-        factor = _UNITS[unit]
-        if size >= factor:
-            return f"{-(-size // factor)}{unit}"
-    return f"{-(-size // 1024)}k"
 
 
 # --- validators ----------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agents.budget import code_window, room_for_code
-from agents.distill import estimate_tokens
+from agents.tokens import estimate_tokens
 
 CODE = "\n".join(f"value_{i} = compute({i})  # step {i}" for i in range(1, 2001))
 

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from agents.distill import MAX_LINE_CHARS, distill, estimate_tokens, is_library_path
+from agents.distill import MAX_LINE_CHARS, distill, is_library_path
 from agents.errors import InvalidInput
+from agents.tokens import estimate_tokens
 from tests.fixtures.agents import load_spark_log
 
 # name -> (error class, user line, text in the exception line)

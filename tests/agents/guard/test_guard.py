@@ -11,8 +11,6 @@ from agents.guard import (
     accepted,
     changed_share,
     check_patch,
-    format_size,
-    parse_size,
     rejection_reasons,
 )
 from agents.record import Patch
@@ -329,16 +327,6 @@ def test_malformed_patches_are_rejected(patch: Patch, words: str) -> None:
     result = verdict(verdicts, "well-formed")
     assert not result.ok and words in result.reason
     assert f"- well-formed: {result.reason}" in rejection_reasons(verdicts)
-
-
-def test_sizes() -> None:
-    assert parse_size("512m") == 512 * 1024**2
-    assert parse_size("2g") == 2 * 1024**3
-    assert parse_size("1024.0 B") == 1024
-    assert parse_size("27.1 KiB") == int(27.1 * 1024)
-    assert format_size(2 * 1024**3) == "2g" and format_size(1536 * 1024**2) == "1536m" and format_size(1000) == "1k"
-    with pytest.raises(InvalidInput):
-        parse_size("big")
 
 
 def test_config_patch_may_only_append_missing_arguments():

@@ -1,0 +1,39 @@
+"""Starting and following CDE runs for an incident, idempotently.
+
+A run is started with a requestID derived from the incident, so a restart or a retry finds the run
+it started before instead of starting a second one. CDE deduplicates requestIDs across all jobs,
+so the id names the job too, and every run a requestID returns is checked to belong to the job.
+"""
+
+from __future__ import annotations
+
+from agents.errors import EndIncident
+from cde_client import CdeClient, JobRun, RunTimeout
+
+
+def fix_request_id(incident: str, attempt: int, fix_job: str) -> str:
+    """The fix run of an attempt: unique per incident, attempt and fix job."""
+    return f"healer:{incident}:attempt-{attempt}:{fix_job}"
+
+
+def check_request_id(incident: str, fix_job: str, fix_run_id: int) -> str:
+    """The output check that follows one fix run."""
+    return f"healer:{incident}:{fix_job}:run-{fix_run_id}:check"
+
+
+def start_run(client: CdeClient, job: str, request_id: str) -> int:
+    """Starts (or finds, on a retry) the run of `job` for `request_id`, and checks it is `job`'s."""
+    run_id = client.run_job(job, request_id=request_id)
+    owner = client.get_run(run_id).job
+    if owner != job:  # another healer (or a wiped data dir) used the id: a person must look
+        raise EndIncident(f"requestID {request_id!r} answered with run {run_id} of job {owner!r}, not {job!r}")
+    return run_id
+
+
+def follow(client: CdeClient, run_id: int, timeout_s: float, poll_s: float) -> JobRun:
+    """Waits for a run to end; a run still going at the timeout is killed and reported as such."""
+    try:
+        return client.wait_run(run_id, timeout_s=timeout_s, poll_s=poll_s)
+    except RunTimeout:
+        client.kill_run(run_id)
+        return client.get_run(run_id)

@@ -1,0 +1,108 @@
+"""What ends an incident and what leaves it for the next cycle, by the error's meaning.
+
+A failed run on a manual-mode local CDE that the rules heal (UNRESOLVED_COLUMN with Spark's
+suggestion). A real `python -m app heal` process dies right after the fix job's name is written
+(the way a kill would leave it); then the world changes under the incident, and the next healer
+decides: a job of that name that is not ours escalates the incident with the reason; a record
+our code cannot work from ends it as an error; neither is retried again and again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from agents.config import Settings
+from agents.healer import Healer
+from agents.stage import CRASH_EXIT_CODE
+from cde_client import CdeClient
+from tests.fixtures.cde_local import PASSWORD, USER, deploy_failed_run, unique
+from tests.paths import REPO
+
+APP = "orders_report.py"
+CODE = '''import sys
+
+from pyspark.sql import SparkSession
+
+spark = SparkSession.builder.appName("orders-report").getOrCreate()
+orders = spark.table(sys.argv[1])
+orders.groupBy("customer").count().write.mode("overwrite").saveAsTable(sys.argv[2])
+'''
+LOG = f"""Traceback (most recent call last):
+  File "/app/mount/{APP}", line 7, in <module>
+pyspark.errors.exceptions.captured.AnalysisException: [UNRESOLVED_COLUMN.WITH_SUGGESTION] A column, variable, or \
+function parameter with name `customer` cannot be resolved. Did you mean one of the following? [`customer_id`, \
+`amount`]. SQLSTATE: 42703
+"""
+
+
+def _env(cde, data_dir: Path, job: str) -> dict[str, str]:
+    return {"JOBS_API_URL": cde.jobs_api_url, "WORKLOAD_USER": USER, "WORKLOAD_PASSWORD": PASSWORD,
+            "HEALER_DATA_DIR": str(data_dir), "JOB_NAME": job, "HEAL_RUN_POLL_S": "0.2", "HEAL_RUN_TIMEOUT_S": "5"}
+
+
+def _killed_after_naming_the_fix(cde, client: CdeClient, tmp_path: Path) -> tuple[str, int, Path]:
+    """A failed run, and a healer process killed once the fix job's name is in the record."""
+    job = unique("orders-report")
+    run_id = deploy_failed_run(cde, client, job, {APP: CODE}, LOG, ["sales.orders", "sales.report"])
+    data_dir = tmp_path / "healer"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "JOBS_API", "WORKLOAD_", "HEAL"))}
+    env.update(_env(cde, data_dir, job), HEALER_CRASH_AFTER="redeploy.name_chosen", PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, "-m", "app", "heal", "--job", job, "--run", str(run_id)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == CRASH_EXIT_CODE, done.stdout + done.stderr
+    return job, run_id, data_dir
+
+
+def _record(data_dir: Path, job: str, run_id: int) -> dict:
+    return json.loads((data_dir / "incidents" / f"{job}--{run_id}.json").read_text())
+
+
+def test_a_foreign_job_with_the_fix_name_escalates_the_incident(local_cde_manual, tmp_path) -> None:
+    cde = local_cde_manual
+    client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
+    job, run_id, data_dir = _killed_after_naming_the_fix(cde, client, tmp_path)
+    fix_job = _record(data_dir, job, run_id)["attempts"][0]["fix_job"]
+    assert fix_job == f"{job}-fix-1"
+    assert fix_job not in {j.name for j in client.list_jobs()}  # named, not yet created
+
+    client.create_resource(f"{fix_job}-someone-elses")  # meanwhile, someone takes the name
+    client.upload_file(f"{fix_job}-someone-elses", "other.py", "print('not a fix')\n")
+    client.create_job({"name": fix_job, "type": "spark", "mounts": [{"resourceName": f"{fix_job}-someone-elses"}],
+                       "spark": {"file": "other.py"}})
+
+    healer = Healer(Settings.from_env(_env(cde, data_dir, job), dotenv=None))
+    try:
+        record = healer.resume(f"{job}--{run_id}")
+        assert record.state == "escalated", record.reason
+        assert f"a job named {fix_job!r} exists and is not this incident's fix" in record.reason
+        assert client.list_runs(filters=[f"job[eq]{fix_job}"]) == []  # the foreign job never ran
+        assert client.get_job(fix_job).spark["file"] == "other.py"  # nor was it changed
+        assert healer.cycle() == []  # ended: the next cycle leaves it alone
+    finally:
+        healer.close()
+        client.close()
+
+
+def test_a_record_the_healer_cannot_work_from_ends_as_an_error_once(local_cde_manual, tmp_path) -> None:
+    cde = local_cde_manual
+    client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
+    job, run_id, data_dir = _killed_after_naming_the_fix(cde, client, tmp_path)
+    path = data_dir / "incidents" / f"{job}--{run_id}.json"
+    damaged = json.loads(path.read_text())
+    damaged["original"] = None  # the original job's definition lost from the record
+    path.write_text(json.dumps(damaged))
+
+    healer = Healer(Settings.from_env(_env(cde, data_dir, job), dotenv=None))
+    try:
+        record = healer.resume(f"{job}--{run_id}")
+        assert record.state == "error"
+        assert record.reason.startswith("the healer failed (AssertionError"), record.reason
+        assert healer.open_incidents() == [] and healer.cycle() == []
+        assert not any(j.name.startswith(f"{job}-fix-") for j in client.list_jobs())
+    finally:
+        healer.close()
+        client.close()
