@@ -1,7 +1,8 @@
 """Deterministic rules for well-known failure signatures, run before the model.
 
 ``diagnose_by_rules`` names the cause when a signature is unambiguous; ``fix_by_rules`` applies the
-remedy Spark's own message names, without a model. Each rule has a name (``Diagnosis.rule``):
+remedy Spark's own message names, without a model. The rules are tried in this order (the registry
+``RULES`` at the end of the module); each has a name (``Diagnosis.rule``):
 
 - ``missing-input``: PATH_NOT_FOUND, or TABLE_OR_VIEW_NOT_FOUND of a table the job only reads.
   Category "data": the data is missing, no code change can fix it; no patch, escalate.
@@ -10,9 +11,9 @@ remedy Spark's own message names, without a model. Each rule has a name (``Diagn
   literals such as SQL text or ``col("...")``, or as ``df.name``), never in other identifiers.
 - ``max-result-size``: the serialized results exceed spark.driver.maxResultSize. Fix: double it
   (at least Spark's default), capped; driver memory follows when the new size would exceed it.
-- ``driver-out-of-memory``: java.lang.OutOfMemoryError on the driver. Fix: double driverMemory.
 - ``executor-out-of-memory``: executors killed for memory or OOM in a task. Fix: double
   executorMemory.
+- ``driver-out-of-memory``: java.lang.OutOfMemoryError on the driver. Fix: double driverMemory.
 - ``transient``: fetch failures, lost executors, connections reset or refused. Fix: rerun.
 """
 

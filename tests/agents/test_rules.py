@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ast
 import difflib
+import re
 import textwrap
 
 import pytest
 
+from agents import rules
 from agents.distill import distill
 from agents.guard import accepted, check_patch
 from agents.record import Diagnosis, Evidence
@@ -249,11 +251,15 @@ def test_fix_needs_a_rule_diagnosis() -> None:
     log = load_spark_log("driver_oom")
     model_diagnosis = Diagnosis(category="config", root_cause="OOM", confidence=0.9, source="model")
     assert fix_by_rules(model_diagnosis, _evidence(log), log.code, {}) is None
-    assert set(RULE_NAMES) == {
-        "missing-input",
-        "unresolved-column",
-        "max-result-size",
-        "executor-out-of-memory",
-        "driver-out-of-memory",
-        "transient",
-    }
+    named = model_diagnosis.model_copy(update={"rule": "driver-out-of-memory"})  # a model naming a rule
+    assert fix_by_rules(named, _evidence(log), log.code, {}) is None
+    as_rule = model_diagnosis.model_copy(update={"rule": "driver-out-of-memory", "source": "rule"})
+    assert fix_by_rules(as_rule, _evidence(log), log.code, {}).spark_changes == {"driverMemory": "2g"}
+
+
+def test_the_registry_is_what_the_module_documents() -> None:
+    """One entry per rule, in the documented order; a rule unknown to the registry fixes nothing."""
+    documented = re.findall(r"^- ``([a-z-]+)``:", rules.__doc__ or "", re.M)
+    assert documented == list(RULE_NAMES) and len(set(RULE_NAMES)) == len(RULE_NAMES)
+    unknown = Diagnosis(category="config", root_cause="?", confidence=0.9, source="rule", rule="no-such-rule")
+    assert fix_by_rules(unknown, Evidence(), "", {}) is None

@@ -10,9 +10,6 @@ our code cannot work from ends it as an error; neither is retried again and agai
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from agents.config import Settings
@@ -20,7 +17,7 @@ from agents.healer import Healer
 from agents.stage import CRASH_EXIT_CODE
 from cde_client import CdeClient
 from tests.fixtures.cde_local import PASSWORD, USER, deploy_failed_run, unique
-from tests.paths import REPO
+from tests.fixtures.heal import run_app_cli
 
 APP = "orders_report.py"
 CODE = '''import sys
@@ -49,10 +46,8 @@ def _killed_after_naming_the_fix(cde, client: CdeClient, tmp_path: Path) -> tupl
     job = unique("orders-report")
     run_id = deploy_failed_run(cde, client, job, {APP: CODE}, LOG, ["sales.orders", "sales.report"])
     data_dir = tmp_path / "healer"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "JOBS_API", "WORKLOAD_", "HEAL"))}
-    env.update(_env(cde, data_dir, job), HEALER_CRASH_AFTER="redeploy.name_chosen", PYTHONPATH=str(REPO))
-    done = subprocess.run([sys.executable, "-m", "app", "heal", "--job", job, "--run", str(run_id)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = run_app_cli(["heal", "--job", job, "--run", str(run_id)],
+                       {**_env(cde, data_dir, job), "HEALER_CRASH_AFTER": "redeploy.name_chosen"}, tmp_path, 300)
     assert done.returncode == CRASH_EXIT_CODE, done.stdout + done.stderr
     return job, run_id, data_dir
 
