@@ -10,21 +10,19 @@ from cde_client import (
     CdeError,
     Conflict,
     NotFound,
-    Resource,
     ResourceBuildFailed,
     ResourceFile,
     WaitTimeout,
 )
-from tests.fixtures.client import unique
+from tests.fixtures.cde_local import CdeApi, unique
 
 
-def test_create_get_list_delete_a_files_resource(client: CdeClient) -> None:
+def test_create_get_list_delete_a_files_resource(client: CdeClient, raw_api: CdeApi) -> None:
     name = unique("res")
     client.create_resource(name)
     resource = client.get_resource(name)
-    assert isinstance(resource, Resource)
-    assert (resource.name, resource.type, resource.files) == (name, "files", [])
-    assert resource.raw["name"] == name
+    assert (resource.name, resource.type, resource.status, resource.files) == (name, "files", "ready", [])
+    assert resource.raw == raw_api.get(f"/resources/{name}", params={"includeFiles": "true"}).json()
     assert name in [r.name for r in client.list_resources()]
     client.delete_resource(name)
     with pytest.raises(NotFound):
@@ -40,7 +38,7 @@ def test_a_duplicate_resource_is_a_conflict(client: CdeClient) -> None:
     assert caught.value.status == 409 and caught.value.existing_id is None
 
 
-def test_upload_download_round_trip_with_nested_paths(client: CdeClient) -> None:
+def test_upload_download_round_trip_with_nested_paths(client: CdeClient, raw_api: CdeApi) -> None:
     name = unique("files")
     client.create_resource(name)
     binary = bytes(range(256)) * 40
@@ -53,7 +51,8 @@ def test_upload_download_round_trip_with_nested_paths(client: CdeClient) -> None
 
     files = {f.path: f for f in client.get_resource(name).files}
     assert set(files) == {"app.py", "lib/deep/er/helpers.py", "data/blob.bin"}
-    assert isinstance(files["data/blob.bin"], ResourceFile)
+    stored = raw_api.get(f"/resources/{name}", params={"includeFiles": "true"}).json()["files"]
+    assert files == {f["path"]: ResourceFile(f["path"], f["signature"], f["sizeBytes"]) for f in stored}
     assert files["data/blob.bin"].size_bytes == len(binary)
     assert client.get_resource(name, include_files=False).files == []
 
@@ -85,7 +84,8 @@ def test_bad_file_paths_are_clear_errors(client: CdeClient, path: str) -> None:
 def test_a_files_resource_is_ready_at_once(client: CdeClient) -> None:
     name = unique("ready")
     client.create_resource(name)
-    assert client.wait_resource_ready(name, timeout_s=30, poll_s=0.2).name == name
+    ready = client.wait_resource_ready(name, timeout_s=30, poll_s=0.2)
+    assert (ready.name, ready.status) == (name, "ready")
 
 
 def test_a_python_env_resource_rejects_other_files(client: CdeClient) -> None:
@@ -96,17 +96,18 @@ def test_a_python_env_resource_rejects_other_files(client: CdeClient) -> None:
     assert resource.raw.get("pythonEnv", {}).get("pythonVersion") == "python3"
     with pytest.raises(ApiError) as caught:
         client.upload_file(name, "app.py", b"print(1)\n")
-    assert caught.value.status == 400 and caught.value.message
+    assert caught.value.status == 400 and "requirements.txt" in caught.value.message
 
 
-def test_a_python_env_build_is_awaited(client: CdeClient) -> None:
+def test_a_python_env_build_is_awaited(client: CdeClient, raw_api: CdeApi) -> None:
     name = unique("env-ok")
     client.create_resource(name, type="python-env")
     assert client.get_resource(name).status == "pending-build"
     client.upload_file(name, "requirements.txt", "# nothing beyond the base environment\n")
     resource = client.wait_resource_ready(name, timeout_s=300, poll_s=0.5)
     assert resource.status == "ready"
-    assert resource.python_env_info and resource.python_env_info.get("statusReason")
+    assert resource.python_env_info == raw_api.get(f"/resources/{name}").json()["pythonEnvInfo"]
+    assert resource.python_env_info["statusReason"] == "Build completed"
 
 
 def test_a_failed_python_env_build_is_reported(client: CdeClient) -> None:
@@ -115,8 +116,8 @@ def test_a_failed_python_env_build_is_reported(client: CdeClient) -> None:
     client.upload_file(name, "requirements.txt", "no-such-package-for-cde-client-tests==9.9.9\n")
     with pytest.raises(ResourceBuildFailed) as caught:
         client.wait_resource_ready(name, timeout_s=300, poll_s=0.5)
-    assert name in str(caught.value)
-    assert isinstance(caught.value, CdeError)
+    assert name in str(caught.value) and "no-such-package-for-cde-client-tests" in str(caught.value)  # pip's reason
+    assert isinstance(caught.value, CdeError)  # the error tree: callers catch every client error as CdeError
 
 
 def test_waiting_for_an_env_that_is_never_built_times_out(client: CdeClient) -> None:

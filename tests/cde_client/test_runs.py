@@ -7,8 +7,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from cde_client import ApiError, CdeClient, JobRun, NotFound, RunTimeout
-from tests.fixtures.client import unique
+from cde_client import ApiError, CdeClient, NotFound, RunTimeout
+from cde_local import LocalCde
+from tests.fixtures.cde_local import CdeApi, unique
+from tests.fixtures.client import CLIENT_USER
 
 
 @pytest.fixture
@@ -25,15 +27,15 @@ def job(client: CdeClient) -> str:
 
 
 def test_run_job_and_get_run(client: CdeClient, job: str) -> None:
+    before = datetime.now(timezone.utc).replace(microsecond=0)  # the server keeps whole seconds
     run_id = client.run_job(job, overrides={"spark": {"executorMemory": "2g"}}, variables={"day": "2026-11-21"})
-    assert isinstance(run_id, int)
+    assert [r.id for r in client.list_runs([f"job[eq]{job}"])] == [run_id]
     run = client.get_run(run_id)
-    assert isinstance(run, JobRun)
     assert (run.id, run.job, run.type, run.status) == (run_id, job, "spark", "starting")
-    assert run.user
-    assert run.started is not None and run.started.tzinfo is not None
+    assert run.user == CLIENT_USER  # who asked for the run
+    assert run.started is not None and before <= run.started <= datetime.now(timezone.utc)
     assert run.ended is None  # the Go zero time while it runs
-    assert run.spark_app_id and run.spark_app_id.startswith("spark-")
+    assert run.spark_app_id is not None and run.spark_app_id.startswith("spark-")
     assert run.spec["executorMemory"] == "2g"
     assert run.spec["args"] == ["--day", "2026-11-21"]
     assert run.raw["id"] == run_id
@@ -47,7 +49,8 @@ def test_a_run_driven_to_an_end_is_terminal(client: CdeClient, cde, job: str) ->
     cde.backend.set_run_status(ok, "succeeded")
     cde.backend.set_run_status(bad, "failed")
     done, failed = client.get_run(ok), client.get_run(bad)
-    assert done.is_terminal and done.succeeded and done.ended is not None
+    assert done.is_terminal and done.succeeded
+    assert done.started is not None and done.ended is not None and done.ended >= done.started
     assert failed.is_terminal and not failed.succeeded
 
 
@@ -95,13 +98,13 @@ def test_list_runs_pages_filters_orders_and_limits(client: CdeClient, cde, job: 
     assert client.list_runs([f"job[eq]{job}", "started[lt]2000-01-01"]) == []
 
 
-def test_logs_and_log_types(client: CdeClient, cde, job: str) -> None:
+def test_logs_and_log_types(client: CdeClient, cde: LocalCde, raw_api: CdeApi, job: str) -> None:
     run_id = client.run_job(job)
     text = "Traceback (most recent call last):\n  [UNRESOLVED_COLUMN.WITH_SUGGESTION] é\n"
     cde.backend.write_run_log(run_id, "driver/stdout", text)
     types = client.log_types(run_id)
-    assert "driver/stdout" in types and all(isinstance(t, str) for t in types)
-    assert text in client.get_logs(run_id)
+    assert "driver/stdout" in types and types == raw_api.get(f"/job-runs/{run_id}/log-types").json()
+    assert client.get_logs(run_id) == text  # driver/stdout, as written
     assert client.get_logs(run_id, "driver/stdout") == client.get_logs(run_id)
     with pytest.raises(NotFound):
         client.get_logs(run_id, "executor_9/nothing")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 from cdepy import cdeconnection, cdejob, cdemanager, cderesource
 
 from cde_local import LocalCde
-from tests.fixtures.cde_local import PASSWORD, USER, CdeApi
+from tests.fixtures.cde_local import PASSWORD, USER, CdeApi, unique
 
 HELLO = b"""import sys
 print("hello from cdepy", *sys.argv[1:])
@@ -18,7 +17,7 @@ print("hello from cdepy", *sys.argv[1:])
 
 def test_cdepy_creates_uploads_runs_lists_and_reads_logs(local_cde: LocalCde, tmp_path: Path) -> None:
     api = CdeApi(local_cde)
-    resource, job = f"cdepy-res-{uuid.uuid4().hex[:6]}", f"cdepy-job-{uuid.uuid4().hex[:6]}"
+    resource, job = unique("cdepy-res"), unique("cdepy-job")
     # cdepy derives a broken token URL from 127.0.0.1, so hand it a token (cde-api.md §4.1).
     connection = cdeconnection.CdeConnection(local_cde.jobs_api_url, USER, PASSWORD, TOKEN=api.token)
     manager = cdemanager.CdeClusterManager(connection)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import logging
 import signal
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,15 +13,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from cde_local import API_PREFIX, LocalCde
-from cde_local.errors import RUN_NOT_FOUND
-from tests.fixtures.cde_local import PASSWORD, USER, CdeApi, start_cli, unique
-from tests.fixtures.cde_local import cde_error as error
+from cde_local import LocalCde
+from tests.fixtures.cde_local import PASSWORD, USER, CdeApi, cde_error, start_cli, unique
 
 PROMPT_S = 10.0  # a linear-time filter answers in milliseconds; a backtracking one never does
-
-
-
 
 
 # -- list filters ---------------------------------------------------------------------------------
@@ -31,7 +25,7 @@ def test_evil_list_filters_answer_promptly_and_the_server_stays_responsive(tmp_p
     # which in process would hang the whole test session instead of failing this test.
     server = start_cli(tmp_path / "cde", tmp_path / "server.log")
     try:
-        api = CdeApi(server.url, user="alice", password="secret")
+        api = server.api()
         name = "a" * 39 + "-"  # job names allow no '!'; any non-matching last character will do
         api.create_job({"name": name, "spark": {"file": "a" * 39 + "!"}})
         expected = {
@@ -40,49 +34,42 @@ def test_evil_list_filters_answer_promptly_and_the_server_stays_responsive(tmp_p
             "name[rlike]^(a+)+-$": [name],
             f"spark.file[like]{'%a' * 12}%b": [],
         }
-        headers = {"Authorization": f"Bearer {api.token}"}
 
         def names(condition: str) -> list[str]:
-            reply = requests.get(
-                api.url + "/jobs", params={"filter": condition}, headers=headers, timeout=PROMPT_S
-            )
+            reply = api.get("/jobs", params={"filter": condition}, timeout=PROMPT_S)
             assert reply.status_code == 200, reply.text
             return [job["name"] for job in reply.json()["jobs"]]
 
         with ThreadPoolExecutor(len(expected)) as pool:
             answers = {condition: pool.submit(names, condition) for condition in expected}
-            health = requests.get(server.url.removesuffix(API_PREFIX) + "/local/health", timeout=PROMPT_S)
+            health = requests.get(api.base_url + "/local/health", timeout=PROMPT_S)
             assert health.status_code == 200 and health.json()["status"] == "ok"
             assert {condition: answer.result() for condition, answer in answers.items()} == expected
-        server.process.send_signal(signal.SIGTERM)
-        assert server.process.wait(timeout=60) == 0
+        assert server.stop() == 0  # SIGTERM: a clean exit
     finally:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
-        server.close()
+        server.stop(signal.SIGKILL)  # nothing left running if the test failed before
 
 
 @pytest.mark.parametrize("pattern", [r"(a)\1", "(?=a)", "(?<=a)b", "(?P<x>a)(?P=x)", "[", "a{1001}"])
 def test_patterns_re2_cannot_run_are_a_400(api: CdeApi, pattern: str) -> None:
-    assert "bad regular expression" in error(
+    assert "bad regular expression" in cde_error(
         api.get("/jobs", params={"filter": f"name[rlike]{pattern}"}), 400
     )
 
 
 def test_oversized_filters_are_a_400(api: CdeApi) -> None:
     for operator in ("like", "rlike"):
-        assert "at most 1000" in error(
+        assert "at most 1000" in cde_error(
             api.get("/jobs", params={"filter": f"name[{operator}]{'a' * 1001}"}), 400
         )
-    assert "at most 1000" in error(api.get("/jobs", params={"filter": "name[in]" + "x," * 1000 + "x"}), 400)
-    assert "at most 50" in error(api.get("/jobs", params={"filter": ["name[noteq]x"] * 51}), 400)
+    assert "at most 1000" in cde_error(api.get("/jobs", params={"filter": "name[in]" + "x," * 1000 + "x"}), 400)
+    assert "at most 50" in cde_error(api.get("/jobs", params={"filter": ["name[noteq]x"] * 51}), 400)
     reply = api.get("/jobs", params={"filter": [f"name[like]{'%' * 1000}", f"name[rlike]{'a?' * 500}"]})
     assert reply.status_code == 200, reply.text
 
 
 def test_like_matches_literally_except_percent_and_underscore(api: CdeApi) -> None:
-    tag = uuid.uuid4().hex[:8]
+    tag = unique("like")
     for name in (f"{tag}.v1", f"{tag}Xv1", f"{tag}.v1-b"):
         api.create_job({"name": name, "spark": {"file": "a\nb.py"}})
 
@@ -109,14 +96,14 @@ def test_like_matches_literally_except_percent_and_underscore(api: CdeApi) -> No
 )
 def test_non_ascii_bearer_tokens_are_a_401(local_cde_manual: LocalCde, value: bytes) -> None:
     url = local_cde_manual.jobs_api_url + "/info"
-    error(requests.get(url, headers={"Authorization": value}, timeout=PROMPT_S), 401)
+    cde_error(requests.get(url, headers={"Authorization": value}, timeout=PROMPT_S), 401)
 
 
 def test_a_real_token_with_a_non_ascii_signature_is_a_401(local_cde_manual: LocalCde) -> None:
     token = CdeApi(local_cde_manual).token.encode()
     url = local_cde_manual.jobs_api_url + "/info"
     for forged in (token + "é".encode(), token[:-2] + "é".encode("latin-1")):
-        error(requests.get(url, headers={"Authorization": b"Bearer " + forged}, timeout=PROMPT_S), 401)
+        cde_error(requests.get(url, headers={"Authorization": b"Bearer " + forged}, timeout=PROMPT_S), 401)
 
 
 @pytest.mark.parametrize(
@@ -130,7 +117,7 @@ def test_a_real_token_with_a_non_ascii_signature_is_a_401(local_cde_manual: Loca
 )
 def test_non_ascii_basic_credentials_are_a_401(local_cde_manual: LocalCde, value: bytes) -> None:
     reply = requests.get(local_cde_manual.token_url, headers={"Authorization": value}, timeout=PROMPT_S)
-    error(reply, 401)
+    cde_error(reply, 401)
     assert reply.headers["WWW-Authenticate"].startswith("Basic")
 
 
@@ -140,29 +127,30 @@ def test_overlong_file_paths_are_a_400_and_the_longest_allowed_work(api: CdeApi)
     api.create_resource(resource)
     for path in ("a" * 300, "a" * 256, "é" * 128, "/".join(["d" * 200] * 6)):
         reply = api.put(f"/resources/{resource}/{path}", files={"file": ("f", b"x")})
-        assert "at most 1024 bytes" in error(reply, 400)
+        assert "at most 1024 bytes" in cde_error(reply, 400)
     for path in ("b" * 255, "/".join(["c" * 250] * 4)):  # a segment of NAME_MAX; 1003 bytes in all
         api.upload(resource, path, b"content")
         assert api.get(f"/resources/{resource}/{path}").content == b"content"
     job = {"name": unique("job"), "spark": {"file": "a.py"}}
     mount = {"resourceName": resource, "dirPrefix": "p" * 300}
-    assert "dirPrefix" in error(api.post("/jobs", json={**job, "mounts": [mount]}), 400)
+    assert "dirPrefix" in cde_error(api.post("/jobs", json={**job, "mounts": [mount]}), 400)
 
 
 @pytest.mark.parametrize("run_id", ["99999999999999999999999", "-99999999999999999999999", str(2**63)])
 def test_run_ids_beyond_64_bits_are_not_found(api: CdeApi, run_id: str) -> None:
+    not_found = cde_error(api.get("/job-runs/999999999"), 404)  # an ordinary id no run has
     for method, path in (
         ("GET", ""),
         ("GET", "/log-types"),
         ("GET", "/logs?type=driver/stdout"),
         ("POST", "/kill"),
     ):
-        assert error(api.request(method, f"/job-runs/{run_id}{path}"), 404) == RUN_NOT_FOUND
+        assert cde_error(api.request(method, f"/job-runs/{run_id}{path}"), 404) == not_found
 
 
 def test_list_paging_beyond_64_bits_is_a_400(api: CdeApi) -> None:
     for params in ({"limit": "9" * 30}, {"offset": "9" * 30}, {"limit": str(2**63)}, {"offset": "1_0"}):
-        assert "64-bit" in error(api.get("/jobs", params=params), 400)
+        assert "64-bit" in cde_error(api.get("/jobs", params=params), 400)
     largest = str(2**63 - 1)
     reply = api.get("/jobs", params={"limit": largest, "offset": largest})
     assert reply.status_code == 200 and reply.json()["jobs"] == []
@@ -197,9 +185,9 @@ def test_json_bodies_that_cannot_be_kept_are_a_400(
         ("POST", f"/jobs/{job}/run"),
         ("POST", "/resources"),
     ):
-        assert "invalid JSON body" in error(api.request(method, path, data=body), 400)
+        assert "invalid JSON body" in cde_error(api.request(method, path, data=body), 400)
     faults = requests.put(local_cde_manual.base_url + "/local/faults", data=body, timeout=PROMPT_S)
-    error(faults, 400)
+    cde_error(faults, 400)
     assert api.get("/jobs", params={"limit": 1000}).status_code == 200
 
 
@@ -223,7 +211,7 @@ def test_an_internal_error_answers_a_generic_500_and_logs_the_traceback(
     stored.mkdir()  # the data directory broken under the server: reading the file raises
     with caplog.at_level(logging.ERROR, logger="cde_local"):
         reply = api.get("/resources/res/broken.txt")
-    assert error(reply, 500) == "internal error; see the local CDE's log"
+    assert cde_error(reply, 500) == "internal error; see the local CDE's log"
     assert "IsADirectoryError" not in reply.text and str(stored) not in reply.text
     [record] = [r for r in caplog.records if r.name.startswith("cde_local")]
     assert "GET /dex/api/v1/resources/res/broken.txt" in record.getMessage()

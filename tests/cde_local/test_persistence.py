@@ -61,7 +61,7 @@ def test_a_crashed_server_fails_orphaned_runs_and_kills_their_processes_at_start
     data_dir = tmp_path / "cde-crash"
     first = start_cli(data_dir, tmp_path / "first.log")
     try:
-        api = CdeApi(first.url, user="alice", password="secret")
+        api = first.api()
         api.create_resource("apps", files={"sleeper.py": SLEEPER_APP})
         api.create_job(
             {
@@ -74,14 +74,12 @@ def test_a_crashed_server_fails_orphaned_runs_and_kills_their_processes_at_start
         api.wait_run(run_id, until=("running",))
         group = process_group_of(api.log(run_id, "submitter/stdout"))
     finally:
-        first.process.send_signal(signal.SIGKILL)  # a crash: no clean-up at all
-        first.process.wait(timeout=30)
-        first.close()
+        first.stop(signal.SIGKILL)  # a crash: no clean-up at all
     try:
         assert live_processes_in_group(group)  # the run's processes outlived the server
         second = start_cli(data_dir, tmp_path / "second.log")
         try:
-            api = CdeApi(second.url, user="alice", password="secret")
+            api = second.api()
             run = api.describe_run(run_id)
             assert run["status"] == "failed"
             submitter = api.log(run_id, "submitter/stdout")
@@ -90,10 +88,7 @@ def test_a_crashed_server_fails_orphaned_runs_and_kills_their_processes_at_start
             )
             assert live_processes_in_group(group) == []
         finally:
-            second.process.send_signal(signal.SIGTERM)
-            exit_code = second.process.wait(timeout=60)
-            second.close()
-            assert exit_code == 0
+            assert second.stop() == 0
     finally:
         for pid in live_processes_in_group(group):  # never leave a sleeper behind, even on failure
             os.kill(pid, signal.SIGKILL)

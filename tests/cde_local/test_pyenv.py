@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import tarfile
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from cde_local import LocalCde
-from tests.fixtures.cde_local import PROBE_VALUE, PROBE_WHEEL, CdeApi, offline_pip_args
-from tests.fixtures.cde_local import cde_error as error
+from tests.fixtures.cde_local import PROBE_VALUE, PROBE_WHEEL, CdeApi, cde_error, offline_pip_args, unique
 
 
 def test_build_installs_requirements_and_keeps_pyspark(local_cde_manual: LocalCde, api: CdeApi) -> None:
-    name = f"env-{uuid.uuid4().hex[:8]}"
+    name = unique("env")
     api.create_resource(name, type="python-env")
     assert api.get(f"/resources/{name}").json()["status"] == "pending-build"
     api.upload(name, "requirements.txt", b"# a tiny local wheel\ncde-local-probe==1.0\n")
@@ -28,10 +27,14 @@ def test_build_installs_requirements_and_keeps_pyspark(local_cde_manual: LocalCd
     info = ready["pythonEnvInfo"]
     assert info["statusReason"] == "Build completed"
     assert info["numberOfPackages"] == 1
-    assert info["numberOfFiles"] > 0 and info["sizeMb"] >= 0 and info["buildDurationSeconds"] >= 0
+    venv = local_cde_manual.config.data_dir / "pyenvs" / name / "venv"
+    on_disk = [entry for entry in venv.rglob("*") if not entry.is_dir()]
+    assert info["numberOfFiles"] == len(on_disk)  # counted before the probe below adds __pycache__
+    assert info["sizeMb"] == round(sum(entry.lstat().st_size for entry in on_disk) / 1_000_000, 2)
+    assert info["buildDurationSeconds"] >= 0
     described = api.get(f"/resources/{name}?includeFiles=true").json()
     assert [f["path"] for f in described["files"]] == ["requirements.txt"]
-    python = local_cde_manual.config.data_dir / "pyenvs" / name / "venv" / "bin" / "python"
+    python = venv / "bin" / "python"
     probe = subprocess.run(
         [str(python), "-c", "import cde_local_probe, pyspark, sys; print(cde_local_probe.VALUE, sys.prefix)"],
         capture_output=True,
@@ -44,7 +47,7 @@ def test_build_installs_requirements_and_keeps_pyspark(local_cde_manual: LocalCd
 
 
 def test_failed_build_reports_pip_error_and_can_be_fixed(api: CdeApi) -> None:
-    name = f"env-{uuid.uuid4().hex[:8]}"
+    name = unique("env")
     api.create_resource(name, type="python-env")
     api.upload(name, "requirements.txt", b"surely-not-a-package-cde-local==9.9\n")
     failed = api.wait_resource(name, ("ready", "failed"))
@@ -53,7 +56,7 @@ def test_failed_build_reports_pip_error_and_can_be_fixed(api: CdeApi) -> None:
     assert "surely-not-a-package-cde-local" in reason and "No matching distribution" in reason
     api.create_job({"name": f"uses-{name}", "spark": {"file": "a.py", "pythonEnvResourceName": name}})
     assert (
-        error(api.post(f"/jobs/uses-{name}/run", json={}), 400)
+        cde_error(api.post(f"/jobs/uses-{name}/run", json={}), 400)
         == f"cannot use resource '{name}' in status 'failed'"
     )
     # A corrected requirements file builds again.
@@ -63,23 +66,23 @@ def test_failed_build_reports_pip_error_and_can_be_fixed(api: CdeApi) -> None:
 
 
 def test_jobs_refuse_envs_that_are_not_ready_or_missing(api: CdeApi) -> None:
-    name = f"env-{uuid.uuid4().hex[:8]}"
+    name = unique("env")
     api.create_resource(name, type="python-env")
     api.create_job({"name": f"job-{name}", "spark": {"file": "a.py", "pythonEnvResourceName": name}})
-    message = error(api.post(f"/jobs/job-{name}/run", json={}), 400)
+    message = cde_error(api.post(f"/jobs/job-{name}/run", json={}), 400)
     assert message == f"cannot use resource '{name}' in status 'pending-build'"
     api.create_job(
         {"name": f"nojob-{name}", "spark": {"file": "a.py", "pythonEnvResourceName": "no-such-env"}}
     )
-    assert "no-such-env" in error(api.post(f"/jobs/nojob-{name}/run", json={}), 404)
+    assert "no-such-env" in cde_error(api.post(f"/jobs/nojob-{name}/run", json={}), 404)
     mounted = api.post(
         "/jobs", json={"name": f"mnt-{name}", "mounts": [{"resourceName": name}], "spark": {"file": "a.py"}}
     )
-    assert "python-env" in error(mounted, 400)
+    assert "python-env" in cde_error(mounted, 400)
 
 
 def test_removing_requirements_returns_env_to_pending(api: CdeApi) -> None:
-    name = f"env-{uuid.uuid4().hex[:8]}"
+    name = unique("env")
     api.create_resource(name, type="python-env")
     api.upload(name, "requirements.txt", b"")
     assert api.wait_resource(name, ("ready", "failed"))["status"] == "ready"
@@ -154,4 +157,5 @@ def test_package_builds_never_see_the_secrets_of_the_process_hosting_the_local_c
     seen = json.loads(out.read_text())  # the sdist was built, not a cached wheel taken
     assert {name: seen[name] for name in secrets} == dict.fromkeys(secrets)
     assert {name: seen[name] for name in passed} == passed
-    assert seen["HOME"] and seen["PATH"]
+    assert seen["HOME"] == os.environ["HOME"]
+    assert set(os.environ["PATH"].split(os.pathsep)) <= set(seen["PATH"].split(os.pathsep))  # pip may add its own

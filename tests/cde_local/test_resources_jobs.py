@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
-import uuid
 
-from tests.fixtures.cde_local import USER, CdeApi, unique
-from tests.fixtures.cde_local import cde_error as error
+from cde_local import LocalCde
+from tests.fixtures.cde_local import USER, CdeApi, cde_error, unique
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 
-
-
-
-def test_info_names_the_virtual_cluster(api: CdeApi) -> None:
+def test_info_names_the_virtual_cluster(local_cde_manual: LocalCde, api: CdeApi) -> None:
     reply = api.get("/info")
     assert reply.status_code == 200
-    assert reply.json()["appName"] == "local-cde"
+    info, config = reply.json(), local_cde_manual.config
+    assert info["appName"] == config.vc_name == "local-cde"  # the default name
+    assert (info["runMode"], info["sparkMaster"]) == ("manual", config.spark_master)
+    assert info["sparkVersion"] == importlib.metadata.version("pyspark")
 
 
 # -- resources -----------------------------------------------------------------------------------
@@ -25,7 +25,7 @@ def test_files_resource_lifecycle(api: CdeApi) -> None:
     name = unique("res")
     created = api.post("/resources", json={"name": name, "type": "files", "retention-policy": "ignored"})
     assert created.status_code == 201 and created.content == b""
-    error(api.post("/resources", json={"name": name}), 409)
+    cde_error(api.post("/resources", json={"name": name}), 409)
 
     described = api.get(f"/resources/{name}").json()
     assert described["name"] == name and described["type"] == "files" and described["status"] == "ready"
@@ -54,40 +54,40 @@ def test_files_resource_lifecycle(api: CdeApi) -> None:
     assert api.get(f"/resources/{name}/data.csv").content == b"x\n"
 
     assert api.delete(f"/resources/{name}/data.csv").status_code == 204
-    error(api.get(f"/resources/{name}/data.csv"), 404)
-    error(api.delete(f"/resources/{name}/data.csv"), 404)
+    cde_error(api.get(f"/resources/{name}/data.csv"), 404)
+    cde_error(api.delete(f"/resources/{name}/data.csv"), 404)
     remaining = api.get(f"/resources/{name}?includeFiles=true").json()["files"]
     assert [f["path"] for f in remaining] == ["code/nested/app.py"]
 
     assert api.delete(f"/resources/{name}").status_code == 204
-    error(api.get(f"/resources/{name}"), 404)
-    error(api.delete(f"/resources/{name}"), 404)
+    cde_error(api.get(f"/resources/{name}"), 404)
+    cde_error(api.delete(f"/resources/{name}"), 404)
 
 
 def test_resource_errors(api: CdeApi) -> None:
-    assert "name" in error(api.post("/resources", json={"type": "files"}), 400)
-    error(api.post("/resources", json={"name": "bad/name"}), 400)
-    error(api.post("/resources", json={"name": unique("r"), "type": "floppy"}), 400)
-    error(api.post("/resources", data="{not json", headers={"Content-Type": "application/json"}), 400)
-    error(api.post("/resources", json=["a list"]), 400)
-    error(api.get("/resources/missing-resource"), 404)
-    error(api.put("/resources/missing-resource/a.py", files={"file": ("f", b"x")}), 404)
+    assert "name" in cde_error(api.post("/resources", json={"type": "files"}), 400)
+    cde_error(api.post("/resources", json={"name": "bad/name"}), 400)
+    cde_error(api.post("/resources", json={"name": unique("r"), "type": "floppy"}), 400)
+    cde_error(api.post("/resources", data="{not json", headers={"Content-Type": "application/json"}), 400)
+    cde_error(api.post("/resources", json=["a list"]), 400)
+    cde_error(api.get("/resources/missing-resource"), 404)
+    cde_error(api.put("/resources/missing-resource/a.py", files={"file": ("f", b"x")}), 404)
     name = unique("res")
     api.create_resource(name)
-    error(api.put(f"/resources/{name}/a/%2E%2E/%2E%2E/escape.py", files={"file": ("f", b"x")}), 400)
-    error(api.put(f"/resources/{name}/a.py", files={"other": ("f", b"x")}), 400)
-    error(api.put(f"/resources/{name}/a.py", data=b"raw bytes"), 400)
+    cde_error(api.put(f"/resources/{name}/a/%2E%2E/%2E%2E/escape.py", files={"file": ("f", b"x")}), 400)
+    cde_error(api.put(f"/resources/{name}/a.py", files={"other": ("f", b"x")}), 400)
+    cde_error(api.put(f"/resources/{name}/a.py", data=b"raw bytes"), 400)
     api.upload(name, "dir/a.py", b"x")
-    error(api.put(f"/resources/{name}/dir", files={"file": ("f", b"x")}), 400)  # a directory already
+    cde_error(api.put(f"/resources/{name}/dir", files={"file": ("f", b"x")}), 400)  # a directory already
 
 
 def test_resource_list_envelope_filters_and_pages(api: CdeApi) -> None:
-    tag = uuid.uuid4().hex[:6]
-    names = [f"list-{tag}-{i}" for i in range(3)]
+    tag = unique("list")
+    names = [f"{tag}-{i}" for i in range(3)]
     for name in names:
         api.create_resource(name)
-    api.create_resource(f"list-{tag}-env", type="python-env")
-    reply = api.get("/resources", params={"filter": [f"name[like]list-{tag}-%", "type[eq]files"], "limit": 2})
+    api.create_resource(f"{tag}-env", type="python-env")
+    reply = api.get("/resources", params={"filter": [f"name[like]{tag}-%", "type[eq]files"], "limit": 2})
     assert reply.status_code == 200
     body = reply.json()
     assert [r["name"] for r in body["resources"]] == names[:2]
@@ -95,7 +95,7 @@ def test_resource_list_envelope_filters_and_pages(api: CdeApi) -> None:
     second = api.get(
         "/resources",
         params={
-            "filter": f"name[like]list-{tag}-%",
+            "filter": f"name[like]{tag}-%",
             "limit": 2,
             "offset": 2,
             "orderby": "name",
@@ -116,7 +116,7 @@ def test_python_env_resource_shape(api: CdeApi) -> None:
     described = api.get(f"/resources/{name}").json()
     assert described["status"] == "pending-build"
     assert described["pythonEnv"] == {"pythonVersion": "python3", "type": "python-env"}
-    message = error(api.put(f"/resources/{name}/setup.py", files={"file": ("f", b"x")}), 400)
+    message = cde_error(api.put(f"/resources/{name}/setup.py", files={"file": ("f", b"x")}), 400)
     assert "requirements.txt" in message
 
 
@@ -136,7 +136,7 @@ def test_job_create_defaults_and_describe(api: CdeApi) -> None:
         },
     )
     assert reply.status_code == 201 and reply.content == b""
-    error(api.post("/jobs", json={"name": job, "spark": {"file": "x.py"}}), 409)
+    cde_error(api.post("/jobs", json={"name": job, "spark": {"file": "x.py"}}), 409)
     body = api.get(f"/jobs/{job}").json()
     assert body["name"] == job and body["type"] == "spark"
     assert body["retentionPolicy"] == "keep_indefinitely"
@@ -157,23 +157,23 @@ def test_job_create_defaults_and_describe(api: CdeApi) -> None:
 
 
 def test_job_errors(api: CdeApi) -> None:
-    assert "name" in error(api.post("/jobs", json={"spark": {"file": "a.py"}}), 400)
-    error(api.post("/jobs", json={"name": unique("job")}), 400)  # a spark job needs spark.file
-    error(api.post("/jobs", json={"name": unique("job"), "spark": {"file": "a.py", "conf": {"k": 1}}}), 400)
-    error(api.post("/jobs", json={"name": unique("job"), "spark": {"file": "a.py", "driverCores": "2"}}), 400)
-    error(api.post("/jobs", json={"name": unique("job"), "type": "pig", "spark": {"file": "a.py"}}), 400)
-    error(api.post("/jobs", data=b"", headers={"Content-Type": "application/json"}), 400)
-    error(api.post("/jobs", data=b"[]", headers={"Content-Type": "application/json"}), 400)
+    assert "name" in cde_error(api.post("/jobs", json={"spark": {"file": "a.py"}}), 400)
+    cde_error(api.post("/jobs", json={"name": unique("job")}), 400)  # a spark job needs spark.file
+    cde_error(api.post("/jobs", json={"name": unique("job"), "spark": {"file": "a.py", "conf": {"k": 1}}}), 400)
+    cde_error(api.post("/jobs", json={"name": unique("job"), "spark": {"file": "a.py", "driverCores": "2"}}), 400)
+    cde_error(api.post("/jobs", json={"name": unique("job"), "type": "pig", "spark": {"file": "a.py"}}), 400)
+    cde_error(api.post("/jobs", data=b"", headers={"Content-Type": "application/json"}), 400)
+    cde_error(api.post("/jobs", data=b"[]", headers={"Content-Type": "application/json"}), 400)
     missing = api.post(
         "/jobs",
         json={"name": unique("job"), "mounts": [{"resourceName": "nope-x"}], "spark": {"file": "a.py"}},
     )
-    assert "nope-x" in error(missing, 404)
+    assert "nope-x" in cde_error(missing, 404)
     for method in ("GET", "DELETE", "PATCH"):
         reply = api.request(method, "/jobs/no-such-job", json={})
-        assert error(reply, 404) == "could not get job from storage: job not found"
+        assert cde_error(reply, 404) == "could not get job from storage: job not found"
     assert (
-        error(api.post("/jobs/no-such-job/run", json={}), 404)
+        cde_error(api.post("/jobs/no-such-job/run", json={}), 404)
         == "could not get job from storage: job not found"
     )
 
@@ -201,44 +201,44 @@ def test_job_patch_deep_merges_and_delete(api: CdeApi) -> None:
     assert after["created"] == before["created"]
     patched = api.patch(f"/jobs/{job}", json={"spark": {"conf": {"k1": None}}}).json()
     assert patched["spark"]["conf"] == {"k2": "changed", "k3": "new"}
-    error(api.patch(f"/jobs/{job}", json={"name": "other-name"}), 400)
-    error(api.patch(f"/jobs/{job}", json={"spark": {"executorCores": "many"}}), 400)
+    cde_error(api.patch(f"/jobs/{job}", json={"name": "other-name"}), 400)
+    cde_error(api.patch(f"/jobs/{job}", json={"spark": {"executorCores": "many"}}), 400)
     assert api.post(f"/jobs/{job}/schedule/pause").status_code == 201
     assert api.get(f"/jobs/{job}").json()["schedule"]["paused"] is True
     assert api.delete(f"/jobs/{job}").status_code == 204
-    error(api.get(f"/jobs/{job}"), 404)
+    cde_error(api.get(f"/jobs/{job}"), 404)
 
 
 def test_job_list_filters_orders_and_pages(api: CdeApi) -> None:
-    tag = uuid.uuid4().hex[:6]
+    tag = unique("jl")
     for i, cores in enumerate([1, 4, 2]):
-        api.create_job({"name": f"jl-{tag}-{i}", "spark": {"file": f"f{i}.py", "executorCores": cores}})
-    base = {"filter": f"name[like]jl-{tag}-%"}
+        api.create_job({"name": f"{tag}-{i}", "spark": {"file": f"f{i}.py", "executorCores": cores}})
+    base = {"filter": f"name[like]{tag}-%"}
 
     def names(**params: object) -> list[str]:
         reply = api.get("/jobs", params={**base, **params})
         assert reply.status_code == 200, reply.text
         return [job["name"] for job in reply.json()["jobs"]]
 
-    assert names() == [f"jl-{tag}-0", f"jl-{tag}-1", f"jl-{tag}-2"]
+    assert names() == [f"{tag}-0", f"{tag}-1", f"{tag}-2"]
     assert names(orderby="spark.executorCores", orderasc="false") == [
-        f"jl-{tag}-1",
-        f"jl-{tag}-2",
-        f"jl-{tag}-0",
+        f"{tag}-1",
+        f"{tag}-2",
+        f"{tag}-0",
     ]
     both = api.get("/jobs", params={"filter": [base["filter"], "spark.executorCores[gte]2"]}).json()
-    assert sorted(j["name"] for j in both["jobs"]) == [f"jl-{tag}-1", f"jl-{tag}-2"]
-    assert names(filter=f"name[like]jl-{tag}-% AND spark.file[eq]f2.py") == [f"jl-{tag}-2"]
+    assert sorted(j["name"] for j in both["jobs"]) == [f"{tag}-1", f"{tag}-2"]
+    assert names(filter=f"name[like]{tag}-% AND spark.file[eq]f2.py") == [f"{tag}-2"]
     page = api.get("/jobs", params={**base, "limit": 1, "offset": 1}).json()
-    assert [j["name"] for j in page["jobs"]] == [f"jl-{tag}-1"]
+    assert [j["name"] for j in page["jobs"]] == [f"{tag}-1"]
     assert page["meta"] == {"hasNext": True, "limit": 1, "offset": 1, "count": 1}
-    error(api.get("/jobs", params={"filter": "name[bogus]x"}), 400)
-    error(api.get("/jobs", params={"filter": "no-brackets"}), 400)
-    error(api.get("/jobs", params={"limit": "many"}), 400)
-    error(api.get("/jobs", params={"offset": "-1"}), 400)
-    error(api.get("/jobs", params={"orderasc": "maybe"}), 400)
+    cde_error(api.get("/jobs", params={"filter": "name[bogus]x"}), 400)
+    cde_error(api.get("/jobs", params={"filter": "no-brackets"}), 400)
+    cde_error(api.get("/jobs", params={"limit": "many"}), 400)
+    cde_error(api.get("/jobs", params={"offset": "-1"}), 400)
+    cde_error(api.get("/jobs", params={"orderasc": "maybe"}), 400)
 
 
 def test_unknown_routes_answer_cde_errors(api: CdeApi) -> None:
-    assert error(api.get("/no-such-endpoint"), 404)
-    error(api.request("PUT", "/jobs"), 405)
+    assert cde_error(api.get("/no-such-endpoint"), 404) == "Not Found"
+    assert cde_error(api.request("PUT", "/jobs"), 405) == "Method Not Allowed"

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import requests
 
 from cde_local import LocalCde
 from cde_local.errors import BadRequest
-from tests.fixtures.cde_local import USER, CdeApi
-from tests.fixtures.cde_local import cde_error as error
+from tests.fixtures.cde_local import USER, CdeApi, cde_error, unique
 
 
 @pytest.fixture
 def job(api: CdeApi) -> str:
-    name = f"runjob-{uuid.uuid4().hex[:8]}"
-    resource = f"runres-{uuid.uuid4().hex[:8]}"
+    name = unique("runjob")
+    resource = unique("runres")
     api.create_resource(resource, files={"app.py": b"print('x')\n"})
     api.create_job(
         {
@@ -49,7 +46,8 @@ def test_run_applies_overrides_and_variables_to_the_spec(api: CdeApi, job: str) 
     )
     assert reply.status_code == 201
     run_id = reply.json()["id"]
-    assert set(reply.json()) == {"id"} and isinstance(run_id, int)
+    assert set(reply.json()) == {"id"}
+    assert [r["id"] for r in api.get("/job-runs", params={"filter": f"job[eq]{job}"}).json()["runs"]] == [run_id]
     run = api.describe_run(run_id)
     assert run["id"] == run_id and run["job"] == job and run["type"] == "spark"
     assert run["status"] == "starting" and run["user"] == "someone-else"
@@ -60,7 +58,7 @@ def test_run_applies_overrides_and_variables_to_the_spec(api: CdeApi, job: str) 
     assert spec["args"] == ["--day", "2024-05-06", "{{{unknown}}}"]
     assert spec["conf"] == {"spark.myapp.env": "dev", "spark.extra": "1"}
     assert run["spark"]["sparkAppID"].startswith("spark-")
-    assert run["mounts"][0]["resourceName"].startswith("runres-")
+    assert run["mounts"] == api.get(f"/jobs/{job}").json()["mounts"]
     # The job itself is unchanged by the overrides.
     assert api.get(f"/jobs/{job}").json()["spark"]["executorMemory"] == "1g"
 
@@ -71,13 +69,13 @@ def test_empty_or_missing_body_runs_and_bad_bodies_do_not(api: CdeApi, job: str)
         api.post(f"/jobs/{job}/run", data=b"{}", headers={"Content-Type": "application/json"}).status_code
         == 201
     )
-    error(api.post(f"/jobs/{job}/run", json={"variables": {"a": 1}}), 400)
-    error(api.post(f"/jobs/{job}/run", json={"overrides": {"spark": {"args": "not-a-list"}}}), 400)
-    error(api.post(f"/jobs/{job}/run", data=b"{oops", headers={"Content-Type": "application/json"}), 400)
+    cde_error(api.post(f"/jobs/{job}/run", json={"variables": {"a": 1}}), 400)
+    cde_error(api.post(f"/jobs/{job}/run", json={"overrides": {"spark": {"args": "not-a-list"}}}), 400)
+    cde_error(api.post(f"/jobs/{job}/run", data=b"{oops", headers={"Content-Type": "application/json"}), 400)
 
 
 def test_request_id_makes_run_requests_idempotent(api: CdeApi, job: str) -> None:
-    request_id = f"dag#run#task#1#{uuid.uuid4().hex}"
+    request_id = unique("dag#run#task#1")
     first = api.post(f"/jobs/{job}/run", json={"requestID": request_id})
     assert first.status_code == 201
     again = api.post(f"/jobs/{job}/run", json={"requestID": request_id, "variables": {"x": "y"}})
@@ -88,11 +86,11 @@ def test_request_id_makes_run_requests_idempotent(api: CdeApi, job: str) -> None
 
 
 def test_runs_need_existing_mounts(api: CdeApi) -> None:
-    resource, name = f"gone-{uuid.uuid4().hex[:8]}", f"orphanjob-{uuid.uuid4().hex[:8]}"
+    resource, name = unique("gone"), unique("orphanjob")
     api.create_resource(resource)
     api.create_job({"name": name, "mounts": [{"resourceName": resource}], "spark": {"file": "a.py"}})
     assert api.delete(f"/resources/{resource}").status_code == 204
-    message = error(api.post(f"/jobs/{name}/run", json={}), 404)
+    message = cde_error(api.post(f"/jobs/{name}/run", json={}), 404)
     assert resource in message and "not found" in message
 
 
@@ -102,27 +100,19 @@ def test_logs_and_log_types(local_cde_manual: LocalCde, api: CdeApi, job: str) -
     assert types.status_code == 200
     assert types.json() == ["driver/stdout", "driver/stderr", "submitter/stdout"]
     local_cde_manual.backend.write_run_log(run_id, "driver/stdout", "line one\nAnalysisException: boom\n")
-    raw = requests.get(
-        f"{api.url}/job-runs/{run_id}/logs?type=driver/stdout",
-        headers={"Authorization": f"Bearer {api.token}", "accept": "application/json"},
-        timeout=30,
-    )
-    encoded = requests.get(
-        f"{api.url}/job-runs/{run_id}/logs?type=driver%2Fstdout&follow=true",
-        headers={"Authorization": f"Bearer {api.token}"},
-        timeout=30,
-    )
+    raw = api.get(f"/job-runs/{run_id}/logs?type=driver/stdout", headers={"accept": "application/json"})
+    encoded = api.get(f"/job-runs/{run_id}/logs?type=driver%2Fstdout&follow=true")
     for reply in (raw, encoded):
         assert reply.status_code == 200
         assert reply.headers["content-type"].startswith("text/plain")
         assert reply.text == "line one\nAnalysisException: boom\n"
     assert f"job run {run_id} of job '{job}'" in api.log(run_id, "submitter/stdout")
-    assert "log type" in error(api.get(f"/job-runs/{run_id}/logs", params={"type": "executor_9/stdout"}), 404)
-    error(api.get(f"/job-runs/{run_id}/logs"), 400)
-    error(api.get("/job-runs/999999/logs", params={"type": "driver/stdout"}), 404)
-    error(api.get("/job-runs/999999/log-types"), 404)
-    error(api.get("/job-runs/not-a-number"), 400)
-    assert error(api.get("/job-runs/999999"), 404) == "could not get job run from storage: job run not found"
+    assert "log type" in cde_error(api.get(f"/job-runs/{run_id}/logs", params={"type": "executor_9/stdout"}), 404)
+    cde_error(api.get(f"/job-runs/{run_id}/logs"), 400)
+    cde_error(api.get("/job-runs/999999/logs", params={"type": "driver/stdout"}), 404)
+    cde_error(api.get("/job-runs/999999/log-types"), 404)
+    cde_error(api.get("/job-runs/not-a-number"), 400)
+    assert cde_error(api.get("/job-runs/999999"), 404) == "could not get job run from storage: job run not found"
 
 
 def test_kill_ends_a_run_once(api: CdeApi, job: str) -> None:
@@ -131,8 +121,8 @@ def test_kill_ends_a_run_once(api: CdeApi, job: str) -> None:
     assert reply.status_code == 204 and reply.content == b""
     run = api.describe_run(run_id)
     assert run["status"] == "killed" and run["ended"] != "0001-01-01T00:00:00Z"
-    assert "killed" in error(api.post(f"/job-runs/{run_id}/kill", json={}), 400)
-    error(api.post("/job-runs/999999/kill"), 404)
+    assert "killed" in cde_error(api.post(f"/job-runs/{run_id}/kill", json={}), 400)
+    cde_error(api.post("/job-runs/999999/kill"), 404)
 
 
 def test_hand_driven_lifecycle(local_cde_manual: LocalCde, api: CdeApi, job: str) -> None:
@@ -152,15 +142,15 @@ def test_hand_driven_lifecycle(local_cde_manual: LocalCde, api: CdeApi, job: str
 
 def test_run_list_filters_every_operator(local_cde_manual: LocalCde, api: CdeApi) -> None:
     backend = local_cde_manual.backend
-    tag = uuid.uuid4().hex[:6]
-    jobs = [f"flt-{tag}-a", f"flt-{tag}-b"]
+    tag = unique("flt")
+    jobs = [f"{tag}-a", f"{tag}-b"]
     for name in jobs:
         api.create_job({"name": name, "spark": {"file": "a.py"}})
     ids = [api.run(jobs[0]), api.run(jobs[0]), api.run(jobs[1]), api.run(jobs[1], {"user": "other"})]
     backend.set_run_status(ids[0], "succeeded")
     backend.set_run_status(ids[1], "failed")
     backend.set_run_status(ids[2], "running")  # ids[3] stays starting
-    mine = f"job[like]flt-{tag}-%"
+    mine = f"job[like]{tag}-%"
 
     def found(*filters: str, **params: object) -> list[int]:
         reply = api.get("/job-runs", params={"filter": [mine, *filters], "limit": 100, **params})
@@ -201,23 +191,18 @@ def test_run_list_filters_every_operator(local_cde_manual: LocalCde, api: CdeApi
     last = api.get("/job-runs", params={"filter": mine, "limit": 3, "offset": 3}).json()
     assert [r["id"] for r in last["runs"]] == ids[3:]
     assert last["meta"] == {"hasNext": False, "limit": 3, "offset": 3, "count": 1}
-    error(api.get("/job-runs", params={"filter": "id[lt]abc"}), 400)
-    error(api.get("/job-runs", params={"filter": "job[rlike]("}), 400)
+    cde_error(api.get("/job-runs", params={"filter": "id[lt]abc"}), 400)
+    cde_error(api.get("/job-runs", params={"filter": "job[rlike]("}), 400)
 
 
 def test_cdepy_style_query_strings(api: CdeApi) -> None:
-    reply = requests.get(
-        f"{api.url}/job-runs?filter=type%5Beq%5Dspark&limit=100&offset=0&orderby=ID&orderasc=false",
-        headers={"Authorization": f"Bearer {api.token}", "accept": "application/json"},
-        timeout=30,
+    reply = api.get(
+        "/job-runs?filter=type%5Beq%5Dspark&limit=100&offset=0&orderby=ID&orderasc=false",
+        headers={"accept": "application/json"},
     )
     assert reply.status_code == 200
     ids = [run["id"] for run in reply.json()["runs"]]
     assert ids == sorted(ids, reverse=True)
-    jobs = requests.get(
-        f"{api.url}/jobs?latestjob=false&limit=100&offset=0&orderby=name&orderasc=true",
-        headers={"Authorization": f"Bearer {api.token}"},
-        timeout=30,
-    )
+    jobs = api.get("/jobs?latestjob=false&limit=100&offset=0&orderby=name&orderasc=true")
     names = [j["name"] for j in jobs.json()["jobs"]]
     assert jobs.status_code == 200 and names == sorted(names)

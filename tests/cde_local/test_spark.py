@@ -3,7 +3,6 @@ python-envs, failures, kill and timeout. Spark runs are few: each costs 10-30 s 
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,12 @@ from tests.fixtures.cde_local import (
     CdeApi,
     live_processes_in_group,
     process_group_of,
+    unique,
 )
 
-TAG = uuid.uuid4().hex[:6]
-RESOURCE = f"spark-apps-{TAG}"
-ENV = f"spark-env-{TAG}"
-TABLE = f"sales_{TAG}"
+RESOURCE = unique("spark-apps")
+ENV = unique("spark-env")
+TABLE = unique("sales").replace("-", "_")  # a table name has no '-'
 
 WRITER = b"""import sys
 from pyspark.sql import SparkSession
@@ -78,14 +77,15 @@ def api(local_cde: LocalCde) -> CdeApi:
 @pytest.fixture(scope="module")
 def writer_run(api: CdeApi) -> dict[str, Any]:
     """One real Spark run: reads a mounted CSV named by a CDE path in its args, writes a table."""
+    job = unique("writer")
     api.create_job(
         {
-            "name": f"writer-{TAG}",
+            "name": job,
             "mounts": [{"resourceName": RESOURCE, "dirPrefix": "/"}],
             "spark": {"file": "jobs/writer.py", "args": ["/app/mount/data/sales.csv", "{{{table}}}"]},
         }
     )
-    run_id = api.run(f"writer-{TAG}", {"variables": {"table": TABLE}})
+    run_id = api.run(job, {"variables": {"table": TABLE}})
     return api.wait_run(run_id)
 
 
@@ -120,14 +120,15 @@ def test_next_job_reads_the_table_with_its_python_env(
     local_cde: LocalCde, api: CdeApi, writer_run: dict[str, Any], ready_env: str
 ) -> None:
     assert writer_run["status"] == "succeeded"
+    job = unique("reader")
     api.create_job(
         {
-            "name": f"reader-{TAG}",
+            "name": job,
             "mounts": [{"resourceName": RESOURCE}],
             "spark": {"file": "jobs/reader.py", "args": [TABLE], "pythonEnvResourceName": ready_env},
         }
     )
-    run = api.wait_run(api.run(f"reader-{TAG}"))
+    run = api.wait_run(api.run(job))
     stdout = api.log(run["id"], "driver/stdout")
     assert run["status"] == "succeeded", stdout + api.log(run["id"], "submitter/stdout")
     assert "TOTAL 42" in stdout
@@ -137,19 +138,20 @@ def test_next_job_reads_the_table_with_its_python_env(
 
 
 def test_failing_job_ends_failed_with_the_spark_error_in_its_driver_log(api: CdeApi) -> None:
+    job = unique("failing")
     api.create_job(
         {
-            "name": f"failing-{TAG}",
+            "name": job,
             "mounts": [{"resourceName": RESOURCE}],
             "spark": {"file": "jobs/failing.py"},
         }
     )
-    run = api.wait_run(api.run(f"failing-{TAG}"))
+    run = api.wait_run(api.run(job))
     assert run["status"] == "failed"
     stdout = api.log(run["id"], "driver/stdout")
     assert "UNRESOLVED_COLUMN" in stdout and "customer_id" in stdout
     assert "exit code" in api.log(run["id"], "submitter/stdout")
-    assert api.log(run["id"], "driver/stderr")  # the JVM's log lines
+    assert "log4j" in api.log(run["id"], "driver/stderr")  # the JVM's log lines ("Using Spark's default log4j profile")
 
 
 def test_jobs_never_see_the_secrets_of_the_process_hosting_the_local_cde(
@@ -157,14 +159,15 @@ def test_jobs_never_see_the_secrets_of_the_process_hosting_the_local_cde(
 ) -> None:
     monkeypatch.setenv("WORKLOAD_PASSWORD", "host-secret-1")  # the in-process LocalCde's environment
     monkeypatch.setenv("LLM_API_KEY", "host-secret-2")
+    job = unique("env-probe")
     api.create_job(
         {
-            "name": f"env-probe-{TAG}",
+            "name": job,
             "mounts": [{"resourceName": RESOURCE}],
             "spark": {"file": "jobs/env_probe.py"},
         }
     )
-    run = api.wait_run(api.run(f"env-probe-{TAG}"))
+    run = api.wait_run(api.run(job))
     stdout = api.log(run["id"], "driver/stdout")
     assert run["status"] == "succeeded", stdout + api.log(run["id"], "submitter/stdout")
     assert "WORKLOAD_PASSWORD None" in stdout and "LLM_API_KEY None" in stdout
@@ -172,20 +175,21 @@ def test_jobs_never_see_the_secrets_of_the_process_hosting_the_local_cde(
 
 
 def test_kill_ends_the_process_tree_and_waiting_runs_stay_starting(api: CdeApi) -> None:
+    job = unique("sleeper")
     api.create_job(
         {
-            "name": f"sleeper-{TAG}",
+            "name": job,
             "mounts": [{"resourceName": RESOURCE}],
             "spark": {"file": "jobs/sleeper.py", "args": ["300"]},
         }
     )
-    first = api.run(f"sleeper-{TAG}")
+    first = api.run(job)
     api.wait_log(first, "driver/stdout", "SLEEPING")  # the Python driver runs under the JVM
     assert api.describe_run(first)["status"] == "running"
     group = process_group_of(api.log(first, "submitter/stdout"))
     assert len(live_processes_in_group(group)) >= 2  # spark-submit's JVM and the Python driver
 
-    second = api.run(f"sleeper-{TAG}")  # max_concurrent_runs=1: waits
+    second = api.run(job)  # max_concurrent_runs=1: waits
     assert api.describe_run(second)["status"] == "starting"
     assert "waiting for a free run slot" in api.log(second, "submitter/stdout")
     assert api.post(f"/job-runs/{second}/kill").status_code == 204

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,9 @@ def test_defaults_keep_spark_quiet_and_relative_files_in_the_mount(tmp_path: Pat
 def test_jobs_get_only_allowlisted_variables_of_the_parent_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for name in list(os.environ):  # the allowlisted variables are exactly what this test sets (the
+        if name in PASSED_ENV or name.startswith("LC_"):  # rest stays: other threads may start processes)
+            monkeypatch.delenv(name)
     secrets = {
         "WORKLOAD_PASSWORD": "workload-secret",
         "LLM_CDP_TOKEN": "cdp-token",
@@ -100,13 +104,11 @@ def test_jobs_get_only_allowlisted_variables_of_the_parent_environment(
         "PYSPARK_GATEWAY_SECRET": "py4j-secret",  # would also hand the job the host's gateway
         "PYSPARK_SUBMIT_ARGS": "--master yarn",
         "PYTHONPATH": "/somewhere/else",  # pyspark comes from the interpreter, not from here
+        "SOME_TOOL_SETTING": "x",  # not a secret, but not on the allowlist either
     }
-    for name, value in secrets.items():
-        monkeypatch.setenv(name, value)
     kept = {"JAVA_HOME": "/opt/java-17", "HOME": "/home/me", "LC_ALL": "C.UTF-8", "TZ": "UTC"}
-    for name, value in kept.items():
+    for name, value in {**secrets, **kept, "PATH": "/usr/local/bin:/usr/bin"}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("PATH", "/usr/local/bin:/usr/bin")
     config = LocalCdeConfig(data_dir=tmp_path / "cde", run_mode="manual")
     plan = plan_submit(
         run_id=3,
@@ -117,11 +119,12 @@ def test_jobs_get_only_allowlisted_variables_of_the_parent_environment(
         python="/envs/x/bin/python",
         spark_dir=Path("/spark"),
     )
-    env = plan.env
-    assert not set(secrets) & set(env)
-    assert {name: env[name] for name in kept} == kept
-    assert env["PATH"] == f"{Path(config.python_executable).parent}:/usr/local/bin:/usr/bin"
-    runner_set = set(
-        "SPARK_HOME SPARK_LOCAL_IP PYSPARK_PYTHON PYSPARK_DRIVER_PYTHON PYTHONUNBUFFERED".split()
-    )
-    assert all(name in PASSED_ENV or name.startswith("LC_") or name in runner_set for name in env), env
+    assert plan.env == {
+        **kept,
+        "PATH": f"{Path(config.python_executable).parent}:/usr/local/bin:/usr/bin",  # the interpreter's first
+        "SPARK_HOME": "/spark",
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": "/envs/x/bin/python",
+        "PYSPARK_DRIVER_PYTHON": "/envs/x/bin/python",
+        "PYTHONUNBUFFERED": "1",
+    }
