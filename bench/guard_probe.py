@@ -4,7 +4,7 @@
 many ordinary Spark edits and known-good scenario fixes it accepts, and what a check costs. The
 corpus is what an independent probe tried (obfuscated OS access, Spark's ways to run commands,
 destruction of tables the job does not write, unsafe configuration) and more of our own; the
-tests (`tests/test_guard_allowlist.py`, `tests/test_heal_unsafe.py`) use the same corpus.
+tests (`tests/agents/guard/test_allowlist.py`, `tests/agents/heal/test_unsafe.py`) use the same corpus.
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ import statistics
 import textwrap
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from agents.guard import accepted, check_patch
 from agents.record import Patch
-
-ROOT = Path(__file__).resolve().parent.parent
+from bench.scripted import FIXES_DIR
+from sample_jobs.scenario import SCENARIOS_DIR
 
 ORIGINAL = textwrap.dedent(
     """\
@@ -314,12 +313,12 @@ ORDINARY_EDITS = {
 
 
 def known_good_fixes() -> list[tuple[str, str, str]]:
-    """(scenario/file, original, fixed) of every known-good code fix under tests/fixes."""
-    fixes = ROOT / "tests" / "fixes"
+    """(scenario/file, original, fixed) of every known-good code fix under bench/fixes."""
+    fixes = FIXES_DIR
     found = []
     for folder in sorted(p for p in fixes.iterdir() if p.is_dir()) if fixes.is_dir() else []:
         for fixed in sorted(folder.glob("*.py")):
-            original = ROOT / "sample_jobs" / folder.name / fixed.name
+            original = SCENARIOS_DIR / folder.name / fixed.name
             if original.is_file():
                 found.append((f"{folder.name}/{fixed.name}", original.read_text(), fixed.read_text()))
     return found

@@ -5,9 +5,10 @@ take its failed application run, heal it with a fresh `Healer` and its own HEALE
 compute the row from the incident record and the run durations the CDE reports
 (`bench/figures.py`). A scenario that errors becomes a row with the error; the others still run.
 
-Model modes: "scripted" (the project's scripted OpenAI-compatible server, answering with each
-scenario's known-good fix from tests/fixes/), "env" (a real endpoint from the LLM_* variables;
-rules only when they are not set), "none" (rules only).
+Model modes: "scripted" (the scripted OpenAI-compatible server `bench/scripted_llm.py`, the one the
+tests use too, answering with each scenario's known-good fix from `bench/fixes/`), "env" (a real
+endpoint from the LLM_* variables; rules only when they are not set), "none" (rules only). The
+environment and ./.env are read by `agents.config.load_environment`, as the healer reads them.
 
 Every wait has a limit: each Spark run (loading and healing) `run_timeout_s`, python-env builds
 `ENV_BUILD_TIMEOUT_S`, model calls the healer's LLM_TIMEOUT_S.
@@ -26,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from agents.config import Settings
+from agents.config import Settings, env_name, load_environment
 from agents.errors import ConfigError
 from agents.healer import Healer, make_client
 from agents.record import IncidentRecord, RecordStore, incident_id
@@ -34,6 +35,7 @@ from bench import scripted
 from bench.errors import BenchUsageError, ScenarioSkipped
 from bench.figures import HealRow, ScenarioInfo, error_row, healer_run_ids, row_from_record, summarize
 from bench.report import format_table, write_reports
+from bench.scripted_llm import ScriptedLLM
 from cde_client import CdeClient, CdeError
 from sample_jobs import Scenario, list_scenarios, load_scenario
 
@@ -47,7 +49,7 @@ ENV_BUILD_TIMEOUT_S = 900.0  # one python-env build
 RUN_POLL_S = "1"  # the healer's look at a fix run: finer than the product's 3 s, so time is not lost
 SCRIPTED_LLM_TIMEOUT_S = "30"
 DEFAULT_OUT = Path("bench/results")
-CDE_ENV_NAMES = ("JOBS_API_URL", "WORKLOAD_USER", "WORKLOAD_PASSWORD", "CDE_TOKEN", "CDE_TOKEN_URL")
+CDE_SETTINGS = ("jobs_api_url", "workload_user", "workload_password", "cde_token", "token_url")  # --cde env
 FORCED = {"HEAL_MODE": "auto"}  # approve mode would pause every incident for a human
 
 Progress = Callable[[str], None]
@@ -77,17 +79,6 @@ def _stderr(message: str) -> None:
     print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _environment(environ: Mapping[str, str] | None, dotenv: Path | None) -> dict[str, str]:
-    """The caller's environment over ./.env (the real environment wins, as in agents.config)."""
-    values: dict[str, str] = {}
-    if dotenv is not None and dotenv.is_file():
-        from dotenv import dotenv_values
-
-        values.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
-    values.update(os.environ if environ is None else environ)
-    return values
-
-
 def select_scenarios(names: tuple[str, ...]) -> list[Scenario]:
     """The scenarios asked for (all when none), in the order asked; unknown names are an error."""
     catalogue = list_scenarios()
@@ -109,7 +100,7 @@ def model_variables(mode: ModelMode, env: Mapping[str, str]) -> tuple[dict[str, 
         return llm, f"env: {llm.get('LLM_MODEL_ID') or 'default model'} at {llm['LLM_ENDPOINT_BASE_URL']}"
     if mode == "none":
         return {}, "none: rules only"
-    return {}, "scripted: known-good fixes from tests/fixes through the scripted OpenAI-compatible server"
+    return {}, "scripted: known-good fixes from bench/fixes through the scripted OpenAI-compatible server"
 
 
 def healer_environment(cde_vars: Mapping[str, str], data_dir: Path, model_vars: Mapping[str, str],
@@ -161,12 +152,7 @@ def _load_failed_run(ctx: _Context, scenario: Scenario) -> int:
     return result.app_run_id
 
 
-def _start_scripted(scenario: Scenario):
-    try:
-        from tests.scripted_llm import ScriptedLLM
-    except ImportError as exc:
-        raise BenchUsageError("--model scripted needs tests/scripted_llm.py: run from the repository root "
-                              f"({exc})") from None
+def _start_scripted(scenario: Scenario) -> ScriptedLLM:
     llm = ScriptedLLM().start()
     for answer in scripted.answers(scenario):
         llm.add(answer)
@@ -232,7 +218,8 @@ def _saved_record(data_dir: Path, job: str, run_id: int) -> IncidentRecord | Non
 
 
 def _cde_variables(options: HealBenchOptions, env: Mapping[str, str]) -> dict[str, str]:
-    cde_vars = {k: env[k] for k in CDE_ENV_NAMES if env.get(k)}
+    names = [env_name(s) for s in CDE_SETTINGS]
+    cde_vars = {k: env[k] for k in names if env.get(k)}
     if not cde_vars.get("JOBS_API_URL"):
         raise BenchUsageError("--cde env needs JOBS_API_URL (and WORKLOAD_USER, WORKLOAD_PASSWORD) "
                               "in the environment or in ./.env")
@@ -260,7 +247,7 @@ def run_heal_bench(options: HealBenchOptions, *, environ: Mapping[str, str] | No
     if options.run_timeout_s <= 0:
         raise BenchUsageError("the run timeout must be positive")
     scenarios = select_scenarios(options.scenarios)
-    env = _environment(environ, dotenv)
+    env = load_environment(environ, dotenv)
     model_vars, model_label = model_variables(options.model, env)
     if options.model == "env" and not model_vars:
         progress("LLM_ENDPOINT_BASE_URL is not set: the benchmark runs on the rules alone")

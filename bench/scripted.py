@@ -1,6 +1,7 @@
-"""The scripted model's answers for a scenario, from its known-good fix in `tests/fixes/<scenario>/`.
+"""The scripted model's answers for a scenario, from its known-good fix in `bench/fixes/<scenario>/`.
 
-The known fixes stay in tests/ only; the benchmark reads them from there. Per scenario, one
+The known fixes ship with the benchmark (`FIXES_DIR`, the one place they live; the tests read them
+from here too) and never with the product. Per scenario, one
 diagnosis and (unless it must escalate) one patch, in the shapes the healer asks for
 (`agents.prompts.DiagnosisAnswer`, `PatchAnswer`):
 
@@ -19,7 +20,7 @@ from typing import Any
 from bench.errors import NoKnownFix
 from sample_jobs import Scenario
 
-FIXES_DIR = Path(__file__).resolve().parent.parent / "tests" / "fixes"
+FIXES_DIR = Path(__file__).resolve().parent / "fixes"  # <scenario>/<fixed file> or <scenario>/fix.json
 CONFIDENCE = 0.9
 CATEGORY_BY_REMEDY = {"code": "code", "config": "config", "rerun": "transient", "none": "data"}
 

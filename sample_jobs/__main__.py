@@ -1,7 +1,8 @@
 """`python -m sample_jobs list` and `python -m sample_jobs load NAME [--size N] [--no-run]`.
 
 `load` talks to the CDE named by JOBS_API_URL, WORKLOAD_USER and WORKLOAD_PASSWORD, read from
-the environment or from a .env file in the working directory (the environment wins).
+the environment or from a .env file in the working directory as the healer reads them
+(`agents.config.load_environment`: the environment wins; an empty value counts as unset).
 Exit status: 0 when the application run ended as the scenario expects (failed) or, with
 --no-run, when everything was created; 1 when it did not; 2 for bad input or configuration.
 """
@@ -9,26 +10,24 @@ Exit status: 0 when the application run ended as the scenario expects (failed) o
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import textwrap
 from collections.abc import Sequence
 
-from dotenv import dotenv_values
-
+from agents.config import env_name, load_environment
 from cde_client import CdeClient, CdeError
 
 from .errors import ScenarioError, ScenarioNotFound
 from .loader import RUN_TIMEOUT_S, load_scenario, logs_command
 from .scenario import get_scenario, list_scenarios
 
-ENV_NAMES = ("JOBS_API_URL", "WORKLOAD_USER", "WORKLOAD_PASSWORD")
+CONNECTION = ("jobs_api_url", "workload_user", "workload_password")  # the healer's settings of these names
 
 
 def _settings() -> dict[str, str]:
-    """The three connection settings: the environment, then ./.env; missing ones are empty."""
-    from_file = {k: v for k, v in dotenv_values(".env").items() if v is not None} if os.path.isfile(".env") else {}
-    return {name: os.environ.get(name) or from_file.get(name) or "" for name in ENV_NAMES}
+    """The three connection settings by field name, read under their environment names; missing: empty."""
+    env = load_environment()
+    return {name: env.get(env_name(name), "") for name in CONNECTION}
 
 
 def _print(message: str) -> None:
@@ -54,15 +53,15 @@ def cmd_load(name: str, size: int | None, run: bool, timeout_s: float) -> int:
         _print(f"error: scenario {name} has no data size option")
         return 2
     settings = _settings()
-    missing = [k for k, v in settings.items() if not v]
+    missing = [env_name(k) for k, v in settings.items() if not v]
     if missing:
         _print(f"error: {', '.join(missing)} not set. Set them in the environment or in a .env file here, e.g.\n"
                "  JOBS_API_URL=http://127.0.0.1:8765/dex/api/v1  (printed by `python -m cde_local`)\n"
                "  WORKLOAD_USER=dex-user\n  WORKLOAD_PASSWORD=...")
         return 2
     try:
-        client = CdeClient(settings["JOBS_API_URL"], user=settings["WORKLOAD_USER"],
-                           password=settings["WORKLOAD_PASSWORD"])
+        client = CdeClient(settings["jobs_api_url"], user=settings["workload_user"],
+                           password=settings["workload_password"])
     except ValueError as exc:
         _print(f"error: {exc}")
         return 2

@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
+from bench.scripted import FIXES_DIR as FIXES_DIR  # the scenarios' known-good fixes ship with bench
+
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 LOGS_DIR = TESTS / "data" / "logs"      # captured Spark logs and the apps that made them
-FIXES_DIR = TESTS / "fixes"              # known-good fixes of the scenarios
 ARTIFACTS = TESTS / "artifacts"          # screenshots the browser tests leave for a reader

@@ -15,7 +15,7 @@ from agents.config import Settings
 from agents.errors import InvalidInput, LLMBadAnswer, LLMUnavailable
 from agents.llm import HealerLLM, extract_json_object
 from agents.prompts import DiagnosisAnswer, PatchAnswer
-from tests.scripted_llm import ScriptedLLM
+from bench.scripted_llm import ScriptedLLM
 
 API_KEY = "sk-test-4f7c1d2e9a8b"
 GOOD = {"category": "code", "root_cause": "column customer_id was renamed", "evidence": ["[UNRESOLVED_COLUMN]"], "confidence": 0.8}

@@ -1,5 +1,5 @@
 """The healing benchmark: its figures computed from records built here (no Spark), the scripted
-model's answers taken from tests/fixes, bad input, and one real run of `python -m bench heal`."""
+model's answers taken from bench/fixes, bad input, and one real run of `python -m bench heal`."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from bench.figures import ScenarioInfo, error_row, row_from_record, summarize
 from bench.heal import HealBenchOptions, run_heal_bench
 from bench.report import format_markdown, format_table, write_reports
 from sample_jobs import get_scenario
-from tests.paths import REPO
+from tests.paths import FIXES_DIR, REPO
 
 ROOT = REPO
 HEAL = ScenarioInfo("tutorial", "unresolved_column", "heal")
@@ -125,10 +125,10 @@ def test_scripted_answers_are_the_known_good_fixes():
     tutorial = get_scenario("tutorial")
     diagnosis, patch = scripted.answers(tutorial)
     assert DiagnosisAnswer.model_validate(diagnosis).category == "code"
-    assert PatchAnswer.model_validate(patch).code == (ROOT / "tests/fixes/tutorial/sparkApp.py").read_text()
+    assert PatchAnswer.model_validate(patch).code == (FIXES_DIR / "tutorial" / "sparkApp.py").read_text()
 
     _, config = scripted.answers(get_scenario("result_size"))
-    fix = json.loads((ROOT / "tests/fixes/result_size/fix.json").read_text())
+    fix = json.loads((FIXES_DIR / "result_size" / "fix.json").read_text())
     assert config["kind"] == "config" and config["conf_changes"] == fix["spark"]["conf"]
 
     _, rerun = scripted.answers(get_scenario("transient_rerun"))
@@ -155,10 +155,14 @@ def test_unknown_scenario_is_refused_before_any_work(capsys, tmp_path):
 
 def test_bad_settings_are_refused_before_any_work(tmp_path):
     options = HealBenchOptions(scenarios=("result_size",), out_dir=tmp_path / "out")
-    with pytest.raises(BenchUsageError, match="HEAL_MAX_ATTEMPTS must be a number"):
+    with pytest.raises(BenchUsageError, match="HEAL_MAX_ATTEMPTS must be a whole number"):
         run_heal_bench(options, environ={"HEAL_MAX_ATTEMPTS": "many"}, dotenv=None)
     with pytest.raises(BenchUsageError, match="--cde env needs JOBS_API_URL"):
         run_heal_bench(replace(options, cde="env"), environ={}, dotenv=None)
+    dotenv = tmp_path / ".env"  # read as the healer reads it: an empty exported value does not hide it
+    dotenv.write_text("HEAL_MAX_PATCH_TRIES=0\n")
+    with pytest.raises(BenchUsageError, match="HEAL_MAX_PATCH_TRIES must be at least 1"):
+        run_heal_bench(options, environ={"HEAL_MAX_PATCH_TRIES": ""}, dotenv=dotenv)
     assert not (tmp_path / "out").exists()
 
 

@@ -1,7 +1,7 @@
 """Every scenario on a real local CDE, over HTTP, with real Spark.
 
 For each scenario: the application run fails with the error signature of its scenario.json; the
-output check rejects what the failed run left; the known-good fix (tests/fixes/) deployed as a new
+output check rejects what the failed run left; the known-good fix (bench/fixes/) deployed as a new
 job succeeds and the check then accepts the output. The transient scenario heals by a plain rerun;
 the escalate scenario has no fix and its check keeps failing.
 

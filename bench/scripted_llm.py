@@ -1,5 +1,8 @@
 """A scripted OpenAI-compatible chat server: the one test double at the model boundary.
 
+It ships with the benchmark (`python -m bench heal --model scripted` replays the known-good fixes
+through it); the tests import it from here (tests may import bench, never the reverse).
+
 A real HTTP server (stdlib ``ThreadingHTTPServer``) on a free loopback port. It serves
 ``POST /v1/chat/completions`` (and ``/chat/completions``) by replaying a queue of recorded answers
 and records every request for assertions. Behaviours a test can switch on:
