@@ -13,7 +13,6 @@ import sqlite3
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 
 from langgraph.types import Command
@@ -30,6 +29,7 @@ from agents.record import IncidentRecord, RecordStore, incident_id
 from agents.redact import redact
 from agents.state import Deps, HealState
 from agents.times import utc_stamp
+from agents.watch_status import WatchStatus
 from cde_client import CdeClient, CdeError, NotFound
 
 log = logging.getLogger("healer")
@@ -39,14 +39,6 @@ log = logging.getLogger("healer")
 RETRIED = (TryAgainLater, LLMError, OSError, sqlite3.Error, CdeError)
 
 ProgressFn = Callable[[str], None]
-
-
-@dataclass
-class WatchStatus:
-    alive: bool = False
-    cycles: int = 0
-    last_poll: str | None = None
-    last_error: str = ""
 
 
 def make_llm(settings: Settings):

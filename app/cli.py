@@ -1,8 +1,8 @@
-"""Command line: `python -m app heal|watch|serve|demo`.
+"""Command line: `python -m app heal|approve|reject|watch|serve|demo`.
 
-Exit codes of `heal`: 0 healed, 1 escalated or rejected (or waiting for approval), 2 on error: bad
-arguments (refused by argparse before anything else happens), bad configuration, CDE unreachable,
-or another healer working on the incident.
+Exit codes of `heal` (`app.console`): 0 healed, 1 escalated or rejected (or waiting for approval),
+2 on error: bad arguments (refused by argparse before anything else happens), bad configuration,
+CDE unreachable, or another healer working on the incident.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,9 @@ from typing import Any
 from agents.config import Settings
 from agents.errors import ConfigError, HealerError, InvalidInput
 from agents.ids import check_incident_id, check_job_name, parse_run_id
-from agents.record import IncidentRecord
+from app.console import EXIT_ERROR, EXIT_HEALED, announce, progress, say, summary
 from cde_client import CdeError
 
-EXIT_HEALED, EXIT_NOT_HEALED, EXIT_ERROR = 0, 1, 2
-DEMO_SCENARIO = "tutorial"
-DEMO_JOB = "sql-select-fail"
 MAX_PORT = 65535
 
 
@@ -54,59 +50,16 @@ def _port(text: str) -> int:
 JOB_NAME, RUN_ID, INCIDENT, PORT = map(_checked, (check_job_name, parse_run_id, check_incident_id, _port))
 
 
-def _say(text: str) -> None:
-    print(text, flush=True)
-
-
-def _progress(stage: str) -> None:
-    _say(f"  [{time.strftime('%H:%M:%S')}] {stage}")
-
-
-def _summary(record: IncidentRecord, settings: Settings) -> int:
-    _say(f"incident {record.incident_id}: {record.state}")
-    if record.reason:
-        _say(f"  {record.reason}")
-    attempt = record.latest_attempt
-    if attempt and attempt.diagnosis:
-        d = attempt.diagnosis
-        _say(f"  diagnosis ({d.source}{', rule ' + d.rule if d.rule else ''}): {d.category}, "
-             f"confidence {d.confidence:.2f}: {d.root_cause}")
-    if attempt and attempt.fix_job:
-        _say(f"  fix job {attempt.fix_job}, run {attempt.fix_run_id}: {attempt.fix_run_status}"
-             + (f", output check {'passed' if attempt.check_passed else 'failed'}"
-                if attempt.check_passed is not None else ""))
-    if attempt and attempt.diff:
-        _say("  diff:\n" + "\n".join("    " + line for line in attempt.diff.splitlines()))
-    _say(f"  record: {settings.data_dir / 'incidents' / (record.incident_id + '.json')}")
-    if record.state == "awaiting_approval":
-        _say(f"  waiting for approval: python -m app approve {record.incident_id}  (or reject), "
-             "or use the dashboard")
-    if record.state == "healed":
-        return EXIT_HEALED
-    if record.state == "error":
-        return EXIT_ERROR
-    return EXIT_NOT_HEALED
-
-
-def _announce(settings: Settings) -> None:
-    _say(f"CDE: {settings.jobs_api_url} as {settings.workload_user or 'token'}; mode {settings.heal_mode}")
-    if settings.model_configured:
-        _say(f"model: {settings.model_label} at {settings.llm_base_url}")
-    else:
-        _say("model: none configured: healing on deterministic rules alone "
-             "(set LLM_ENDPOINT_BASE_URL, LLM_MODEL_ID and LLM_CDP_TOKEN to use one)")
-
-
 def cmd_heal(args: argparse.Namespace) -> int:
     from agents.healer import Healer
 
     settings = Settings.from_env()
-    _announce(settings)
+    announce(settings)
     healer = Healer(settings)
     try:
-        _say(f"healing job {args.job}" + (f" run {args.run}" if args.run is not None else " (latest failed run)"))
-        record = healer.heal(args.job, args.run, progress=_progress)
-        return _summary(record, settings)
+        say(f"healing job {args.job}" + (f" run {args.run}" if args.run is not None else " (latest failed run)"))
+        record = healer.heal(args.job, args.run, progress=progress)
+        return summary(record, settings)
     finally:
         healer.close()
 
@@ -118,8 +71,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
     healer = Healer(settings)
     try:
         decision = {"approved": args.command == "approve", "by": args.by, "reason": args.reason}
-        record = healer.resume(args.incident, decision, progress=_progress)
-        return _summary(record, settings)
+        record = healer.resume(args.incident, decision, progress=progress)
+        return summary(record, settings)
     finally:
         healer.close()
 
@@ -128,14 +81,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from agents.healer import Healer
 
     settings = Settings.from_env()
-    _announce(settings)
+    announce(settings)
     healer = Healer(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    _say(f"watching {', '.join(settings.watched_jobs) or 'all jobs'} every {settings.poll_interval_s:g}s "
+    say(f"watching {', '.join(settings.watched_jobs) or 'all jobs'} every {settings.poll_interval_s:g}s "
          "(Ctrl-C to stop)")
     try:
-        healer.watch(stop, progress=_progress)
+        healer.watch(stop, progress=progress)
     except KeyboardInterrupt:
         stop.set()
     finally:
@@ -147,7 +100,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app.server import serve
 
     settings = Settings.from_env()
-    _announce(settings)
+    announce(settings)
     return serve(settings, host=args.host, port=args.port)
 
 

@@ -3,8 +3,9 @@
 The page reads stored state only: incident records (through `DashboardService`) and the healer's
 status. It polls with a `gr.Timer`, sends commands through `service.commands`, and never calls
 the model or a CDE write endpoint itself. Functions build and update components; the
-`with gr.Blocks()` block in `build_dashboard` only lays out and wires events. What the components
-show is computed by the pure functions of `app.views`.
+`with gr.Blocks()` block in `build_dashboard` only lays out and wires events. Every part of the page a
+poll refreshes is one entry of `PANELS` (its value, its component, its place), and what it shows is
+computed by the pure functions of `app.views`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import html
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,6 @@ from typing import Any
 import gradio as gr
 
 from agents.errors import ConfigError
-from agents.record import redact
 from app import views
 from app.service import DashboardService
 
@@ -29,24 +29,6 @@ POLL_SECONDS = 2.0
 STATIC_DIR = Path(__file__).parent / "static"
 CSS_PATH = STATIC_DIR / "dashboard.css"
 TITLE = "Self-healing Spark pipelines"
-
-# The fields refreshed on every poll, in the order of the components wired to them.
-VIEW_FIELDS = (
-    "table",
-    "status",
-    "heading",
-    "original_card",
-    "fixed_card",
-    "timeline",
-    "original_code",
-    "fixed_code",
-    "log_excerpt",
-    "full_log",
-    "reasoning",
-    "diff",
-    "record_file",
-    "approval",
-)
 
 _SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue",
                  "Arial", "sans-serif"]
@@ -78,71 +60,110 @@ def changed_only(values: Mapping[str, object], sent: Mapping[str, str]) -> tuple
     return changed, now_sent
 
 
+# --- the panels: what a poll refreshes, declared once ------------------------------------------
+
+
+def _as_is(value: object) -> object:
+    return value
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One part of the page a poll refreshes: what it shows, the component that shows it, and where.
+
+    `render` computes the value from the page (pure, `app.views`); the page sends a value only when
+    it changed, through `send` (a value can carry more than the component shows, so that a change
+    is seen). `slot` names the place in `build_dashboard`'s layout; panels sharing a slot follow
+    the table's order. `kind` is the Gradio component made there with `options`; a panel without
+    a kind is a box the layout builds itself, because it holds controls (the approval box).
+    """
+
+    name: str
+    render: Callable[[views.Page], object]
+    slot: str
+    kind: Callable[..., Any] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    send: Callable[[Any], Any] = _as_is
+
+
+# Slots, in page order (see build_dashboard): top, incidents, actions, heading, cards, cards-side,
+# code, log, log-folded (under "Full driver log"), reasoning, diff.
+PANELS: tuple[Panel, ...] = (
+    Panel("status", lambda p: views.status_html(p.status, error=p.status_error), "top",
+          gr.HTML, {"elem_id": "hd-status"}),
+    Panel("table", lambda p: views.incident_table(p.records, p.shown), "incidents", gr.Dataframe, {
+        "headers": views.INCIDENT_HEADERS, "datatype": "str", "interactive": False,
+        "label": "Incidents, newest first: click a row to show it", "max_height": 300, "wrap": True,
+        "column_widths": ["15%", "20%", "10%", "20%", "7%", "28%"], "elem_id": "hd-incidents"}),
+    Panel("approval", lambda p: views.awaiting_approval(p.record), "actions",  # the Approve/Reject box
+          send=lambda awaiting: gr.update(visible=bool(awaiting))),
+    Panel("record_file", views.record_download, "actions", gr.File, {
+        "label": "Incident record (JSON)", "interactive": False, "height": 64, "elem_id": "hd-record"},
+          send=lambda download: download[0] if download else None),
+    Panel("heading", lambda p: views.incident_heading(p.record, p.wanted), "heading",
+          gr.HTML, {"elem_id": "hd-heading"}),
+    Panel("original_card", lambda p: views.card_html(p.record and views.original_card(p.record), "Original job"),
+          "cards", gr.HTML, {"elem_id": "hd-original-card"}),
+    Panel("fixed_card", lambda p: views.card_html(p.record and views.fixed_card(p.record), "Fixed job"),
+          "cards", gr.HTML, {"elem_id": "hd-fixed-card"}),
+    Panel("timeline", lambda p: views.timeline_html(p.record, p.now), "cards-side",
+          gr.HTML, {"elem_id": "hd-timeline"}),
+    Panel("original_code", lambda p: views.original_code(p.record), "code", gr.Code, {
+        "language": "python", "label": "Original code", "interactive": False, "lines": 14, "max_lines": 28,
+        "elem_id": "hd-original-code"}),
+    Panel("fixed_code", lambda p: views.fixed_code(p.record), "code", gr.Code, {
+        "language": "python", "label": "Fixed code", "interactive": False, "lines": 14, "max_lines": 28,
+        "elem_id": "hd-fixed-code"}),
+    Panel("log_excerpt", lambda p: views.log_excerpt_html(p.record), "log",
+          gr.HTML, {"elem_id": "hd-log"}),
+    Panel("full_log", lambda p: views.full_log_html(p.record), "log-folded",
+          gr.HTML, {"elem_id": "hd-full-log"}),
+    Panel("reasoning", lambda p: views.reasoning_markdown(p.record), "reasoning",
+          gr.Markdown, {"elem_id": "hd-reasoning", "max_height": 560, "container": True}),
+    Panel("diff", lambda p: views.diff_html(views.diff_text(p.record)), "diff",
+          gr.HTML, {"elem_id": "hd-diff"}),
+)
+
+
+def panel_values(page: views.Page) -> dict[str, object]:
+    """Every panel's value for one page, by panel name."""
+    return {panel.name: panel.render(page) for panel in PANELS}
+
+
 @dataclass(frozen=True)
 class PageState:
-    """What one page refresh computed: the incident shown and every view's value."""
+    """What one page refresh computed: the incident shown and every panel's value."""
 
     shown: str | None
     values: dict[str, object]
 
 
 def compute_page(service: DashboardService, selected: str | None, now: datetime) -> PageState:
-    """Every view for the selected incident, or for the newest one when the user picked none."""
+    """Every panel for the selected incident, or for the newest one when the user picked none."""
     records = service.incidents()
-    record = None
-    if selected:
-        record = next((r for r in records if r.incident_id == selected), None)
-    elif records:
-        record = records[0]
-    shown = record.incident_id if record else selected
-    record_path = service.record_path(record.incident_id) if record else None
-    view = views.incident_view(record, now, record_path, wanted=selected)
+    record = views.select(records, selected)
     try:
-        status = views.status_html(service.commands.status())
+        status, status_error = service.commands.status(), ""
     except Exception as exc:  # the healer's status must never take the page down
-        status = views.status_html(None) + f'<div class="hd-note">{html.escape(redact(str(exc)))}</div>'
-    record_file = None
-    if view.record_file is not None and record is not None:
-        record_file = (str(view.record_file), record.updated_at)
-    values: dict[str, object] = {
-        "table": views.incident_table(records, shown),
-        "status": status,
-        "heading": view.heading,
-        "original_card": view.original_card,
-        "fixed_card": view.fixed_card,
-        "timeline": view.timeline,
-        "original_code": view.original_code,
-        "fixed_code": view.fixed_code,
-        "log_excerpt": view.log_excerpt,
-        "full_log": view.full_log,
-        "reasoning": view.reasoning,
-        "diff": view.diff,
-        "record_file": record_file,
-        "approval": view.awaiting_approval,
-    }
-    return PageState(shown=shown, values=values)
-
-
-def _component_value(name: str, value: object) -> object:
-    if name == "record_file":
-        return value[0] if value else None  # type: ignore[index]
-    if name == "approval":
-        return gr.update(visible=bool(value))
-    return value
+        status, status_error = None, str(exc)
+    page = views.Page(records=records, record=record, now=now, wanted=selected,
+                      record_file=service.record_path(record.incident_id) if record else None,
+                      status=status, status_error=status_error)
+    return PageState(shown=page.shown, values=panel_values(page))
 
 
 def refresh(service: DashboardService, selected: str | None, sent: dict[str, str] | None) -> tuple[Any, ...]:
-    """One poll: (shown incident, sent fingerprints, *one value or gr.skip() per VIEW_FIELDS)."""
+    """One poll: (shown incident, sent fingerprints, *one update or gr.skip() per panel of PANELS)."""
     page = compute_page(service, selected, datetime.now(timezone.utc))
     changed, now_sent = changed_only(page.values, sent or {})
-    updates = [_component_value(n, changed[n]) if n in changed else gr.skip() for n in VIEW_FIELDS]
+    updates = [panel.send(changed[panel.name]) if panel.name in changed else gr.skip() for panel in PANELS]
     return (page.shown, now_sent, *updates)
 
 
 # --- commands -------------------------------------------------------------------------------
 
 
-def _command_message(verb: str, call) -> str:
+def command_message(verb: str, call) -> str:
     """Runs one healer command and words its answer. The page must survive a failing command, so
     every error is shown to the user instead of propagating into Gradio."""
     try:
@@ -157,7 +178,7 @@ def approve(service: DashboardService, shown: str | None) -> str:
         return "**Approve:** no incident is shown."
     if record.state != "awaiting_approval":
         return f"**Approve:** incident {views.md_escape(record.incident_id)} is {record.state}, not awaiting approval."
-    return _command_message("Approve", lambda: service.commands.approve(record.incident_id))
+    return command_message("Approve", lambda: service.commands.approve(record.incident_id))
 
 
 def reject(service: DashboardService, shown: str | None, reason: str) -> str:
@@ -166,7 +187,7 @@ def reject(service: DashboardService, shown: str | None, reason: str) -> str:
         return "**Reject:** no incident is shown."
     if record.state != "awaiting_approval":
         return f"**Reject:** incident {views.md_escape(record.incident_id)} is {record.state}, not awaiting approval."
-    return _command_message("Reject", lambda: service.commands.reject(record.incident_id, reason.strip()))
+    return command_message("Reject", lambda: service.commands.reject(record.incident_id, reason.strip()))
 
 
 def failed_run_picker(service: DashboardService) -> tuple[Any, str]:
@@ -188,7 +209,7 @@ def heal_now(service: DashboardService, picked: str | None) -> tuple[str, str | 
         job, run_id = views.parse_incident_id(picked)
     except ValueError as exc:
         return f"**Heal now:** {views.md_escape(str(exc))}", None
-    message = _command_message("Heal now", lambda: service.commands.heal_now(job, run_id))
+    message = command_message("Heal now", lambda: service.commands.heal_now(job, run_id))
     return message, picked
 
 
@@ -228,6 +249,14 @@ def build_dashboard(service: DashboardService, poll_seconds: float = POLL_SECOND
     def on_runs():
         return failed_run_picker(service)
 
+    built: dict[str, Any] = {}  # panel name -> its component
+
+    def place(slot: str) -> None:
+        """Makes the components of the panels that go in `slot`, here, in PANELS order."""
+        for panel in PANELS:
+            if panel.slot == slot and panel.kind is not None:
+                built[panel.name] = panel.kind(**panel.options)
+
     # delete_cache: the record downloads copied into Gradio's cache go after a day (a CAI app runs for weeks)
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=True, delete_cache=(3600, 86400)) as demo:
         selected = gr.State(None)  # what the user picked; None follows the newest incident
@@ -237,20 +266,11 @@ def build_dashboard(service: DashboardService, poll_seconds: float = POLL_SECOND
 
         gr.HTML(f'<div class="hd-title-bar"><h1>{TITLE}</h1>'
                 '<span>Failed CDE job runs, diagnosed, patched as new jobs and verified</span></div>')
-        status = gr.HTML(elem_id="hd-status")
+        place("top")
 
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=480):
-                table = gr.Dataframe(
-                    headers=views.INCIDENT_HEADERS,
-                    datatype="str",
-                    interactive=False,
-                    label="Incidents, newest first: click a row to show it",
-                    max_height=300,
-                    wrap=True,
-                    column_widths=["15%", "20%", "10%", "20%", "7%", "28%"],
-                    elem_id="hd-incidents",
-                )
+                place("incidents")
             with gr.Column(scale=2, min_width=320, elem_classes="hd-actions"):
                 with gr.Group(visible=False, elem_id="hd-approval") as approval:
                     gr.HTML('<div class="hd-approval-note">This fix is waiting for your approval '
@@ -259,6 +279,7 @@ def build_dashboard(service: DashboardService, poll_seconds: float = POLL_SECOND
                     with gr.Row():
                         approve_btn = gr.Button("Approve fix", variant="primary", elem_id="hd-approve")
                         reject_btn = gr.Button("Reject", variant="stop", elem_id="hd-reject")
+                built["approval"] = approval  # the approval panel: a box with its controls
                 with gr.Accordion("Heal now", open=False, elem_id="hd-heal"):
                     heal_pick = gr.Dropdown(label="Failed run", choices=[], elem_id="hd-heal-pick")
                     with gr.Row():
@@ -268,37 +289,35 @@ def build_dashboard(service: DashboardService, poll_seconds: float = POLL_SECOND
                 message = gr.Markdown(elem_id="hd-message")
                 with gr.Row():
                     newest_btn = gr.Button("Show newest", size="sm", elem_id="hd-newest")
-                record_file = gr.File(label="Incident record (JSON)", interactive=False, height=64,
-                                      elem_id="hd-record")
+                place("actions")
 
-        heading = gr.HTML(elem_id="hd-heading")
+        place("heading")
         with gr.Row(equal_height=True):
-            original_card = gr.HTML(elem_id="hd-original-card")
-            fixed_card = gr.HTML(elem_id="hd-fixed-card")
+            place("cards")
             with gr.Column(scale=1, min_width=300):
-                timeline = gr.HTML(elem_id="hd-timeline")
+                place("cards-side")
 
         with gr.Row(equal_height=True):
-            original_code = gr.Code(language="python", label="Original code", interactive=False,
-                                    lines=14, max_lines=28, elem_id="hd-original-code")
-            fixed_code = gr.Code(language="python", label="Fixed code", interactive=False,
-                                 lines=14, max_lines=28, elem_id="hd-fixed-code")
+            place("code")
 
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=320):
                 _section("Driver log (evidence marked ▶)")
-                log_excerpt = gr.HTML(elem_id="hd-log")
+                place("log")
                 with gr.Accordion("Full driver log", open=False, elem_id="hd-full-log-box"):
-                    full_log = gr.HTML(elem_id="hd-full-log")
+                    place("log-folded")
             with gr.Column(scale=4, min_width=320):
                 _section("Reasoning trace")
-                reasoning = gr.Markdown(elem_id="hd-reasoning", max_height=560, container=True)
+                place("reasoning")
             with gr.Column(scale=3, min_width=300):
                 _section("Diff")
-                diff = gr.HTML(elem_id="hd-diff")
+                place("diff")
 
-        view_outputs = [table, status, heading, original_card, fixed_card, timeline, original_code,
-                        fixed_code, log_excerpt, full_log, reasoning, diff, record_file, approval]
+        missing = [panel.name for panel in PANELS if panel.name not in built]
+        if missing:  # a panel whose slot the layout does not have: a defect, caught on the first build
+            raise LookupError(f"panels without a place on the page: {', '.join(missing)}")
+        view_outputs = [built[panel.name] for panel in PANELS]
+        table = built["table"]
         refreshed = [shown, sent, *view_outputs]
         quiet = dict(show_progress="hidden", api_visibility="private")
 

@@ -14,8 +14,10 @@ from pathlib import Path
 
 from agents.config import Settings
 from agents.healer import Healer
-from app.cli import DEMO_JOB, DEMO_SCENARIO, _announce, _progress, _say, _summary
+from app.console import announce, progress, say, summary
 
+DEMO_SCENARIO = "tutorial"  # the sample_jobs scenario the demo loads
+DEMO_JOB = "sql-select-fail"  # its failing job, the one the demo heals and the watcher watches
 LOCAL_USER, LOCAL_PASSWORD = "dex-user", "dex-password"
 
 
@@ -37,27 +39,27 @@ def run_demo(port: int, data_dir: Path, ui_port: int, serve_ui: bool = True) -> 
                                   users={LOCAL_USER: LOCAL_PASSWORD}))
     cde.start()
     try:
-        _say(f"local CDE running: JOBS_API_URL={cde.jobs_api_url} (user {LOCAL_USER})")
+        say(f"local CDE running: JOBS_API_URL={cde.jobs_api_url} (user {LOCAL_USER})")
         client = CdeClient(cde.jobs_api_url, user=LOCAL_USER, password=LOCAL_PASSWORD)
-        _say(f"loading the tutorial scenario {DEMO_SCENARIO!r} (data generator, then {DEMO_JOB})...")
-        loaded = load_scenario(client, DEMO_SCENARIO, progress=_say)
+        say(f"loading the tutorial scenario {DEMO_SCENARIO!r} (data generator, then {DEMO_JOB})...")
+        loaded = load_scenario(client, DEMO_SCENARIO, progress=say)
         run_id = loaded.app_run_id
-        _say(f"{DEMO_JOB} run {run_id} ended {loaded.status}. Its driver log:\n"
-             f"  TOKEN=$(curl -s -u {LOCAL_USER}:{LOCAL_PASSWORD} {cde.base_url}/gateway/authtkn/knoxtoken/api/v1/token"
-             " | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')\n"
-             f"  curl -s -H \"Authorization: Bearer $TOKEN\" '{cde.jobs_api_url}/job-runs/{run_id}/logs?type=driver/stdout'")
+        say(f"{DEMO_JOB} run {run_id} ended {loaded.status}. Its driver log:\n"
+            f"  TOKEN=$(curl -s -u {LOCAL_USER}:{LOCAL_PASSWORD} {cde.base_url}/gateway/authtkn/knoxtoken/api/v1/token"
+            " | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')\n"
+            f"  curl -s -H \"Authorization: Bearer $TOKEN\" '{cde.jobs_api_url}/job-runs/{run_id}/logs?type=driver/stdout'")
 
         settings = demo_settings(cde.jobs_api_url, data_dir)
-        _announce(settings)
+        announce(settings)
         healer = Healer(settings)
-        _say(f"healing {DEMO_JOB} run {run_id}:")
-        code = _summary(healer.heal(DEMO_JOB, run_id, progress=_progress), settings)
+        say(f"healing {DEMO_JOB} run {run_id}:")
+        code = summary(healer.heal(DEMO_JOB, run_id, progress=progress), settings)
         healer.close()
         if not serve_ui:
             return code
         from app.server import serve
 
-        _say(f"\nlocal CDE: {cde.jobs_api_url}")
+        say(f"\nlocal CDE: {cde.jobs_api_url}")
         serve(settings, host="127.0.0.1", port=ui_port)  # the dashboard with its one watcher
         return code
     finally:

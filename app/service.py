@@ -12,14 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from agents.record import IncidentRecord, RecordStore
-
-
-@dataclass(frozen=True)
-class WatcherHealth:
-    alive: bool
-    last_poll: str | None = None  # UTC timestamp of the last completed monitor cycle
-    last_error: str = ""
-    cycles: int = 0
+from agents.watch_status import WatchStatus
 
 
 @dataclass(frozen=True)
@@ -31,7 +24,7 @@ class StatusStrip:
     model: str  # "rules only" when no model is configured
     mode: str  # auto | approve
     watched_jobs: list[str] = field(default_factory=list)  # empty: all jobs
-    watcher: WatcherHealth = field(default_factory=lambda: WatcherHealth(alive=False))
+    watcher: WatchStatus = field(default_factory=WatchStatus)  # a copy, taken when the strip was made
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ component displays as is. All text from records and logs is HTML-escaped and pas
 
 from __future__ import annotations
 
-import difflib
 import html
 import re
 from dataclasses import dataclass
@@ -15,7 +14,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from agents.record import TERMINAL_STATES, IncidentRecord, incident_id, redact
+from agents.diffs import unified_diff
+from agents.record import TERMINAL_STATES, IncidentRecord, incident_id
+from agents.redact import redact
 from app.service import FailedRunRow, StatusStrip
 
 INCIDENT_HEADERS = ["State", "Job", "Failed run", "Opened (UTC)", "Tries", "Verdict"]
@@ -327,11 +328,7 @@ def diff_text(record: IncidentRecord | None) -> str:
     if not new or new == old:
         return ""
     name = (record.original.file_path if record.original else None) or "job.py"
-    return "".join(
-        difflib.unified_diff(
-            old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{name}", f"b/{name}"
-        )
-    )
+    return unified_diff(old, new, name)
 
 
 def diff_html(diff: str) -> str:
@@ -612,10 +609,12 @@ def mask_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "***" if parts.query else "", ""))
 
 
-def status_html(strip: StatusStrip | None, secrets: tuple[str, ...] = ()) -> str:
-    """The strip at the top: CDE, model, mode, watched jobs and the watcher's health."""
+def status_html(strip: StatusStrip | None, secrets: tuple[str, ...] = (), error: str = "") -> str:
+    """The strip at the top: CDE, model, mode, watched jobs and the watcher's health; `error` says
+    why there is no strip."""
     if strip is None:
-        return '<div class="hd-status hd-bad">Healer status unavailable.</div>'
+        note = f'<div class="hd-note">{_esc(redact(error, secrets))}</div>' if error else ""
+        return '<div class="hd-status hd-bad">Healer status unavailable.</div>' + note
     watcher = strip.watcher
     if watcher.alive:
         health = f"watching · {watcher.cycles} cycles · last poll {short_time(watcher.last_poll)}"
@@ -662,46 +661,42 @@ def parse_incident_id(value: str) -> tuple[str, int]:
     return job, int(run)
 
 
-# --- the whole page for one incident --------------------------------------------------------
+# --- the whole page -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class IncidentView:
-    """Everything the page shows about one incident (or about none)."""
+class Page:
+    """What one refresh of the page is computed from: every panel of the page is a function of it."""
 
-    incident: str | None
-    heading: str
-    original_card: str
-    fixed_card: str
-    timeline: str
-    original_code: str
-    fixed_code: str
-    diff: str
-    log_excerpt: str
-    full_log: str
-    reasoning: str
-    awaiting_approval: bool
-    record_file: Path | None
+    records: list[IncidentRecord]  # newest first
+    record: IncidentRecord | None  # the incident shown
+    now: datetime
+    wanted: str | None = None  # the incident the user picked; None follows the newest
+    record_file: Path | None = None  # the shown incident's record on disk
+    status: StatusStrip | None = None
+    status_error: str = ""  # why there is no status
+
+    @property
+    def shown(self) -> str | None:
+        return self.record.incident_id if self.record else self.wanted
 
 
-def incident_view(
-    record: IncidentRecord | None, now: datetime, record_file: Path | None = None, wanted: str | None = None
-) -> IncidentView:
-    return IncidentView(
-        incident=record.incident_id if record else None,
-        heading=incident_heading(record, wanted),
-        original_card=card_html(original_card(record) if record else None, "Original job"),
-        fixed_card=card_html(fixed_card(record) if record else None, "Fixed job"),
-        timeline=timeline_html(record, now),
-        original_code=original_code(record),
-        fixed_code=fixed_code(record),
-        diff=diff_html(diff_text(record)),
-        log_excerpt=log_excerpt_html(record),
-        full_log=full_log_html(record),
-        reasoning=reasoning_markdown(record),
-        awaiting_approval=bool(record and record.state == "awaiting_approval"),
-        record_file=record_file,
-    )
+def select(records: list[IncidentRecord], wanted: str | None) -> IncidentRecord | None:
+    """The incident to show: the one picked (None when it has no record yet), else the newest."""
+    if wanted:
+        return next((r for r in records if r.incident_id == wanted), None)
+    return records[0] if records else None
+
+
+def record_download(page: Page) -> tuple[str, str] | None:
+    """The record file to offer, with the record's update time: a rewritten record is a new download."""
+    if page.record is None or page.record_file is None:
+        return None
+    return str(page.record_file), page.record.updated_at
+
+
+def awaiting_approval(record: IncidentRecord | None) -> bool:
+    return record is not None and record.state == "awaiting_approval"
 
 
 def is_live(record: IncidentRecord | None) -> bool:

@@ -11,12 +11,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from agents.healer import Healer
 from agents.monitor import healer_owned
 from agents.record import incident_id
-from app.service import FailedRunRow, StatusStrip, WatcherHealth
+from agents.times import utc_stamp
+from app.service import FailedRunRow, StatusStrip
 
 log = logging.getLogger("healer.worker")
 FAILED_RUNS_CACHE_S = 10.0  # the "Heal now" list is read from CDE at most this often
@@ -40,7 +41,8 @@ class HealerWorker:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="healer-worker", daemon=True)
         self._failed_cache: tuple[float, list[FailedRunRow]] = (0.0, [])
-        self.last_message = ""
+        self._idle = threading.Condition()  # notified whenever a queued command has run
+        self._pending = 0  # commands queued and not yet run to the end
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -64,7 +66,12 @@ class HealerWorker:
                 except queue.Empty:
                     command = None
                 if command is not None:
-                    self._execute(command)
+                    try:
+                        self._execute(command)
+                    finally:
+                        with self._idle:
+                            self._pending -= 1
+                            self._idle.notify_all()
                     continue
                 if self._watch and time.monotonic() >= next_cycle:
                     self.healer.watched_cycle()
@@ -80,21 +87,22 @@ class HealerWorker:
             self.healer.watch_status.last_error = f"{command.label}: {type(exc).__name__}: {exc}"
             log.warning("%s failed: %s", command.label, exc)
 
-    def drain(self, timeout_s: float = 600.0) -> None:
-        """Waits until every queued command has run (tests and the demo use this)."""
-        deadline = time.monotonic() + timeout_s
-        while (not self._queue.empty() or self._busy()) and time.monotonic() < deadline:
-            time.sleep(0.1)
+    def drain(self, timeout_s: float = 600.0) -> bool:
+        """Waits until every command queued so far has run; False when `timeout_s` passed first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout_s)
 
-    def _busy(self) -> bool:
-        return self.healer.busy
+    def _enqueue(self, command: _Command) -> None:
+        with self._idle:
+            self._pending += 1
+        self._queue.put(command)
 
     # --- HealerCommands -----------------------------------------------------------------------
 
     def heal_now(self, job: str, run_id: int | None = None) -> str:
         if healer_owned(job, self.settings.check_job_suffix):
             return f"{job} was created by the healer; pick the original job's failed run"
-        self._queue.put(_Command(f"heal {job}", lambda: self.healer.heal(job, run_id)))
+        self._enqueue(_Command(f"heal {job}", lambda: self.healer.heal(job, run_id)))
         return f"queued: heal {job}" + (f" run {run_id}" if run_id is not None else " (latest failed run)")
 
     def approve(self, incident: str, by: str = "dashboard") -> str:
@@ -110,7 +118,7 @@ class HealerWorker:
         if record.state != "awaiting_approval":
             return f"{incident} is {record.state}, not waiting for approval"
         verb = "approved" if decision["approved"] else "rejected"
-        self._queue.put(_Command(f"{verb} {incident}", lambda: self.healer.resume(incident, decision)))
+        self._enqueue(_Command(f"{verb} {incident}", lambda: self.healer.resume(incident, decision)))
         return f"{verb}: {incident}" + ("; deploying the fix" if decision["approved"] else "")
 
     def failed_runs(self) -> list[FailedRunRow]:
@@ -123,7 +131,7 @@ class HealerWorker:
         runs = self.healer.deps.client.list_runs(filters=filters, order_by="ID", ascending=False,
                                                  limit=MAX_FAILED_RUNS_LISTED)
         rows = [
-            FailedRunRow(job=r.job, run_id=r.id, ended=r.ended.strftime("%Y-%m-%dT%H:%M:%SZ") if r.ended else None,
+            FailedRunRow(job=r.job, run_id=r.id, ended=utc_stamp(r.ended) if r.ended else None,
                          has_incident=self.healer.records.exists(incident_id(r.job, r.id)))
             for r in runs if not healer_owned(r.job, self.settings.check_job_suffix)
         ]
@@ -131,11 +139,11 @@ class HealerWorker:
         return rows
 
     def status(self) -> StatusStrip:
-        s = self.healer.watch_status
+        watching = self.healer.watch_status
         return StatusStrip(
             cde_url=self.settings.jobs_api_url, user=self.settings.workload_user,
             model=self.settings.model_label, mode=self.settings.heal_mode,
             watched_jobs=list(self.settings.watched_jobs),
-            watcher=WatcherHealth(alive=s.alive and self._thread.is_alive(), last_poll=s.last_poll,
-                                  last_error=s.last_error, cycles=s.cycles),
+            # a copy: the worker thread goes on changing the healer's own
+            watcher=replace(watching, alive=watching.alive and self._thread.is_alive()),
         )

@@ -5,6 +5,6 @@ pytest_plugins = [
     "tests.fixtures.client",
     "tests.fixtures.scenarios",
     "tests.fixtures.agents",
-    "tests.fixtures.app",
     "tests.fixtures.heal",
+    "tests.fixtures.app",  # imports heal's tutorial answers: after it, so both are assertion-rewritten
 ]

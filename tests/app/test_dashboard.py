@@ -1,4 +1,8 @@
-"""The dashboard's functions without a browser: what a poll sends, commands, serving rules."""
+"""The dashboard's functions without a browser: what a poll sends, commands, serving rules.
+
+Commands go to the real healer worker (`AppLab`: a rules-only healer in approve mode on the
+manual-mode local CDE), so Approve, Reject and Heal now are tested with their real effects.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +13,17 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import gradio as gr
 import pytest
+import requests
 
 from agents.errors import ConfigError
-from agents.record import RecordStore
+from agents.record import incident_id
 from app import dashboard
-from app.service import DashboardService
-from tests.fixtures.app import FileCommands, sample_records
+from tests.fixtures.app import AppLab, DashboardSource
 from tests.paths import REPO
 
-
-@pytest.fixture
-def service(app_store: RecordStore) -> DashboardService:
-    for record in sample_records():
-        app_store.save(record)
-    return DashboardService(app_store.dir.parent, FileCommands(app_store))
+PANEL_NAMES = [panel.name for panel in dashboard.PANELS]
+HTTP_TIMEOUT_S = 30
 
 
 def _skipped(value: object) -> bool:
@@ -39,7 +38,8 @@ def test_changed_only_keeps_what_differs_from_what_the_page_has():
     assert sent_again["a"] == sent["a"] and sent_again["b"] != sent["b"]
 
 
-def test_page_follows_the_newest_incident_until_the_user_picks_one(service):
+def test_page_follows_the_newest_incident_until_the_user_picks_one(app_lab: AppLab):
+    service = app_lab.service
     now = datetime.now(timezone.utc)
     newest = dashboard.compute_page(service, None, now)
     assert newest.shown == service.incidents()[0].incident_id == "nightly-agg--31"
@@ -57,14 +57,16 @@ def test_page_follows_the_newest_incident_until_the_user_picks_one(service):
     assert missing.values["record_file"] is None
 
 
-def test_a_poll_skips_every_view_that_did_not_change(service):
+def test_a_poll_skips_every_view_that_did_not_change(app_lab: AppLab):
+    service = app_lab.service
     shown, sent, *first = dashboard.refresh(service, "sql-select-fail--12", {})
     assert shown == "sql-select-fail--12"
-    assert len(first) == len(dashboard.VIEW_FIELDS)
+    assert len(first) == len(dashboard.PANELS)
     assert not any(_skipped(v) for v in first)
-    values = dict(zip(dashboard.VIEW_FIELDS, first, strict=True))
+    values = dict(zip(PANEL_NAMES, first, strict=True))
     assert values["record_file"] == str(service.record_path("sql-select-fail--12"))
     assert values["approval"] == {"__type__": "update", "visible": False}
+    assert "Incident sql-select-fail--12" in values["heading"]
 
     _, sent_again, *second = dashboard.refresh(service, "sql-select-fail--12", sent)
     assert all(_skipped(v) for v in second)  # a healed incident: nothing moves
@@ -73,13 +75,14 @@ def test_a_poll_skips_every_view_that_did_not_change(service):
     # the healer rewrites the record: only what changed is sent again
     record = service.incident("sql-select-fail--12")
     record.reason = "healed after one attempt"
-    service.records.save(record)
+    app_lab.store.save(record)
     _, _, *third = dashboard.refresh(service, "sql-select-fail--12", sent)
-    changed = {name for name, value in zip(dashboard.VIEW_FIELDS, third, strict=True) if not _skipped(value)}
+    changed = {name for name, value in zip(PANEL_NAMES, third, strict=True) if not _skipped(value)}
     assert changed == {"heading", "reasoning", "record_file"}
 
 
-def test_a_live_incident_updates_its_timeline_and_nothing_else_as_time_passes(service):
+def test_a_live_incident_updates_its_timeline_and_nothing_else_as_time_passes(app_lab: AppLab):
+    service = app_lab.service
     now = datetime.now(timezone.utc)
     first = dashboard.compute_page(service, "nightly-agg--31", now)
     _, sent = dashboard.changed_only(first.values, {})
@@ -92,57 +95,79 @@ def test_a_live_incident_updates_its_timeline_and_nothing_else_as_time_passes(se
     assert dashboard.changed_only(healed_later.values, sent)[0] == {}
 
 
-def test_approve_and_reject_only_act_on_an_incident_awaiting_approval(service):
-    commands = service.commands
+def test_approve_and_reject_only_act_on_an_incident_awaiting_approval(app_lab: AppLab):
+    service = app_lab.service
     assert "not awaiting approval" in dashboard.approve(service, "sql-select-fail--12")
     assert "no incident is shown" in dashboard.approve(service, None)
     assert "not awaiting approval" in dashboard.reject(service, "ingest-daily--7", "no")
-    assert commands.calls == []
+    app_lab.drain()
+    assert [service.incident(i).state for i in ("sql-select-fail--12", "ingest-daily--7")] == ["healed", "escalated"]
 
-    message = dashboard.approve(service, "schema-drift--21")
-    assert message == "**Approve:** approved: deploying schema-drift-fix-1"
-    assert commands.calls == [("approve", "schema-drift--21")]
-    assert service.incident("schema-drift--21").state == "redeploying"
-    assert "not awaiting approval" in dashboard.reject(service, "schema-drift--21", "too late")
+    incident = app_lab.paused(app_lab.jobs[0])
+    message = dashboard.approve(service, incident)
+    assert message == f"**Approve:** approved: {incident}; deploying the fix"
+    fix_run = app_lab.end_fix_run(incident)  # the cluster runs the fix the healer deployed
+    app_lab.drain()
+    record = service.incident(incident)
+    assert record.state == "healed", record.reason
+    attempt = record.latest_attempt
+    assert attempt.fix_run_id == fix_run and attempt.fix_run_status == "succeeded"
+    assert app_lab.client.get_job(attempt.fix_job).name == f"{app_lab.jobs[0]}-fix-1"
+    assert "not awaiting approval" in dashboard.reject(service, incident, "too late")
 
 
-def test_reject_passes_the_reason(app_store):
-    app_store.save(sample_records()[1])
-    service = DashboardService(app_store.dir.parent, FileCommands(app_store))
-    message = dashboard.reject(service, "schema-drift--21", "  rename upstream instead  ")
-    assert message == "**Reject:** rejected incident schema-drift--21"
-    assert service.incident("schema-drift--21").reason == "rejected by a user: rename upstream instead"
+def test_reject_passes_the_reason(app_lab: AppLab):
+    incident = app_lab.paused(app_lab.jobs[0])
+    message = dashboard.reject(app_lab.service, incident, "  rename upstream instead  ")
+    assert message == f"**Reject:** rejected: {incident}"
+    app_lab.drain()
+    record = app_lab.service.incident(incident)
+    assert record.state == "rejected"
+    assert "rename upstream instead" in record.reason and "  rename" not in record.reason
+    assert record.latest_attempt.fix_job is None  # nothing was deployed
 
 
-def test_heal_now_sends_the_picked_run_and_reports_errors(service):
-    message, show = dashboard.heal_now(service, "ingest-daily--44")
-    assert show == "ingest-daily--44"
-    assert message == "**Heal now:** healing run 44 of ingest-daily (incident ingest-daily--44)"
-    assert service.incident("ingest-daily--44").state == "open"
-    assert dashboard.heal_now(service, None) == ("**Heal now:** pick a failed run first.", None)
-    message, show = dashboard.heal_now(service, "not an id")
+def test_heal_now_sends_the_picked_run_and_reports_errors(app_lab: AppLab):
+    job = app_lab.jobs[1]
+    run_id = app_lab.fail(job)
+    picked = incident_id(job, run_id)
+    message, show = dashboard.heal_now(app_lab.service, picked)
+    assert show == picked
+    assert message == f"**Heal now:** queued: heal {job} run {run_id}"
+    app_lab.drain()
+    record = app_lab.service.incident(picked)
+    assert (record.state, record.failed_run.id) == ("awaiting_approval", run_id)  # approve mode: diagnosed, patched
+
+    assert dashboard.heal_now(app_lab.service, None) == ("**Heal now:** pick a failed run first.", None)
+    message, show = dashboard.heal_now(app_lab.service, "not an id")
     assert show is None and "not an incident id" in message
+    message, _ = dashboard.heal_now(app_lab.service, f"{job}-fix-1--{run_id}")
+    assert message == f"**Heal now:** {job}-fix-1 was created by the healer; pick the original job's failed run"
 
 
 def test_a_failing_command_is_reported_not_raised():
     def unreachable() -> str:
         raise ConnectionError("CDE at https://cde.example.com unreachable, password=hunter22")
 
-    message = dashboard._command_message("Approve", unreachable)
+    message = dashboard.command_message("Approve", unreachable)
     assert message.startswith("**Approve failed:** ConnectionError: CDE at https://cde.example.com unreachable")
     assert "hunter22" not in message
 
 
-def test_failed_run_picker_lists_runs_with_the_first_picked(service):
-    from app.service import FailedRunRow
-
-    service.commands.failed = [FailedRunRow("ingest-daily", 44, None, False), FailedRunRow("x", 1, None, True)]
-    update, note = dashboard.failed_run_picker(service)
-    assert update["value"] == "ingest-daily--44"
-    assert [value for _, value in update["choices"]] == ["ingest-daily--44", "x--1"]
+def test_failed_run_picker_lists_runs_with_the_first_picked(app_lab_factory):
+    lab = app_lab_factory("drift", "ingest")
+    drift, ingest = lab.jobs
+    older = lab.fail(ingest)
+    newer = lab.paused(drift)  # the newest failed run, and it has an incident
+    update, note = dashboard.failed_run_picker(lab.service)
+    assert update["value"] == newer
+    assert [value for _, value in update["choices"]] == [newer, incident_id(ingest, older)]
+    labels = [label for label, _ in update["choices"]]
+    assert labels[0].endswith("already has an incident") and "already has an incident" not in labels[1]
     assert note == "2 failed runs found."
-    service.commands.failed = []
-    update, note = dashboard.failed_run_picker(service)
+
+    quiet = app_lab_factory("quiet")  # its job never failed
+    update, note = dashboard.failed_run_picker(quiet.service)
     assert update["choices"] == [] and update["value"] is None and note == "No failed runs."
 
 
@@ -162,22 +187,37 @@ def test_auth_comes_from_the_environment_in_pairs():
         dashboard.auth_from_env({"DASHBOARD_USER": "ops"})
 
 
-def test_theme_uses_system_fonts_only():
-    theme = dashboard.theme()
-    assert theme._stylesheets == []
-    css = theme._get_theme_css()
-    assert "googleapis" not in css and "@font-face" not in css
-    assert re.findall(r"url\(\s*(?!['\"]?data:)", css) == []  # inline images only, nothing fetched
-    assert dashboard.CSS_PATH.is_file()
-    assert "url(" not in dashboard.CSS_PATH.read_text() and "@import" not in dashboard.CSS_PATH.read_text()
+def _served(url: str, path: str) -> requests.Response:
+    reply = requests.get(url + path, timeout=HTTP_TIMEOUT_S)
+    assert reply.status_code == 200, f"{path}: {reply.status_code} {reply.text[:200]}"
+    return reply
 
 
-def test_build_dashboard_turns_analytics_off(service):
-    demo = dashboard.build_dashboard(service)
-    assert isinstance(demo, gr.Blocks)
-    assert demo.analytics_enabled is False
-    with pytest.raises(ConfigError, match="poll interval must be positive"):
-        dashboard.build_dashboard(service, poll_seconds=0)
+def test_the_served_page_fetches_no_font_or_stylesheet_from_elsewhere(dashboard_url: str):
+    config = _served(dashboard_url, "config").json()
+    assert config["stylesheets"] == []  # no theme stylesheet (web fonts) to fetch
+    theme_css = _served(dashboard_url, "theme.css").text
+    assert "--font:" in theme_css and "ui-sans-serif" in theme_css  # the system fonts
+    assert "googleapis" not in theme_css and "@font-face" not in theme_css
+    assert re.findall(r"url\(\s*(?!['\"]?data:)", theme_css) == []  # inline images only, nothing fetched
+    css = dashboard.CSS_PATH.read_text()
+    assert "#hd-approval" in css and "#hd-approval" in config["css"]  # our stylesheet is served
+    assert "url(" not in css and "@import" not in css
+
+
+def test_the_served_page_has_analytics_off_and_every_panel(dashboard_url: str):
+    config = _served(dashboard_url, "config").json()
+    assert config["analytics_enabled"] is False
+    ids = {component["props"].get("elem_id") for component in config["components"]}
+    wanted = {panel.options["elem_id"] for panel in dashboard.PANELS if panel.kind is not None}
+    assert wanted - ids == set()
+    assert {"hd-approval", "hd-approve", "hd-reject"} <= ids  # the approval panel's box and controls
+
+
+def test_build_dashboard_refuses_a_poll_interval_that_is_not_positive(dashboard_source: DashboardSource):
+    for interval in (0, -1.5):
+        with pytest.raises(ConfigError, match="poll interval must be positive"):
+            dashboard.build_dashboard(dashboard_source.service, poll_seconds=interval)
 
 
 def _launcher(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:

@@ -1,8 +1,9 @@
-"""The dashboard in real headless Chromium, served in-process against records on disk.
+"""The dashboard in real headless Chromium, served in-process over the real healer.
 
-The data source is the `dashboard_source` fixture (tests/fixtures_app.py): today records plus a
-small command interface acting on them, later the real healer. The tests only read the page and
-the records, so they hold for both.
+The data source is the `dashboard_source` fixture (tests/fixtures/app.py): sample incident records
+on disk, and the real healer worker (rules only, approve mode, on the manual-mode local CDE) with
+one incident it paused for approval. The tests read the page and the records, and play the
+cluster by ending the fix run the healer starts.
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 
 from agents.record import FailedRun, IncidentRecord, incident_id
-from app import views
 from tests.fixtures.app import DashboardSource
 from tests.paths import ARTIFACTS
 
 WAIT_MS = 20_000  # the longest we wait for the page to show something (several poll cycles)
 POLL_CYCLES = 3  # poll round trips watched for outside requests
-MAX_STATE_CHECKS = 40  # re-reads of a record while the page catches up with it
 
 
 @pytest.fixture
@@ -130,28 +129,22 @@ def test_a_new_record_on_disk_shows_up_without_reload(page, dashboard_source: Da
     _wait_text(page, "#hd-heading", "Incident late-arrival--77")
 
 
-def test_approve_button_calls_the_healer_and_shows_the_new_state(page, dashboard_source: DashboardSource):
+def test_approve_button_resumes_the_healer_and_the_page_follows_to_healed(page, dashboard_source: DashboardSource):
     _pick(page, "sql-select-fail")
     _wait_text(page, "#hd-heading", "Incident sql-select-fail--12")
     assert not page.locator("#hd-approve").is_visible()
 
-    _pick(page, "schema-drift")
-    _wait_text(page, "#hd-heading", "Incident schema-drift--21")
+    incident, job = dashboard_source.awaiting, dashboard_source.awaiting_job
+    _pick(page, job)
+    _wait_text(page, "#hd-heading", f"Incident {incident}")
     page.locator("#hd-approve").wait_for(state="visible", timeout=WAIT_MS)
-    assert dashboard_source.store.load("schema-drift--21").state == "awaiting_approval"
+    assert dashboard_source.store.load(incident).state == "awaiting_approval"
 
     page.locator("#hd-approve").click()
-    _wait_text(page, "#hd-message", "Approve:")
-    record = dashboard_source.store.load("schema-drift--21")
-    assert record.state not in ("awaiting_approval", "rejected")  # approve, not reject, reached the healer
-
-    # the page catches up with whatever state the record has now (the healer may move it on)
-    shown = ""
-    for _ in range(MAX_STATE_CHECKS):
-        expected = views.state_label(dashboard_source.store.load("schema-drift--21").state)
-        shown = page.locator("#hd-heading .hd-badge").inner_text()
-        if shown == expected:
-            break
-        page.wait_for_timeout(500)
-    assert shown == views.state_label(dashboard_source.store.load("schema-drift--21").state)
+    _wait_text(page, "#hd-message", f"approved: {incident}")
+    dashboard_source.lab.end_fix_run(incident)  # the healer deployed the fix; the cluster runs it
+    _wait_text(page, "#hd-heading .hd-badge", "healed")
+    record = dashboard_source.store.load(incident)
+    assert record.state == "healed", record.reason
+    assert f"{job}-fix-1" in page.locator("#hd-fixed-card").inner_text()
     page.locator("#hd-approve").wait_for(state="hidden", timeout=WAIT_MS)

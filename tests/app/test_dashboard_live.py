@@ -17,8 +17,8 @@ import pytest
 from agents.record import RecordStore
 from app.dashboard import launch
 from app.server import start_stack
-from tests.agents.heal.test_tutorial import DIAGNOSIS, JOB, PATCH
 from tests.fixtures.app import free_port
+from tests.fixtures.heal import TUTORIAL_DIAGNOSIS, TUTORIAL_JOB, TUTORIAL_PATCH
 from tests.paths import ARTIFACTS
 
 WAIT_MS = 30_000
@@ -57,9 +57,9 @@ def code_text(page, editor: str, needle: str) -> str:
 
 @pytest.fixture
 def live_dashboard(heal_lab, scripted_llm, tmp_path):
-    scripted_llm.add(DIAGNOSIS).add(PATCH)
+    scripted_llm.add(TUTORIAL_DIAGNOSIS).add(TUTORIAL_PATCH)
     settings = heal_lab.settings(tmp_path / "healer", scripted_llm, HEAL_MODE="approve",
-                                 HEAL_DETERMINISTIC_FIXES="false", JOB_NAME=JOB)
+                                 HEAL_DETERMINISTIC_FIXES="false", JOB_NAME=TUTORIAL_JOB)
     healer, worker, service = start_stack(settings, watch=False)  # commands only: no monitor cycles
     port = free_port()
     demo = launch(service, "127.0.0.1", port, block=False, poll_seconds=1.0, environ={})
@@ -74,8 +74,8 @@ def live_dashboard(heal_lab, scripted_llm, tmp_path):
 def test_approve_on_the_page_resumes_the_real_healer(heal_lab, live_dashboard, browser):
     worker, service, url = live_dashboard
     run_id = heal_lab.fresh_failure("tutorial")
-    incident = f"{JOB}--{run_id}"
-    assert "queued" in worker.heal_now(JOB, run_id)
+    incident = f"{TUTORIAL_JOB}--{run_id}"
+    assert "queued" in worker.heal_now(TUTORIAL_JOB, run_id)
     wait_for_state(service.records, incident, {"awaiting_approval"}, MAX_HEAL_WAIT_S)
 
     requests: list[str] = []

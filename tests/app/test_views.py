@@ -7,8 +7,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from agents.record import IncidentRecord, RecordStore, StageTiming
+from agents.watch_status import WatchStatus
 from app import views
-from app.service import FailedRunRow, StatusStrip, WatcherHealth
+from app.dashboard import panel_values
+from app.service import FailedRunRow, StatusStrip
 from tests.fixtures.app import (
     TUTORIAL_EXCEPTION,
     TUTORIAL_FRAME,
@@ -210,7 +212,7 @@ def test_status_strip_shows_configuration_and_never_a_secret():
         model="nvidia/llama-3.3-nemotron-super-49b-v1",
         mode="approve",
         watched_jobs=["sql-select-fail", "nightly-agg"],
-        watcher=WatcherHealth(alive=True, last_poll="2026-01-01T10:00:00.000000Z", cycles=42,
+        watcher=WatchStatus(alive=True, last_poll="2026-01-01T10:00:00.000000Z", cycles=42,
                               last_error="401 from CDE; Authorization: Bearer eyJhbGciOiJIUzI1.eyJzdWIiOiJhbGljZSJ9.abc "
                                          "password=hunter2-pass token: sk-live-998877"),
     )
@@ -225,15 +227,21 @@ def test_status_strip_shows_configuration_and_never_a_secret():
     rules = StatusStrip(cde_url="http://127.0.0.1:8765/dex/api/v1", user="", model="rules only", mode="auto")
     html = views.status_html(rules)
     assert "rules only" in html and "all jobs" in html and "watcher stopped" in html
-    assert "Healer status unavailable" in views.status_html(None)
+    unavailable = views.status_html(None, secrets=("pw-77",), error="connection refused, password pw-77")
+    assert "Healer status unavailable" in unavailable and "connection refused" in unavailable
+    assert "pw-77" not in unavailable
+
+
+def _page(record: IncidentRecord | None, wanted: str | None = None) -> views.Page:
+    return views.Page(records=[record] if record else [], record=record, now=datetime.now(timezone.utc),
+                      wanted=wanted)
 
 
 def test_records_views_never_show_secrets_that_slipped_into_a_record():
     record = tutorial_record()
     record.driver_log += "\nspark.hadoop.fs.s3a.secret.key password=S3cr3tValue token: abcdefgh1234\n"
     record.reason = "CDE said: Authorization: Basic ZGV4LXVzZXI6ZGV4LXBhc3N3b3Jk"
-    view = views.incident_view(record, datetime.now(timezone.utc))
-    page = " ".join(str(v) for v in view.__dict__.values())
+    page = " ".join(str(v) for v in panel_values(_page(record)).values())
     assert "S3cr3tValue" not in page and "abcdefgh1234" not in page and "ZGV4LXVzZXI6" not in page
     assert "customer_id" in page  # the rest is still there
 
@@ -242,25 +250,25 @@ def test_html_views_escape_log_and_record_text():
     record = awaiting_record()
     record.driver_log = '<img src=x onerror="alert(1)"> [UNRESOLVED_COLUMN.WITH_SUGGESTION] `qty`\n'
     record.job = "<b>job</b>"
-    view = views.incident_view(record, datetime.now(timezone.utc))
-    for html in (view.log_excerpt, view.full_log, view.original_card, view.heading):
-        assert "<img" not in html and "<b>job" not in html
-    assert "&lt;img src=x" in view.log_excerpt
+    values = panel_values(_page(record))
+    for name in ("log_excerpt", "full_log", "original_card", "heading"):
+        assert "<img" not in values[name] and "<b>job" not in values[name], name
+    assert "&lt;img src=x" in values["log_excerpt"]
 
 
-def test_incident_view_for_each_kind_of_incident(stored):
-    now = datetime.now(timezone.utc)
-    awaiting = views.incident_view(stored["schema-drift"], now)
-    assert awaiting.awaiting_approval and awaiting.incident == "schema-drift--21"
-    assert 'F.col("quantity")' in awaiting.fixed_code
-    assert "awaiting approval" in awaiting.heading
-    assert not views.incident_view(stored["sql-select-fail"], now).awaiting_approval
-    assert views.is_live(stored["nightly-agg"]) and not views.is_live(stored["ingest-daily"])
+def test_every_panel_for_each_kind_of_incident(stored):
+    awaiting = panel_values(_page(stored["schema-drift"]))
+    assert awaiting["approval"] is True
+    assert 'F.col("quantity")' in awaiting["fixed_code"]
+    assert "awaiting approval" in awaiting["heading"]
+    assert panel_values(_page(stored["sql-select-fail"]))["approval"] is False
+    assert [views.is_live(stored[job]) for job in ("nightly-agg", "ingest-daily")] == [True, False]
 
-    empty = views.incident_view(None, now)
-    assert empty.incident is None and empty.original_code == "" and not empty.awaiting_approval
-    assert views.NO_INCIDENT in empty.heading
-    assert "Incident gone--3: no record yet." in views.incident_view(None, now, wanted="gone--3").heading
+    empty = panel_values(_page(None))
+    assert (empty["original_code"], empty["fixed_code"], empty["approval"], empty["record_file"]) == (
+        "", "", False, None)
+    assert views.NO_INCIDENT in empty["heading"] and views.NO_INCIDENT == empty["reasoning"]
+    assert "Incident gone--3: no record yet." in panel_values(_page(None, wanted="gone--3"))["heading"]
 
 
 def test_failed_run_choices_round_trip_to_incident_ids():

@@ -8,6 +8,7 @@ import pytest
 
 from agents.monitor import find_new_failures
 from agents.record import RecordStore
+from tests.fixtures.heal import TUTORIAL_DIAGNOSIS
 
 JOB = "sql-select-fail"
 
@@ -90,9 +91,7 @@ def test_monitor_opens_one_incident_per_new_failure_and_ignores_its_own_jobs(hea
 
 def test_model_diagnosis_with_an_agreeing_rule_gets_the_rule_fix(heal_lab, scripted_llm, tmp_path, tutorial_failure):
     """Where Spark's message names the remedy, the rule's fixer patches; the model only diagnoses."""
-    from tests.agents.heal.test_tutorial import DIAGNOSIS
-
-    scripted_llm.add(DIAGNOSIS)  # no patch answer scripted: a patch request would fail the heal
+    scripted_llm.add(TUTORIAL_DIAGNOSIS)  # no patch answer scripted: a patch request would fail the heal
     healer = heal_lab.healer(tmp_path, scripted_llm, HEAL_MODE="approve")
     try:
         record = healer.heal(JOB, tutorial_failure)

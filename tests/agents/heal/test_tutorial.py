@@ -8,21 +8,13 @@ and the output check must pass; the original job is left exactly as it was.
 from __future__ import annotations
 
 from agents.record import TERMINAL_STATES
-from tests.paths import FIXES_DIR
+from tests.fixtures.heal import TUTORIAL_DIAGNOSIS as DIAGNOSIS
+from tests.fixtures.heal import TUTORIAL_FIXED_APP as FIXED_APP
+from tests.fixtures.heal import TUTORIAL_JOB as JOB
+from tests.fixtures.heal import TUTORIAL_PATCH as PATCH
 
-JOB = "sql-select-fail"
-FIXED_APP = (FIXES_DIR / "tutorial" / "sparkApp.py").read_text()
 SERVER_FIELDS = {"created", "modified", "lastUsed"}
 
-DIAGNOSIS = {
-    "category": "code",
-    "root_cause": "The report selects customer_id, but the target table's key column is account_id.",
-    "evidence": ["[UNRESOLVED_COLUMN.WITH_SUGGESTION] A column, variable, or function parameter with name "
-                 "`customer_id` cannot be resolved. Did you mean one of the following? [`account_id`, ...]"],
-    "confidence": 0.93,
-}
-PATCH = {"kind": "code", "explanation": "Select account_id, the table's key, instead of customer_id.",
-         "code": FIXED_APP, "spark_changes": {}, "conf_changes": {}}
 
 
 def _definition(job) -> dict:
