@@ -1,6 +1,8 @@
 # Two commands do all set-up: `make demo` and `make test`. Each creates or updates
 # the local virtual environment (.venv) from the requirements files by itself.
 PYTHON ?= python3
+# Parallel test workers (pytest-xdist), whole modules each: 2 fit this 2-core machine's Spark runs.
+TEST_WORKERS ?= 2
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -24,7 +26,7 @@ demo: $(STAMP)
 
 test: $(STAMP) browser
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

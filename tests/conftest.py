@@ -8,3 +8,18 @@ pytest_plugins = [
     "tests.fixtures.heal",
     "tests.fixtures.app",  # imports heal's tutorial answers: after it, so both are assertion-rewritten
 ]
+
+# Session fixtures whose local CDE runs real Spark jobs (each test using them takes ~10 s to minutes).
+SPARK_FIXTURES = frozenset({"local_cde", "heal_lab", "scenario_cde"})
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """Modules with the most real-Spark tests first, the rest in their usual order.
+
+    `make test` runs whole modules on parallel workers (pytest-xdist, `--dist loadfile`) in this
+    order: the long modules start first instead of running alone at the end."""
+    spark_tests: dict[str, int] = {}
+    for item in items:
+        if SPARK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            spark_tests[item.module.__name__] = spark_tests.get(item.module.__name__, 0) + 1
+    items.sort(key=lambda item: -spark_tests.get(item.module.__name__, 0))  # stable: ties keep their order
