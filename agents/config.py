@@ -60,16 +60,17 @@ class _Facts:
     env: tuple[str, ...]
     help: str
     minimum: float | None
+    maximum: float | None
     url: bool
     secret: bool
 
 
 def setting(env: str | tuple[str, ...] = (), default: Any = MISSING, *, help: str, minimum: float | None = None,
-            url: bool = False, secret: bool = False) -> Any:
+            maximum: float | None = None, url: bool = False, secret: bool = False) -> Any:
     """One row of the table: a `Settings` field. `env`: its names (the first documented, the others
     aliases; none: set only in code); no default: required; `url`: must be http(s); `secret`: never
     shown (repr, logs, error messages), and part of `Settings.secrets`."""
-    facts = _Facts((env,) if isinstance(env, str) else tuple(env), help, minimum, url, secret)
+    facts = _Facts((env,) if isinstance(env, str) else tuple(env), help, minimum, maximum, url, secret)
     return field(default=default, repr=not secret, metadata={_FACTS: facts})
 
 
@@ -127,6 +128,12 @@ class Settings:
         "HEAL_MAX_NEW_PER_CYCLE", 10, minimum=1, help="incidents opened per monitor cycle")
     deterministic_fixes: bool = setting(
         "HEAL_DETERMINISTIC_FIXES", True, help="apply a rule's fix without asking the model")
+    dashboard_host: str = setting(
+        "DASHBOARD_HOST", "127.0.0.1", help="where `python -m app serve` listens (on CAI: always 127.0.0.1:$CDSW_APP_PORT)")
+    dashboard_port: int = setting("DASHBOARD_PORT", 7860, minimum=0, maximum=65535, help="its port; 0: any free one")
+    dashboard_user: str = setting(
+        "DASHBOARD_USER", "", help="basic auth for the dashboard, set with its password; empty: none (CAI has its own)")
+    dashboard_password: str = setting("DASHBOARD_PASSWORD", "", secret=True, help="the dashboard user's password")
     crash_after: str | None = setting(
         "HEALER_CRASH_AFTER", None, help="tests only: the process exits right after this stage point")
 
@@ -139,6 +146,11 @@ class Settings:
         if not self.model_configured:
             return "rules only"
         return self.llm_model_id or "default model"
+
+    @property
+    def dashboard_auth(self) -> tuple[str, str] | None:
+        """The dashboard's basic-auth pair, or None when it has none (validated as a pair)."""
+        return (self.dashboard_user, self.dashboard_password) if self.dashboard_user else None
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -185,6 +197,7 @@ class Setting:
     kind: Any  # the field's type
     help: str
     minimum: float | None = None
+    maximum: float | None = None
     url: bool = False
     secret: bool = False
 
@@ -204,6 +217,8 @@ class Setting:
         value = reader(self, raw)
         if self.minimum is not None and value < self.minimum:
             raise ValueError(f"must be at least {self.minimum:g}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValueError(f"must be at most {self.maximum:g}")
         return value
 
 
@@ -262,8 +277,8 @@ def table() -> tuple[Setting, ...]:
     rows = []
     for f in fields(Settings):
         facts: _Facts = f.metadata[_FACTS]
-        rows.append(Setting(f.name, facts.env, f.default, kinds[f.name], facts.help, facts.minimum, facts.url,
-                            facts.secret))
+        rows.append(Setting(f.name, facts.env, f.default, kinds[f.name], facts.help, minimum=facts.minimum,
+                            maximum=facts.maximum, url=facts.url, secret=facts.secret))
     return tuple(rows)
 
 
@@ -281,6 +296,8 @@ def _cross_checks(values: Mapping[str, Any]) -> list[str]:
     if not values["cde_token"] and not (values["workload_user"] and values["workload_password"]):
         problems.append(f"{env_name('workload_user')} and {env_name('workload_password')} must be set "
                         f"(or {env_name('cde_token')})")
+    if bool(values["dashboard_user"]) != bool(values["dashboard_password"]):
+        problems.append(f"{env_name('dashboard_user')} and {env_name('dashboard_password')} must be set together")
     if values["prompt_token_budget"] < values["evidence_token_budget"] + MIN_ROOM_BESIDE_EVIDENCE:
         problems.append(f"{env_name('prompt_token_budget')} must exceed {env_name('evidence_token_budget')} by at "
                         f"least {MIN_ROOM_BESIDE_EVIDENCE} tokens (instructions and code need room too)")
@@ -303,6 +320,8 @@ def _shown(value: Any) -> str:
 
 
 def _values(s: Setting) -> str:
+    if s.kind is int and s.minimum is not None and s.maximum is not None:
+        return f"whole number {s.minimum:g}–{s.maximum:g}"
     if s.kind is int:
         return f"whole number ≥ {s.minimum:g}" if s.minimum is not None else "whole number"
     if s.kind is float:

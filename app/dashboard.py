@@ -349,17 +349,6 @@ def bind_address(host: str, port: int, environ: Mapping[str, str]) -> tuple[str,
     return host, port
 
 
-def auth_from_env(environ: Mapping[str, str]) -> tuple[str, str] | None:
-    """Basic auth for local use from DASHBOARD_USER / DASHBOARD_PASSWORD; None when neither is set."""
-    user = environ.get("DASHBOARD_USER", "").strip()
-    password = environ.get("DASHBOARD_PASSWORD", "")
-    if not user and not password:
-        return None
-    if not user or not password:
-        raise ConfigError(["DASHBOARD_USER and DASHBOARD_PASSWORD must be set together"])
-    return user, password
-
-
 def launch(
     service: DashboardService,
     host: str = "127.0.0.1",
@@ -372,13 +361,12 @@ def launch(
 ) -> gr.Blocks:
     """Serves the dashboard. Returns the running Blocks (call `.close()` to stop) when not blocking.
 
-    `auth` defaults to DASHBOARD_USER / DASHBOARD_PASSWORD from the environment (read now, not at
-    import). On CAI (`CDSW_APP_PORT` set) it listens on 127.0.0.1 at that port. Analytics are off,
+    `auth` is a (user, password) pair for basic auth (`Settings.dashboard_auth`), None for none. On
+    CAI (`CDSW_APP_PORT` set) it listens on 127.0.0.1 at that port. Analytics are off,
     fonts are the system's, and no page asset comes from another host.
     """
     env = os.environ if environ is None else environ
     host, port = bind_address(host, port, env)
-    auth = auth or auth_from_env(env)
     demo = build_dashboard(service, poll_seconds)
     demo.queue(default_concurrency_limit=1)
     demo.launch(

@@ -9,8 +9,6 @@ from agents.healer import Healer
 from app.service import DashboardService
 from app.worker import HealerWorker
 
-DEFAULT_UI_PORT = 7860
-
 
 def start_stack(settings: Settings, *, watch: bool = True) -> tuple[Healer, HealerWorker, DashboardService]:
     """The healer, its one worker thread (started) and the dashboard's service over them."""
@@ -22,13 +20,13 @@ def start_stack(settings: Settings, *, watch: bool = True) -> tuple[Healer, Heal
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> int:
     from app.dashboard import bind_address, launch
 
-    host = host or os.environ.get("DASHBOARD_HOST", "127.0.0.1")
-    port = port if port is not None else int(os.environ.get("DASHBOARD_PORT", DEFAULT_UI_PORT))
-    host, port = bind_address(host, port, os.environ)  # on CAI: 127.0.0.1:$CDSW_APP_PORT
+    host = host or settings.dashboard_host
+    port = port if port is not None else settings.dashboard_port
+    host, port = bind_address(host, port, os.environ)  # CAI's own variable: 127.0.0.1:$CDSW_APP_PORT
     healer, worker, service = start_stack(settings)
     print(f"dashboard: http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
     try:
-        launch(service, host=host, port=port, block=True)
+        launch(service, host=host, port=port, auth=settings.dashboard_auth, block=True)
     except KeyboardInterrupt:
         pass
     finally:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from agents.config import Settings
 from agents.errors import ConfigError
 from agents.record import incident_id
 from app import dashboard
@@ -180,11 +181,16 @@ def test_bind_address_follows_the_cai_application_rule():
         dashboard.bind_address("127.0.0.1", 70000, {})
 
 
-def test_auth_comes_from_the_environment_in_pairs():
-    assert dashboard.auth_from_env({}) is None
-    assert dashboard.auth_from_env({"DASHBOARD_USER": "ops", "DASHBOARD_PASSWORD": "pw"}) == ("ops", "pw")
-    with pytest.raises(ConfigError, match="must be set together"):
-        dashboard.auth_from_env({"DASHBOARD_USER": "ops"})
+def test_auth_comes_from_the_settings_in_pairs():
+    base = {"JOBS_API_URL": "https://cde.example/dex/api/v1", "CDE_TOKEN": "t"}
+    assert Settings.from_env(base, dotenv=None).dashboard_auth is None
+    paired = Settings.from_env({**base, "DASHBOARD_USER": "ops", "DASHBOARD_PASSWORD": "pw"}, dotenv=None)
+    assert paired.dashboard_auth == ("ops", "pw") and "pw" in paired.secrets
+    for half in ({"DASHBOARD_USER": "ops"}, {"DASHBOARD_PASSWORD": "pw"}):
+        with pytest.raises(ConfigError, match="DASHBOARD_USER and DASHBOARD_PASSWORD must be set together"):
+            Settings.from_env({**base, **half}, dotenv=None)
+    with pytest.raises(ConfigError, match="DASHBOARD_PORT must be at most 65535"):
+        Settings.from_env({**base, "DASHBOARD_PORT": "70000"}, dotenv=None)
 
 
 def _served(url: str, path: str) -> requests.Response:
