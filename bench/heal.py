@@ -31,6 +31,7 @@ from agents.config import Settings, env_name, load_environment
 from agents.errors import ConfigError
 from agents.healer import Healer, make_client
 from agents.record import IncidentRecord, RecordStore, incident_id
+from agents.times import utc_stamp
 from bench import scripted
 from bench.errors import BenchUsageError, ScenarioSkipped
 from bench.figures import HealRow, ScenarioInfo, error_row, healer_run_ids, row_from_record, summarize
@@ -313,8 +314,8 @@ def run_heal_bench(options: HealBenchOptions, *, environ: Mapping[str, str] | No
     finished = datetime.now(timezone.utc)
     summary = summarize(rows)
     meta: dict[str, Any] = {
-        "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "finished": finished.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "started": utc_stamp(started),
+        "finished": utc_stamp(finished),
         "duration_s": round((finished - started).total_seconds(), 1),
         "model": model_label,
         "cde": "local (in-process, real Spark)" if options.cde == "local" else cde_vars["JOBS_API_URL"],
