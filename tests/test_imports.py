@@ -122,3 +122,16 @@ def _cycle() -> list[str] | None:
 def test_no_import_circle_anywhere() -> None:
     cycle = _cycle()
     assert cycle is None, " → ".join(cycle or [])
+
+
+def test_errors_are_raised_by_meaning_never_as_the_bare_base() -> None:
+    """`HealerError` alone says nothing of what happens next (retry or end the incident): raise a subclass."""
+    bare = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                func = node.exc.func
+                called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+                if called == "HealerError":
+                    bare.append(f"{name}:{node.lineno}")
+    assert bare == []
