@@ -12,10 +12,11 @@ from typing import Literal
 
 from langgraph.types import Command
 
-from agents import prompts, rules, untrusted
+from agents import prompts, untrusted
 from agents.budget import code_window, room_for_code
 from agents.errors import LLMError
 from agents.record import Diagnosis, Evidence, IncidentRecord
+from agents.remedies import diagnose_by_rules
 from agents.stage import current_attempt, current_evidence
 from agents.state import Deps, HealState
 
@@ -27,8 +28,11 @@ def diagnose(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Li
     code = state.get("base_code") or ""
     spark = state.get("base_spark") or {}
     attempt = current_attempt(record, state["attempt"])
-    found = rules.diagnose_by_rules(evidence, code, spark)
+    found = diagnose_by_rules(evidence, code, spark)
     attempt.rule_finding = found
+    if found is not None and found.category in UNFIXABLE:  # our code decides, whatever a model would say
+        attempt.diagnosis = found
+        return _escalate(f"not healable by a code or configuration change ({found.category}): {found.root_cause}")
 
     if deps.llm is None:
         if found is None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from agents.errors import InvalidInput
 from agents.record import Evidence
+from agents.remedies import MARKERS as CATALOG_MARKERS
 from agents.tokens import chars_for, estimate_tokens
 from agents.untrusted import defuse
 
@@ -68,20 +69,9 @@ _LOG4J_CHATTER = re.compile(_LOG4J_TIME + r"(INFO|DEBUG|TRACE) ")
 _SUGGESTIONS = re.compile(r"Did you mean one of the following\? \[([^\]]*)\]")
 _QUOTED_NAME = re.compile(r"(?:`[^`]*`\.)*`[^`]*`")
 
-# Substrings of lines worth keeping even when no exception is printed on them.
-_SIGNAL_MARKERS = (
-    "OutOfMemoryError",
-    "maxResultSize",
-    "FetchFailed",
-    "ExecutorLostFailure",
-    "Connection reset",
-    "Connection refused",
-    "transient",
-    "Container killed",
-    "exceeding memory limits",
-    "== SQL",
-    "Did you mean",
-)
+# Substrings of lines worth keeping even when no exception is printed on them: every marker a rule
+# of the catalog matches (so rules and distillation cannot drift apart), and what the model needs.
+_SIGNAL_MARKERS = (*CATALOG_MARKERS, "== SQL", "Did you mean")
 
 # Message parameters per error class family, named as Spark names them in messageParameters.
 _PARAMETER_PATTERNS: list[tuple[str, re.Pattern[str], tuple[str, ...]]] = [

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from langgraph.types import Command
 
-from agents import prompts, rules, untrusted
+from agents import prompts, untrusted
 from agents.budget import room_for_code
 from agents.diffs import config_diff, unified_diff
 from agents.errors import LLMError, PromptTooLarge
@@ -20,6 +20,7 @@ from agents.guard import check_patch
 from agents.guard.config import CONF_KEYS, REMEDY_ONLY_KEYS
 from agents.prompts import number_lines
 from agents.record import Diagnosis, IncidentRecord, Patch
+from agents.remedies import fix_by_rules
 from agents.stage import apply_spark_changes, current_attempt, current_evidence
 from agents.state import Deps, HealState
 from agents.tokens import estimate_tokens
@@ -39,7 +40,7 @@ def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Liter
     evidence = current_evidence(state, record)
     ruled = _rule_diagnosis(diagnosis, attempt.rule_finding)
     if ruled is not None and (deps.settings.deterministic_fixes or deps.llm is None):
-        proposal = rules.fix_by_rules(ruled, evidence, base_code, state.get("base_spark") or {})
+        proposal = fix_by_rules(ruled, evidence, base_code, state.get("base_spark") or {})
         if proposal is not None:
             accepted = _judge(proposal, base_code, state.get("base_spark") or {}, earlier, deps,
                               attempt.guard, rejections)

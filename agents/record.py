@@ -105,6 +105,8 @@ class Patch(BaseModel):
     spark_changes: dict[str, Any] = Field(default_factory=dict)  # e.g. {"driverMemory": "2g"}
     conf_changes: dict[str, str] = Field(default_factory=dict)  # spark.conf keys
     source: Literal["rule", "model"] = "model"
+    # a rule's fix: "safe" (a correct job's output unchanged) or "changes-results"; None for a model's
+    applicability: Literal["safe", "changes-results"] | None = None
 
 
 class Attempt(BaseModel):

@@ -1,4 +1,4 @@
-"""Deterministic rules on evidence distilled from real Spark logs (tests/data/logs)."""
+"""The remedy catalog on evidence distilled from real Spark logs (tests/data/logs)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,12 @@ import textwrap
 
 import pytest
 
-from agents import rules
 from agents.distill import distill
 from agents.guard import accepted, check_patch
 from agents.record import Diagnosis, Evidence
-from agents.rules import (
-    RULE_NAMES,
-    best_suggestion,
-    diagnose_by_rules,
-    fix_by_rules,
-    replace_column,
-    suggestion_score,
-)
+from agents.remedies import CATALOG, MARKERS, diagnose_by_rules, fix_by_rules, rule_by_code
+from agents.remedies.columns import best_suggestion, replace_column, suggestion_score
+from agents.remedies.registry import Rule
 from tests.fixtures.agents import SparkLog, load_spark_log
 
 
@@ -257,9 +251,28 @@ def test_fix_needs_a_rule_diagnosis() -> None:
     assert fix_by_rules(as_rule, _evidence(log), log.code, {}).spark_changes == {"driverMemory": "2g"}
 
 
-def test_the_registry_is_what_the_module_documents() -> None:
-    """One entry per rule, in the documented order; a rule unknown to the registry fixes nothing."""
-    documented = re.findall(r"^- ``([a-z-]+)``:", rules.__doc__ or "", re.M)
-    assert documented == list(RULE_NAMES) and len(set(RULE_NAMES)) == len(RULE_NAMES)
+def test_the_catalog_is_one_registry_with_unique_codes_and_documented_rules() -> None:
+    assert len({r.code for r in CATALOG}) == len({r.name for r in CATALOG}) == len(CATALOG)
+    for rule in CATALOG:
+        assert re.fullmatch(r"[A-Z]\d{3}", rule.code) and re.fullmatch(r"[a-z]+(-[a-z]+)*", rule.name), rule
+        assert rule.summary and "\n" not in rule.summary and len(rule.explanation) > len(rule.summary), rule.code
+        assert rule_by_code(rule.code.lower()) is rule
+        assert set(rule.markers) <= set(MARKERS)  # distillation keeps every line a rule matches on
     unknown = Diagnosis(category="config", root_cause="?", confidence=0.9, source="rule", rule="no-such-rule")
     assert fix_by_rules(unknown, Evidence(), "", {}) is None
+
+
+def test_a_rule_must_match_something_and_a_fix_needs_its_applicability() -> None:
+    with pytest.raises(ValueError, match="matches nothing"):
+        Rule(code="X999", name="nothing", summary="s", explanation="e", diagnose=lambda e, c: None)
+    with pytest.raises(ValueError, match="applicability"):
+        Rule(code="X999", name="fixer", summary="s", explanation="e", diagnose=lambda e, c: None,
+             conditions=("X",), fix=lambda e, c, s, j: None)
+
+
+def test_a_rule_fix_carries_its_applicability() -> None:
+    log = load_spark_log("driver_oom")
+    found = diagnose_by_rules(_evidence(log), log.code)
+    assert found is not None and found.rule == "driver-out-of-memory"
+    patch = fix_by_rules(found, _evidence(log), log.code, {})
+    assert patch is not None and patch.applicability == "safe"
