@@ -13,17 +13,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from agents.record import Diagnosis, Evidence, Patch
-from agents.remedies import columns, inputs, resources, transient
+from agents.remedies import ansi, columns, grouping, inputs, python_names, resources, tables, transient, udf
 from agents.remedies.registry import APPLICABILITIES, Applicability, Rule
 
 __all__ = ["APPLICABILITIES", "CATALOG", "MARKERS", "Applicability", "Rule", "diagnose_by_rules", "fix_by_rules",
            "rule_by_code", "rule_named"]
 
 CATALOG: tuple[Rule, ...] = (
-    *inputs.RULES,
-    *columns.RULES,
-    *resources.RULES,
-    *transient.RULES,
+    *inputs.RULES,  # D1xx: data the job reads is missing: escalate
+    *columns.RULES,  # C10x: unresolved and ambiguous columns
+    *grouping.RULES,  # C11x: aggregation and union shapes
+    *tables.RULES,  # C12x: the job's own output table
+    *python_names.RULES,  # P10x: Python names, attributes and imports
+    *udf.RULES,  # P11x: Python UDFs
+    *ansi.RULES,  # A10x: ANSI data errors whose message names a try_ function
+    *resources.RULES,  # M10x: memory and result size
+    *transient.RULES,  # T10x: transient failures
 )
 MARKERS: tuple[str, ...] = tuple(dict.fromkeys(m for rule in CATALOG for m in rule.markers))  # for distill
 _BY_NAME = {rule.name: rule for rule in CATALOG}
