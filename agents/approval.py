@@ -1,4 +1,5 @@
-"""approval: in `HEAL_MODE=approve`, pause before redeploy until a human approves or rejects.
+"""approval: pause before redeploy until a human approves or rejects — every fix in `HEAL_MODE=approve`,
+and in `auto` a rule's fix whose applicability `HEAL_AUTO_APPLY` leaves out (e.g. `changes-results`).
 
 The pause is a LangGraph `interrupt`: the incident's checkpoint waits, across restarts, for
 `Command(resume={"approved": bool, "by": str, "reason": str})`.
@@ -11,17 +12,18 @@ from typing import Literal
 from langgraph.graph import END
 from langgraph.types import Command, interrupt
 
-from agents.record import IncidentRecord
+from agents.config import Settings
+from agents.record import IncidentRecord, Patch
 from agents.stage import current_attempt
 from agents.state import Deps, HealState
 
 
 def approval(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Literal["redeploy", "__end__"]]:
-    if deps.settings.heal_mode != "approve":
+    attempt = current_attempt(record, state["attempt"])
+    if not needs_approval(deps.settings, attempt.patch):
         return Command(goto="redeploy")
     record.state = "awaiting_approval"
     deps.records.save(record)  # the dashboard shows the buttons from this moment
-    attempt = current_attempt(record, state["attempt"])
     decision = interrupt({"incident_id": record.incident_id, "attempt": attempt.number,
                           "patch_kind": attempt.patch.kind if attempt.patch else None})
     decision = decision if isinstance(decision, dict) else {"approved": bool(decision)}
@@ -34,6 +36,14 @@ def approval(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Li
     record.state = "rejected"
     record.reason = f"the fix for attempt {attempt.number} was rejected by {who}: {why}"
     return Command(goto=END, update={"outcome": "rejected", "reason": record.reason})
+
+
+def needs_approval(settings: Settings, patch: Patch | None) -> bool:
+    """Approve mode pauses every fix; auto mode pauses a rule's fix whose applicability it does not
+    apply on its own (HEAL_AUTO_APPLY)."""
+    if settings.heal_mode == "approve":
+        return True
+    return patch is not None and patch.applicability is not None and patch.applicability not in settings.auto_apply
 
 
 def escalate(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Literal["__end__"]]:

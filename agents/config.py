@@ -30,6 +30,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from agents.errors import ConfigError
+from agents.remedies.registry import APPLICABILITIES
 
 HealMode = Literal["auto", "approve"]
 MIN_ROOM_BESIDE_EVIDENCE = 1000  # prompt tokens kept for instructions and code beside the distilled log
@@ -101,6 +102,10 @@ class Settings:
     heal_mode: HealMode = setting(
         "HEAL_MODE", "auto",
         help="`auto`: deploy a fix once the guard passes it; `approve`: pause before redeploy until approved")
+    auto_apply: tuple[str, ...] = setting(
+        "HEAL_AUTO_APPLY", APPLICABILITIES,
+        help="in `auto` mode, the rule fixes deployed without approval, by applicability (`safe`, "
+        "`changes-results`); the others pause for approval")
     data_dir: Path = setting("HEALER_DATA_DIR", Path("data/healer"), help="incident records and LangGraph checkpoints")
     max_attempts: int = setting("HEAL_MAX_ATTEMPTS", 3, minimum=1, help="fix attempts per incident")
     max_patch_tries: int = setting(
@@ -296,6 +301,10 @@ def _cross_checks(values: Mapping[str, Any]) -> list[str]:
     if not values["cde_token"] and not (values["workload_user"] and values["workload_password"]):
         problems.append(f"{env_name('workload_user')} and {env_name('workload_password')} must be set "
                         f"(or {env_name('cde_token')})")
+    unknown = [a for a in values["auto_apply"] if a not in APPLICABILITIES]
+    if unknown:
+        problems.append(f"{env_name('auto_apply')} may name only {' and '.join(APPLICABILITIES)}, "
+                        f"not {', '.join(map(repr, unknown))}")
     if bool(values["dashboard_user"]) != bool(values["dashboard_password"]):
         problems.append(f"{env_name('dashboard_user')} and {env_name('dashboard_password')} must be set together")
     if values["prompt_token_budget"] < values["evidence_token_budget"] + MIN_ROOM_BESIDE_EVIDENCE:
@@ -316,6 +325,8 @@ def _shown(value: Any) -> str:
         return "`true`" if value else "`false`"
     if isinstance(value, float):
         return f"`{value:g}`"
+    if isinstance(value, tuple):
+        return f"`{','.join(map(str, value))}`"
     return f"`{value}`"
 
 

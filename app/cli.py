@@ -1,4 +1,4 @@
-"""Command line: `python -m app heal|approve|reject|watch|serve|demo`.
+"""Command line: `python -m app heal|approve|reject|watch|serve|rules|demo`.
 
 Exit codes of `heal` (`app.console`): 0 healed, 1 escalated or rejected (or waiting for approval),
 2 on error: bad arguments (refused by argparse before anything else happens), bad configuration,
@@ -20,7 +20,7 @@ from typing import Any
 from agents.config import Settings
 from agents.errors import ConfigError, HealerError, InvalidInput
 from agents.ids import check_incident_id, check_job_name, parse_run_id
-from app.console import EXIT_ERROR, EXIT_HEALED, announce, progress, say, summary
+from app.console import EXIT_ERROR, EXIT_HEALED, announce, catalog_table, progress, rule_text, say, summary
 from cde_client import CdeError
 
 MAX_PORT = 65535
@@ -104,6 +104,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(settings, host=args.host, port=args.port)
 
 
+def cmd_rules(args: argparse.Namespace) -> int:
+    from agents.remedies import CATALOG, rule_by_code
+
+    if args.code is None:
+        say(catalog_table(CATALOG))
+        return EXIT_HEALED
+    rule = rule_by_code(args.code)
+    if rule is None:
+        raise InvalidInput(f"no rule {args.code!r} in the catalog; `python -m app rules` lists them "
+                           f"({', '.join(r.code for r in CATALOG)})")
+    say(rule_text(rule))
+    return EXIT_HEALED
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from app.demo import run_demo
 
@@ -129,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=PORT, default=None)
     serve.set_defaults(func=cmd_serve)
+    rules = sub.add_parser("rules", help="list the remedy catalog, or explain one rule")
+    rules.add_argument("code", nargs="?", default=None, help="a rule's code, e.g. C101")
+    rules.set_defaults(func=cmd_rules)
     demo = sub.add_parser("demo", help="local CDE + tutorial scenario + healer + dashboard")
     # String defaults go through `type` too, so a bad DEMO_*_PORT is reported like a bad --port.
     demo.add_argument("--port", type=PORT, default=os.environ.get("DEMO_CDE_PORT", "8765"))

@@ -5,10 +5,13 @@ Exit codes: 0 healed, 1 escalated or rejected (or waiting for approval), 2 on er
 
 from __future__ import annotations
 
+import textwrap
 import time
+from collections.abc import Sequence
 
 from agents.config import Settings
 from agents.record import IncidentRecord
+from agents.remedies import Rule
 
 EXIT_HEALED, EXIT_NOT_HEALED, EXIT_ERROR = 0, 1, 2
 
@@ -61,3 +64,35 @@ def announce(settings: Settings) -> None:
     else:
         say("model: none configured: healing on deterministic rules alone "
             "(set LLM_ENDPOINT_BASE_URL, LLM_MODEL_ID and LLM_CDP_TOKEN to use one)")
+
+
+# --- the remedy catalog (`python -m app rules`) ------------------------------------------------
+
+
+def _fix_label(rule: Rule) -> str:
+    return rule.applicability or "diagnosis only"
+
+
+def catalog_table(rules: Sequence[Rule]) -> str:
+    """One line per rule: code, name, what its fix does, summary; in the order they are tried."""
+    name_width = max(len(r.name) for r in rules)
+    fix_width = max(len(_fix_label(r)) for r in rules)
+    lines = [f"{'code':<5} {'name':<{name_width}} {'fix':<{fix_width}} summary"]
+    lines += [f"{r.code:<5} {r.name:<{name_width}} {_fix_label(r):<{fix_width}} {r.summary}" for r in rules]
+    return "\n".join(lines)
+
+
+def rule_text(rule: Rule) -> str:
+    """Everything about one rule, for `python -m app rules CODE`."""
+    matches = [f"Spark error condition {c}*" for c in rule.conditions] + [f"log text {m!r}" for m in rule.markers]
+    fix = {"safe": "safe: a correct job's output is unchanged",
+           "changes-results": "changes results: the job will produce different data than the original intended",
+           }.get(rule.applicability or "", "none: the rule diagnoses; the model (or a person) decides")
+    return "\n".join([
+        f"{rule.code} {rule.name}: {rule.summary}",
+        "",
+        textwrap.fill(rule.explanation, width=100),
+        "",
+        "matches: " + "; ".join(matches),
+        f"fix: {fix}",
+    ])

@@ -49,6 +49,11 @@ _STATE_TONES = {
 }
 
 
+# Shown under a rule's fix whose applicability is "changes-results" (agents/remedies/registry.py).
+CHANGES_RESULTS_NOTE = ("⚠ **Changes results**: this fix makes the job produce different data than the original "
+                        "intended (e.g. malformed values become NULL). Review it before trusting the output.")
+
+
 # --- small helpers --------------------------------------------------------------------------
 
 
@@ -473,8 +478,10 @@ def reasoning_markdown(record: IncidentRecord | None) -> str:
                 parts.append("Evidence lines:\n\n" + md_code_block("\n".join(diagnosis.evidence), "text"))
         patch = attempt.patch
         if patch is not None:
-            text = f"**Patch** ({patch.kind}, by {patch.source})"
+            text = f"**Patch** ({patch.kind}, by {patch.source}" + (f", {patch.applicability}" if patch.applicability else "") + ")"
             parts.append(text + (f": {md_escape(patch.explanation)}" if patch.explanation else ""))
+            if patch.applicability == "changes-results":
+                parts.append(CHANGES_RESULTS_NOTE)
             changes = {**patch.spark_changes, **{f"conf {k}": v for k, v in patch.conf_changes.items()}}
             if changes:
                 parts.append("\n".join(f"- `{k}` → `{v}`" for k, v in changes.items()))

@@ -64,3 +64,22 @@ def test_an_incident_another_healer_holds_is_left_alone(tmp_path):
             in done.stderr
         assert "Traceback" not in done.stderr
     assert list((data_dir / "incidents").iterdir()) == []  # nothing was opened
+
+
+def test_rules_lists_the_catalog_and_explains_one_rule(tmp_path):
+    from agents.remedies import CATALOG
+
+    listed = run_app(["rules"], tmp_path / "healer")
+    assert listed.returncode == 0, listed.stderr
+    rows = listed.stdout.splitlines()[1:]
+    assert [row.split()[0] for row in rows] == [rule.code for rule in CATALOG]  # in the order they are tried
+    for rule, row in zip(CATALOG, rows, strict=True):
+        assert rule.name in row and rule.summary in row and (rule.applicability or "diagnosis only") in row
+    fixer = next(rule for rule in CATALOG if rule.applicability)
+    explained = run_app(["rules", fixer.code.lower()], tmp_path / "healer")
+    assert explained.returncode == 0, explained.stderr
+    assert explained.stdout.startswith(f"{fixer.code} {fixer.name}: {fixer.summary}")
+    assert f"fix: {fixer.applicability}" in explained.stdout.replace("changes results", "changes-results")
+    unknown = run_app(["rules", "Z999"], tmp_path / "healer")
+    assert unknown.returncode == 2 and "no rule 'Z999' in the catalog" in unknown.stderr
+    assert "Traceback" not in unknown.stderr

@@ -289,3 +289,15 @@ def test_time_helpers():
     assert views.short_time("2026-03-04T05:06:07.123456Z") == "2026-03-04 05:06:07 UTC"
     assert views.short_time("2026-03-04T05:06:07Z", zone=False) == "2026-03-04 05:06:07"
     assert views.short_time(None) == "—"
+
+
+def test_a_rule_fix_shows_its_applicability_and_a_fix_that_changes_results_is_flagged(stored):
+    record = stored["sql-select-fail"]
+    attempt = record.attempts[-1]
+    safe = attempt.model_copy(update={"patch": attempt.patch.model_copy(update={"source": "rule", "applicability": "safe"})})
+    text = views.reasoning_markdown(record.model_copy(update={"attempts": [safe]}))
+    assert "**Patch** (code, by rule, safe)" in text and "Changes results" not in text
+    changing = attempt.model_copy(update={"patch": attempt.patch.model_copy(
+        update={"source": "rule", "applicability": "changes-results"})})
+    text = views.reasoning_markdown(record.model_copy(update={"attempts": [changing]}))
+    assert "**Patch** (code, by rule, changes-results)" in text and views.CHANGES_RESULTS_NOTE in text
