@@ -131,6 +131,11 @@ class Settings:
         "HEAL_LOOKBACK_H", 24.0, minimum=0.01, help="hours: the monitor considers failed runs that ended within them")
     max_new_incidents_per_cycle: int = setting(
         "HEAL_MAX_NEW_PER_CYCLE", 10, minimum=1, help="incidents opened per monitor cycle")
+    max_reruns: int = setting(
+        "HEAL_MAX_RERUNS", 2, minimum=0, help="re-runs of a job unchanged (transient failures) per incident")
+    rerun_backoff_s: float = setting(
+        "HEAL_RERUN_BACKOFF_S", 30.0, minimum=0,
+        help="seconds before the second re-run, doubled for each later one (the first starts at once)")
     deterministic_fixes: bool = setting(
         "HEAL_DETERMINISTIC_FIXES", True, help="apply a rule's fix without asking the model")
     dashboard_host: str = setting(

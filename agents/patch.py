@@ -83,6 +83,11 @@ def _rule_diagnosis(diagnosis: Diagnosis, found: Diagnosis | None) -> Diagnosis 
 
 def _judge(proposal: Patch, base_code: str, base_spark: dict[str, Any], earlier: list[Patch], deps: Deps,
            verdicts: list, rejections: list[str]) -> Patch | None:
+    reruns = sum(1 for p in earlier if p.kind == "rerun")
+    if proposal.kind == "rerun" and reruns >= deps.settings.max_reruns:
+        rejections.append(f"{proposal.source} patch rejected: the job was already re-run {reruns} times "
+                          f"unchanged (HEAL_MAX_RERUNS={deps.settings.max_reruns})")
+        return None
     results = check_patch(base_code, proposal, previous=earlier, job_spark=base_spark,
                           max_changed_share=deps.settings.max_changed_share)
     verdicts.extend(results)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import re
+import time
 from typing import Any, Literal
 
 from langgraph.types import Command
@@ -25,6 +26,7 @@ from cde_client import CdeClient, Conflict, NotFound
 
 SERVER_FIELDS = ("created", "modified", "lastUsed", "lastRun", "latestRun")
 MAX_FIX_NUMBER = 999  # names <job>-fix-1 .. -999
+MAX_BACKOFF_S = 600.0  # the longest wait before a re-run, however many came before
 
 
 def next_fix_name(client: CdeClient, job: str, taken: set[str]) -> str:
@@ -101,8 +103,17 @@ def redeploy(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Li
         _ensure_same_job(client, name, spec)
     deps.records.save(record)
     crash_point(deps, "redeploy.job_created")
+    if attempt.fix_run_id is None and attempt.patch.kind == "rerun":
+        time.sleep(rerun_backoff_s(record, attempt.number, deps.settings.rerun_backoff_s))
     attempt.fix_run_id = start_run(client, name, fix_request_id(record.incident_id, attempt.number, name))
     return Command(goto="verify", update={"base_spark": new_spark})
+
+
+def rerun_backoff_s(record: IncidentRecord, attempt: int, base_s: float) -> float:
+    """Seconds to wait before this attempt's re-run: none for the first re-run of the incident, then
+    `base_s` doubled for each one after it (1×, 2×, 4×, ...), at most MAX_BACKOFF_S."""
+    earlier = sum(1 for a in record.attempts if a.number < attempt and a.patch and a.patch.kind == "rerun")
+    return 0.0 if earlier == 0 else min(base_s * 2 ** (earlier - 1), MAX_BACKOFF_S)
 
 
 def _resource_of(state: HealState, record: IncidentRecord) -> str | None:

@@ -224,6 +224,8 @@ def _not_a_no_op(original: str, patch: Patch, job_spark: Mapping[str, Any] | Non
 
 def _not_a_repeat(patch: Patch, previous: Sequence[Patch]) -> GuardVerdict:
     rule = "not-a-repeat"
+    if patch.kind == "rerun":  # repeating is what a re-run does; the healer limits them (HEAL_MAX_RERUNS)
+        return _ok(rule, "re-runs are limited by the healer, not here")
     key = _patch_key(patch)
     for number, earlier in enumerate(previous, start=1):
         if _patch_key(earlier) == key:

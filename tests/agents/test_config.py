@@ -33,7 +33,8 @@ CONTRACT = {
     "HEAL_EVIDENCE_TOKEN_BUDGET": "evidence_token_budget", "HEAL_POLL_INTERVAL_S": "poll_interval_s",
     "HEAL_RUN_TIMEOUT_S": "run_timeout_s", "CDE_HTTP_TIMEOUT_S": "http_timeout_s", "HEAL_RUN_POLL_S": "run_poll_s",
     "HEAL_LOOKBACK_H": "lookback_h", "HEAL_MAX_NEW_PER_CYCLE": "max_new_incidents_per_cycle",
-    "HEAL_DETERMINISTIC_FIXES": "deterministic_fixes", "HEAL_AUTO_APPLY": "auto_apply", "HEALER_CRASH_AFTER": "crash_after",
+    "HEAL_DETERMINISTIC_FIXES": "deterministic_fixes", "HEAL_AUTO_APPLY": "auto_apply", "HEAL_MAX_RERUNS": "max_reruns",
+    "HEAL_RERUN_BACKOFF_S": "rerun_backoff_s", "HEALER_CRASH_AFTER": "crash_after",
     "DASHBOARD_HOST": "dashboard_host", "DASHBOARD_PORT": "dashboard_port", "DASHBOARD_USER": "dashboard_user",
     "DASHBOARD_PASSWORD": "dashboard_password",
 }
