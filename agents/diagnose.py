@@ -17,6 +17,7 @@ from agents.budget import code_window, room_for_code
 from agents.errors import LLMError
 from agents.record import Diagnosis, Evidence, IncidentRecord
 from agents.remedies import diagnose_by_rules
+from agents.remedies.conditions import category_of
 from agents.stage import current_attempt, current_evidence
 from agents.state import Deps, HealState
 
@@ -31,12 +32,14 @@ def diagnose(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Li
     found = diagnose_by_rules(evidence, code, spark)
     attempt.rule_finding = found
     if found is not None and found.category in UNFIXABLE:  # our code decides, whatever a model would say
-        attempt.diagnosis = found
+        attempt.diagnosis = _with_condition(found, evidence)
         return _escalate(f"not healable by a code or configuration change ({found.category}): {found.root_cause}")
 
     if deps.llm is None:
         if found is None:
-            reason = ("no deterministic rule matches this failure and no model is configured "
+            named = (f" (Spark condition {evidence.error_class}, category "
+                     f"{category_of(evidence.error_class, evidence.exception or '')})" if evidence.error_class else "")
+            reason = (f"no deterministic rule matches this failure{named} and no model is configured "
                       "(set LLM_ENDPOINT_BASE_URL to let a model diagnose it)")
             if not evidence.distilled.strip():
                 reason = "the run left no driver log to diagnose, and no model is configured"
@@ -47,7 +50,7 @@ def diagnose(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Li
             diagnosis = ask_model(state, deps, record, evidence, found)
         except LLMError as exc:
             return _escalate(f"the model could not diagnose the failure: {exc}")
-    attempt.diagnosis = diagnosis
+    attempt.diagnosis = _with_condition(diagnosis, evidence)
     if diagnosis.category in UNFIXABLE:
         return _escalate(f"not healable by a code or configuration change ({diagnosis.category}): "
                          f"{diagnosis.root_cause}")
@@ -79,6 +82,13 @@ def ask_model(state: HealState, deps: Deps, record: IncidentRecord, evidence: Ev
     record.llm_calls.extend(calls)
     diagnosis = answer.to_diagnosis()
     diagnosis.rule = found.rule if found else None
+    return diagnosis
+
+
+def _with_condition(diagnosis: Diagnosis, evidence: Evidence) -> Diagnosis:
+    """The diagnosis naming Spark's error condition and its category: our code's, whoever diagnosed."""
+    diagnosis.condition = evidence.error_class
+    diagnosis.condition_category = category_of(evidence.error_class, evidence.exception or "")
     return diagnosis
 
 

@@ -90,6 +90,10 @@ class Diagnosis(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0)
     source: Literal["rule", "model"] = "model"
     rule: str | None = None
+    # Spark's error condition the evidence names, and its category by Spark's SQLSTATE class and our
+    # overrides (agents/remedies/conditions.py): set by our code for every diagnosis, rule's or model's
+    condition: str | None = None
+    condition_category: Category | None = None
 
 
 class GuardVerdict(BaseModel):

@@ -470,9 +470,11 @@ def reasoning_markdown(record: IncidentRecord | None) -> str:
         diagnosis = attempt.diagnosis
         if diagnosis is not None:
             by = f"rule `{diagnosis.rule}`" if diagnosis.source == "rule" and diagnosis.rule else diagnosis.source
+            spark = (f"; Spark condition `{md_escape(diagnosis.condition)}` ({diagnosis.condition_category})"
+                     if diagnosis.condition else "")
             parts.append(
                 f"**Diagnosis** ({by}): category **{diagnosis.category}**, confidence "
-                f"**{_confidence(diagnosis.confidence)}**\n\n{md_escape(diagnosis.root_cause)}"
+                f"**{_confidence(diagnosis.confidence)}**{spark}\n\n{md_escape(diagnosis.root_cause)}"
             )
             if diagnosis.evidence:
                 parts.append("Evidence lines:\n\n" + md_code_block("\n".join(diagnosis.evidence), "text"))

@@ -60,7 +60,11 @@ def test_a_foreign_job_with_the_fix_name_escalates_the_incident(local_cde_manual
     cde = local_cde_manual
     client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
     job, run_id, data_dir = _killed_after_naming_the_fix(cde, client, tmp_path)
-    fix_job = _record(data_dir, job, run_id)["attempts"][0]["fix_job"]
+    first = _record(data_dir, job, run_id)["attempts"][0]
+    fix_job = first["fix_job"]
+    assert first["diagnosis"]["rule"] == "unresolved-column"  # a rule's diagnosis names Spark's condition too
+    assert (first["diagnosis"]["condition"], first["diagnosis"]["condition_category"]) == (
+        "UNRESOLVED_COLUMN.WITH_SUGGESTION", "code")
     assert fix_job == f"{job}-fix-1"
     assert fix_job not in {j.name for j in client.list_jobs()}  # named, not yet created
 

@@ -100,6 +100,9 @@ def test_no_secret_reaches_the_model_and_the_fix_keeps_the_jobs_credential(local
         cluster.join(timeout=5)
 
     assert record.state == "healed", record.reason
+    diagnosis = record.attempts[0].diagnosis  # the model's, naming Spark's condition by our code
+    assert diagnosis.source == "model" and (diagnosis.condition, diagnosis.condition_category) == (
+        "UNRESOLVED_COLUMN.WITH_SUGGESTION", "code")
     sent = [json.dumps(r.body) for r in scripted_llm.requests]
     assert len(sent) == 2
     for secret in SECRETS:
