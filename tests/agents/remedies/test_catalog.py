@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ast
 import difflib
 import re
-import textwrap
 
 import pytest
 
@@ -13,7 +11,6 @@ from agents.distill import distill
 from agents.guard import accepted, check_patch
 from agents.record import Diagnosis, Evidence
 from agents.remedies import CATALOG, MARKERS, diagnose_by_rules, fix_by_rules, rule_by_code
-from agents.remedies.columns import best_suggestion, replace_column, suggestion_score
 from agents.remedies.registry import Rule
 from tests.fixtures.agents import SparkLog, load_spark_log
 
@@ -28,106 +25,6 @@ def _changed_lines(old: str, new: str) -> list[str]:
         for line in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
         if line[:1] in "+-" and not line.startswith(("+++", "---"))
     ]
-
-
-# --- unresolved column -------------------------------------------------------------------------
-
-
-def test_unresolved_column_fix_replaces_customer_id_with_account_id() -> None:
-    log = load_spark_log("unresolved_column")
-    evidence = _evidence(log)
-    spark = {"file": "unresolved_column.py", "driverMemory": "1g"}
-    diagnosis = diagnose_by_rules(evidence, log.code, spark)
-    assert diagnosis is not None
-    assert (diagnosis.rule, diagnosis.category, diagnosis.source) == ("unresolved-column", "code", "rule")
-    assert diagnosis.confidence >= 0.75
-    assert "account_id" in diagnosis.root_cause
-    assert diagnosis.evidence and all(line in evidence.key_lines + [evidence.exception] for line in diagnosis.evidence)
-
-    patch = fix_by_rules(diagnosis, evidence, log.code, spark)
-    assert patch is not None and patch.kind == "code" and patch.source == "rule" and patch.code
-    ast.parse(patch.code)
-    assert _changed_lines(log.code, patch.code) == [
-        '-report = spark.sql("SELECT customer_id, balance FROM accounts WHERE balance > 50")',
-        '+report = spark.sql("SELECT account_id, balance FROM accounts WHERE balance > 50")',
-    ]
-    assert accepted(check_patch(log.code, patch))
-
-
-def test_unresolved_column_in_dataframe_code_keeps_other_names() -> None:
-    log = load_spark_log("unresolved_column_df")
-    evidence = _evidence(log)
-    diagnosis = diagnose_by_rules(evidence, log.code)
-    assert diagnosis is not None and diagnosis.rule == "unresolved-column"
-    patch = fix_by_rules(diagnosis, evidence, log.code)
-    assert patch is not None and patch.code is not None
-    changed = _changed_lines(log.code, patch.code)
-    assert changed == [
-        '-    return df.groupBy("order_date").agg(F.sum(F.col("qty")).alias("total_qty"))',
-        '+    return df.groupBy("order_date").agg(F.sum(F.col("quantity")).alias("total_qty"))',
-    ]
-
-
-def test_replace_column_touches_column_references_only() -> None:
-    code = textwrap.dedent(
-        '''\
-        from pyspark.sql import functions as F
-
-        customer_id = 3  # customer_id is a Python variable here
-        df = spark.table("accounts")
-        out = df.select(F.col("customer_id"), df.customer_id, "customer_id_hash", df["customer_id"])
-        out = out.filter(f"customer_id > {customer_id}")
-        '''
-    )
-    result = replace_column(code, "customer_id", "account_id")
-    assert result is not None
-    new, count = result
-    assert count == 4
-    assert 'customer_id = 3  # customer_id is a Python variable here' in new
-    assert 'F.col("account_id"), df.account_id, "customer_id_hash", df["account_id"]' in new
-    assert 'f"account_id > {customer_id}"' in new
-
-
-def test_replace_column_stays_in_the_failing_statement() -> None:
-    code = textwrap.dedent(
-        '''\
-        customers = spark.sql("SELECT customer_id, name FROM customers")
-        report = spark.sql(
-            "SELECT customer_id, balance "
-            "FROM accounts"
-        )
-        '''
-    )
-    new, count = replace_column(code, "customer_id", "account_id", near_line=2) or ("", 0)
-    assert count == 1
-    assert 'SELECT customer_id, name FROM customers' in new
-    assert '"SELECT account_id, balance "' in new
-    # Without a line (or a line whose statement has no reference) every reference is replaced.
-    assert replace_column(code, "customer_id", "account_id")[1] == 2  # type: ignore[index]
-    assert replace_column(code, "nothing_like_it", "x") is None
-
-
-def test_suggestion_scores_pick_the_renamed_column() -> None:
-    assert suggestion_score("customer_id", "account_id") > suggestion_score("customer_id", "account_name")
-    assert best_suggestion("customer_id", ["account_id", "balance", "account_name"]) == ("account_id", pytest.approx(0.44, abs=0.01))
-    assert best_suggestion("qty", ["quantity", "order_id"])[0] == "quantity"  # type: ignore[index]
-    assert best_suggestion("amt", ["a.amount"])[0] == "amount"  # type: ignore[index]
-    # Nothing close, or two equally close: leave it to the model.
-    assert best_suggestion("zebra", ["account_id", "balance"]) is None
-    assert best_suggestion("amount", ["amount_usd", "amount_eur"]) is None
-
-
-def test_unresolved_column_without_close_suggestion_is_diagnosed_but_not_fixed() -> None:
-    evidence = Evidence(
-        error_class="UNRESOLVED_COLUMN.WITH_SUGGESTION",
-        message_parameters={"objectName": "`zebra`"},
-        suggestions=["account_id", "balance"],
-        exception="AnalysisException: [UNRESOLVED_COLUMN.WITH_SUGGESTION] ... `zebra` ...",
-    )
-    code = 'spark.sql("SELECT zebra FROM accounts")\n'
-    diagnosis = diagnose_by_rules(evidence, code)
-    assert diagnosis is not None and diagnosis.rule == "unresolved-column" and diagnosis.confidence < 0.75
-    assert fix_by_rules(diagnosis, evidence, code) is None
 
 
 # --- configuration -------------------------------------------------------------------------------
@@ -235,7 +132,7 @@ def test_missing_table_the_job_writes_itself_is_not_missing_input() -> None:
     assert diagnosis is None or diagnosis.rule != "missing-input"
 
 
-@pytest.mark.parametrize("name", ["divide_by_zero", "cast_invalid_input", "ambiguous_reference", "python_keyerror", "udf_null"])
+@pytest.mark.parametrize("name", ["python_keyerror"])
 def test_failures_without_a_rule_are_left_to_the_model(name: str) -> None:
     log = load_spark_log(name)
     assert diagnose_by_rules(_evidence(log), log.code) is None
@@ -276,3 +173,10 @@ def test_a_rule_fix_carries_its_applicability() -> None:
     assert found is not None and found.rule == "driver-out-of-memory"
     patch = fix_by_rules(found, _evidence(log), log.code, {})
     assert patch is not None and patch.applicability == "safe"
+
+
+def test_a_union_by_name_missing_a_column_reaches_the_union_rule_not_the_column_rule() -> None:
+    """UNRESOLVED_COLUMN_AMONG_FIELD_NAMES starts like UNRESOLVED_COLUMN: the prefixes keep them apart."""
+    log = load_spark_log("grouping_union_by_name")
+    found = diagnose_by_rules(_evidence(log), log.code)
+    assert found is not None and found.rule == "union-by-name", found
