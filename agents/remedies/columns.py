@@ -22,6 +22,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from sqlglot import exp
 
 from agents.record import Diagnosis, Evidence, Patch
+from agents.remedies.literals import LiteralText, Piece, string_text
 from agents.remedies.registry import Rule, finding, lines_with, spark_file, unquote
 
 MIN_SUGGESTION_SCORE = 0.3  # below this, no suggestion is close enough to apply without a model
@@ -77,66 +78,6 @@ def best_suggestion(name: str, suggestions: list[str]) -> tuple[str, float] | No
     if len(scored) > 1 and score - scored[1][0] < MIN_SUGGESTION_MARGIN:
         return None
     return best.rsplit(".", 1)[-1], score
-
-
-# --- string literals as text ---------------------------------------------------------------------
-
-Piece = cst.SimpleString | cst.FormattedStringText
-
-
-@dataclass
-class _Text:
-    """The text of a (possibly concatenated or formatted) string literal, with where each part came
-    from: f-string expressions become placeholder identifiers, escapes become spaces of the same
-    length, so offsets in ``text`` map back to the source of each piece."""
-
-    text: str
-    pieces: list[tuple[Piece, int, int, int]]  # (node, start in text, end in text, start in node.value)
-    placeholders: dict[str, cst.BaseExpression] = field(default_factory=dict)
-
-
-def _blank_escapes(raw: str, is_raw: bool, is_format: bool) -> str:
-    out = raw if is_raw else re.sub(r"\\.", lambda m: " " * len(m.group(0)), raw, flags=re.S)
-    return out.replace("{{", "  ").replace("}}", "  ") if is_format else out
-
-
-def _string_text(node: cst.BaseExpression) -> _Text | None:
-    """The literal text of a string expression, or None when ``node`` is not a string literal."""
-    parts: list[cst.BaseExpression] = []
-
-    def flatten(n: cst.BaseExpression) -> bool:
-        if isinstance(n, cst.ConcatenatedString):
-            return flatten(n.left) and flatten(n.right)
-        if isinstance(n, (cst.SimpleString, cst.FormattedString)):
-            parts.append(n)
-            return True
-        return False
-
-    if not flatten(node):
-        return None
-    text, pieces, holders = "", [], {}
-    for part in parts:
-        if isinstance(part, cst.SimpleString):
-            prefix = part.prefix.lower()
-            if "b" in prefix:
-                return None
-            offset = len(part.prefix) + len(part.quote)
-            body = _blank_escapes(part.raw_value, "r" in prefix, False)
-            pieces.append((part, len(text), len(text) + len(body), offset))
-            text += body
-            continue
-        assert isinstance(part, cst.FormattedString)
-        prefix = part.start.lower().rstrip("'\"")
-        for sub in part.parts:
-            if isinstance(sub, cst.FormattedStringText):
-                body = _blank_escapes(sub.value, "r" in prefix, True)
-                pieces.append((sub, len(text), len(text) + len(body), 0))
-                text += body
-            elif isinstance(sub, cst.FormattedStringExpression):
-                holder = f"__healer_{len(holders)}__"
-                holders[holder] = sub.expression
-                text += holder
-    return _Text(text, pieces, holders)
 
 
 @dataclass
@@ -328,7 +269,7 @@ class _Model(cst.CSTVisitor):
         is_function = (receiver is None and method in self.imports.functions) or (
             isinstance(receiver, cst.Name) and receiver.value in self.imports.functions_modules)
         if method in _TABLE_METHODS and args:
-            text = _string_text(args[0])
+            text = string_text(args[0])
             if text is not None and not text.placeholders:
                 self.current.keys.add(f"table:{text.text.strip().lower()}")
         if method in _SQL_STATEMENT_METHODS and args and not is_function:
@@ -363,7 +304,7 @@ class _Model(cst.CSTVisitor):
                 self._string_reference(string)
 
     def _names_column(self, node: cst.BaseExpression) -> bool:
-        text = _string_text(node)
+        text = string_text(node)
         return text is not None and text.text.lower() == self.column.lower()
 
     def _string_reference(self, node: cst.BaseExpression) -> None:
@@ -374,7 +315,7 @@ class _Model(cst.CSTVisitor):
 
     def _sql(self, node: cst.BaseExpression) -> None:
         assert self.current is not None
-        text = _string_text(node)
+        text = string_text(node)
         tree = _parse_sql(text.text) if text is not None else None
         if text is None or tree is None:
             return
@@ -709,7 +650,7 @@ def _frame_side(node: cst.BaseExpression, name: str) -> tuple[str, bool] | None:
         return node.value.value, True
     if isinstance(node, cst.Subscript) and isinstance(node.value, cst.Name) and len(node.slice) == 1:
         index = node.slice[0].slice
-        text = _string_text(index.value) if isinstance(index, cst.Index) else None
+        text = string_text(index.value) if isinstance(index, cst.Index) else None
         if text is not None and text.text == name:
             return node.value.value, False
     return None
@@ -725,7 +666,7 @@ def _join_side(call: cst.Call, name: str) -> tuple[str, bool] | None:
     left, right = receiver.value, args[0].value
     on = _keyword(call, "on") or (args[1] if len(args) > 1 else None)
     how_node = _keyword(call, "how") or (args[2] if len(args) > 2 else None)
-    how_text = _string_text(how_node) if how_node is not None else None
+    how_text = string_text(how_node) if how_node is not None else None
     if how_node is not None and (how_text is None or how_text.placeholders):
         return None
     side = _side_for(how_text.text if how_text is not None else "inner")
@@ -789,7 +730,7 @@ class _DataFrameQualifier(cst.CSTVisitor):
                 self._collect(arg.value, side, direct=method in _COLUMN_METHODS)
 
     def _collect(self, node: cst.BaseExpression, side: tuple[str, bool], *, direct: bool) -> None:
-        text = _string_text(node) if isinstance(node, cst.SimpleString) else None
+        text = string_text(node) if isinstance(node, cst.SimpleString) else None
         if direct and text is not None and text.text == self.name:
             self.found.append((node, *side))
             return
@@ -798,7 +739,7 @@ class _DataFrameQualifier(cst.CSTVisitor):
             is_function = (receiver is None and method in self.imports.functions) or (
                 isinstance(receiver, cst.Name) and receiver.value in self.imports.functions_modules)
             if is_function and method in ("col", "column") and len(node.args) == 1:
-                inner = _string_text(node.args[0].value)
+                inner = string_text(node.args[0].value)
                 if inner is not None and inner.text == self.name:
                     self.found.append((node, *side))
                     return
@@ -820,7 +761,7 @@ def _qualified(frame: str, name: str, attribute: bool) -> cst.BaseExpression:
                          slice=[cst.SubscriptElement(slice=cst.Index(value=cst.SimpleString(f'"{name}"')))])
 
 
-def _sql_inserts_by_piece(text: _Text, inserts: list[tuple[int, str]]) -> dict[int, tuple[Piece, list[tuple[int, str]]]]:
+def _sql_inserts_by_piece(text: LiteralText, inserts: list[tuple[int, str]]) -> dict[int, tuple[Piece, list[tuple[int, str]]]]:
     by_piece: dict[int, tuple[Piece, list[tuple[int, str]]]] = {}
     for offset, insert in inserts:
         for piece, a, b, start in text.pieces:
@@ -856,7 +797,7 @@ def qualify_ambiguous(code: str, name: str, qualifiers: list[str], *, near_line:
         args = _positional(call)
         if method not in _SQL_STATEMENT_METHODS or not args:
             continue
-        text = _string_text(args[0])
+        text = string_text(args[0])
         tree = _parse_sql(text.text) if text is not None else None
         if text is None or tree is None:
             continue
