@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import ast
-import difflib
 import glob
 import json
 import re
@@ -19,7 +18,7 @@ from agents.guard import accepted, check_patch
 from agents.record import Evidence, Patch
 from agents.remedies import diagnose_by_rules, fix_by_rules
 from agents.remedies.ansi import _TRY_NAME, infer_pattern, parses, replacement_for
-from tests.fixtures.agents import load_spark_log
+from tests.fixtures.agents import changed_lines, load_spark_log
 
 # Message lines as Spark 4.3 prints them (from the captured logs in tests/data/logs).
 DIVIDE = ("pyspark.errors.exceptions.captured.ArithmeticException: [DIVIDE_BY_ZERO] Division by zero. Use "
@@ -46,10 +45,6 @@ def _evidence_df(exception: str, function: str, line: int, file: str = "job.py")
                  f"    43| \"{function}\" was called from\n    44| /app/mount/{file}:{line}\n")
     return Evidence(error_class=error_class, exception=exception, key_lines=[exception], distilled=distilled)
 
-
-def _changed(old: str, new: str) -> list[str]:
-    return [line for line in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
-            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
 
 
 def _heal(evidence: Evidence, code: str, rule: str = "try-function") -> Patch | None:
@@ -94,7 +89,7 @@ def test_real_logs_are_healed_where_spark_points(name: str, changed: list[str]) 
     assert evidence.error_class and evidence.error_class in diagnosis.root_cause
     patch = fix_by_rules(diagnosis, evidence, log.code, {"file": f"{name}.py"})
     assert patch is not None and patch.code is not None and patch.applicability == "changes-results"
-    assert _changed(log.code, patch.code) == changed
+    assert changed_lines(log.code, patch.code) == changed
     assert accepted(check_patch(log.code, patch, job_spark={}))
 
 
@@ -153,7 +148,7 @@ def test_sql_multiline_fstring_changes_only_the_division_spark_points_at() -> No
     # Spark's position is in the SQL it ran: line 4 of the literal's text, column 12 ("spend").
     patch = _heal(_evidence_sql(DIVIDE, 4, 12), code)
     assert patch is not None and patch.code is not None
-    assert _changed(code, patch.code) == [
+    assert changed_lines(code, patch.code) == [
         "-           spend / clicks AS cost_per_click",
         "+           try_divide(spend, clicks) AS cost_per_click",
     ]
@@ -171,7 +166,7 @@ def test_sql_position_not_in_the_literal_changes_every_instance_of_the_one_state
         ''')
     patch = _heal(_evidence_sql(CAST, 3, 99), code)
     assert patch is not None and patch.code is not None
-    assert _changed(code, patch.code) == [
+    assert changed_lines(code, patch.code) == [
         '-typed = spark.sql("SELECT CAST(qty AS INT) AS qty, "',
         '-                  "cast(price as decimal(10,2)) AS price FROM raw")',
         '+typed = spark.sql("SELECT TRY_CAST(qty AS INT) AS qty, "',
@@ -187,7 +182,7 @@ def test_sql_ambiguous_statement_is_diagnosed_without_a_fix() -> None:
     assert _heal(_evidence_sql(DIVIDE, 7, 1), code) is None  # the position matches neither statement
     patch = _heal(_evidence_sql(DIVIDE, 1, 8), code)  # it matches the first: x / y
     assert patch is not None and patch.code is not None
-    assert _changed(code, patch.code) == ['-a = spark.sql("SELECT x / y AS r FROM t1")',
+    assert changed_lines(code, patch.code) == ['-a = spark.sql("SELECT x / y AS r FROM t1")',
                                           '+a = spark.sql("SELECT try_divide(x, y) AS r FROM t1")']
 
 
@@ -223,7 +218,7 @@ def test_dataframe_division_without_functions_module_imports_it() -> None:
         ''')
     patch = _heal(_evidence_df(DIVIDE, "__truediv__", 6), code)
     assert patch is not None and patch.code is not None
-    assert _changed(code, patch.code) == [
+    assert changed_lines(code, patch.code) == [
         "+from pyspark.sql import functions as F",
         '-out = df.withColumn("rate", df["conversions"] / df["sessions"])  # may be 0 sessions',
         '+out = df.withColumn("rate", F.try_divide(df["conversions"], df["sessions"]))  # may be 0 sessions',
@@ -248,7 +243,7 @@ def test_dataframe_with_imported_functions_adds_the_try_function_to_that_import(
         ''')
     patch = _heal(_evidence_df(DIVIDE, "__truediv__", 7), code)
     assert patch is not None and patch.code is not None
-    assert _changed(code, patch.code) == [
+    assert changed_lines(code, patch.code) == [
         "-from pyspark.sql.functions import col, lit",
         "+from pyspark.sql.functions import col, lit, try_divide",
         '-        (col("a") / col("b")).alias("r1"),',
@@ -268,7 +263,7 @@ def test_dataframe_function_becomes_its_try_form() -> None:
         ''')
     patch = _heal(_evidence_df(exception, "element_at", 4), code)
     assert patch is not None and patch.code is not None
-    assert _changed(code, patch.code) == [
+    assert changed_lines(code, patch.code) == [
         '-fifth = orders.select(sf.element_at("items", 5).alias("fifth"))',
         '+fifth = orders.select(sf.try_element_at("items", 5).alias("fifth"))',
     ]
@@ -310,7 +305,7 @@ def test_timestamp_pattern_in_a_module_constant_and_in_sql() -> None:
     evidence = Evidence(error_class="CANNOT_PARSE_TIMESTAMP", exception=TIMESTAMP.format(value="25/12/2024 10:00"))
     patch = _heal(evidence, code, "timestamp-pattern")
     assert patch is not None and patch.code is not None
-    assert _changed(code, patch.code) == ['-EVENT_FORMAT = "MM/dd/yyyy HH:mm"  # the devices\' format',
+    assert changed_lines(code, patch.code) == ['-EVENT_FORMAT = "MM/dd/yyyy HH:mm"  # the devices\' format',
                                           '+EVENT_FORMAT = "dd/MM/yyyy HH:mm"  # the devices\' format']
 
     sql = textwrap.dedent('''\
@@ -322,7 +317,7 @@ def test_timestamp_pattern_in_a_module_constant_and_in_sql() -> None:
     evidence = _evidence_sql(TIMESTAMP.format(value="2024/03/05 10:00"), 3, 12)
     patch = _heal(evidence, sql, "timestamp-pattern")
     assert patch is not None and patch.code is not None
-    assert _changed(sql, patch.code) == ["-           to_timestamp(seen, 'yyyy-MM-dd HH:mm') AS seen",
+    assert changed_lines(sql, patch.code) == ["-           to_timestamp(seen, 'yyyy-MM-dd HH:mm') AS seen",
                                          "+           to_timestamp(seen, 'yyyy/MM/dd HH:mm') AS seen"]
 
 
@@ -339,7 +334,7 @@ def test_timestamp_without_a_close_pattern_falls_back_to_the_try_form() -> None:
     evidence = _evidence_df(TIMESTAMP.format(value="yesterday"), "to_timestamp", 6)
     patch = _heal(evidence, code, "timestamp-pattern")
     assert patch is not None and patch.code is not None
-    assert _changed(code, patch.code) == [
+    assert changed_lines(code, patch.code) == [
         "-from pyspark.sql.functions import to_timestamp",
         "+from pyspark.sql.functions import to_timestamp, try_to_timestamp",
         '-events = raw.select(to_timestamp("ts", "MM/dd/yyyy").alias("ts"))',
@@ -364,7 +359,7 @@ def test_the_same_divisor_in_the_failing_statement_is_changed_with_it() -> None:
         ''')
     patch = _heal(_evidence_df(DIVIDE, "__truediv__", 7), code)
     assert patch is not None and patch.code is not None
-    assert _changed(code, patch.code) == [
+    assert changed_lines(code, patch.code) == [
         '-    (F.col("conversions") / F.col("sessions")).alias("conversion_rate"),',
         '-    (F.col("spend") / F.col("sessions")).alias("cost_per_session"),',
         '+    F.try_divide(F.col("conversions"), F.col("sessions")).alias("conversion_rate"),',
@@ -384,7 +379,7 @@ def test_the_same_divisor_in_the_failing_statement_is_changed_with_it() -> None:
         ''')
     patch = _heal(_evidence_sql(DIVIDE, 3, 12), sql)
     assert patch is not None and patch.code is not None
-    assert _changed(sql, patch.code) == [
+    assert changed_lines(sql, patch.code) == [
         "-           conversions / sessions AS conversion_rate,",
         "-           spend / sessions AS cost_per_session,",
         "+           try_divide(conversions, sessions) AS conversion_rate,",

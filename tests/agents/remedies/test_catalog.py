@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 
 import pytest
@@ -12,27 +11,14 @@ from agents.guard import accepted, check_patch
 from agents.record import Diagnosis, Evidence
 from agents.remedies import CATALOG, MARKERS, diagnose_by_rules, fix_by_rules, rule_by_code
 from agents.remedies.registry import Rule
-from tests.fixtures.agents import SparkLog, load_spark_log
-
-
-def _evidence(log: SparkLog) -> Evidence:
-    return distill(log.stdout, log.stderr, app_file_name=log.app_file_name)
-
-
-def _changed_lines(old: str, new: str) -> list[str]:
-    return [
-        line
-        for line in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
-        if line[:1] in "+-" and not line.startswith(("+++", "---"))
-    ]
-
+from tests.fixtures.agents import evidence_of, load_spark_log
 
 # --- configuration -------------------------------------------------------------------------------
 
 
 def test_max_result_size_raises_the_limit_and_driver_memory() -> None:
     log = load_spark_log("max_result_size")
-    evidence = _evidence(log)
+    evidence = evidence_of(log)
     diagnosis = diagnose_by_rules(evidence, log.code)
     assert diagnosis is not None and (diagnosis.rule, diagnosis.category) == ("max-result-size", "config")
     spark = {"driverMemory": "1g"}
@@ -59,7 +45,7 @@ def test_max_result_size_raises_the_limit_and_driver_memory() -> None:
 @pytest.mark.parametrize(("current", "doubled"), [(None, "2g"), ("1g", "2g"), ("768m", "1536m"), ("12g", "16g")])
 def test_driver_out_of_memory_doubles_driver_memory(current: str | None, doubled: str) -> None:
     log = load_spark_log("driver_oom")
-    evidence = _evidence(log)
+    evidence = evidence_of(log)
     diagnosis = diagnose_by_rules(evidence, log.code)
     assert diagnosis is not None and (diagnosis.rule, diagnosis.category) == ("driver-out-of-memory", "config")
     spark = {"driverMemory": current} if current else {}
@@ -70,7 +56,7 @@ def test_driver_out_of_memory_doubles_driver_memory(current: str | None, doubled
 
 def test_driver_memory_at_the_cap_has_no_fix() -> None:
     log = load_spark_log("driver_oom")
-    evidence = _evidence(log)
+    evidence = evidence_of(log)
     diagnosis = diagnose_by_rules(evidence, log.code)
     assert diagnosis is not None
     assert fix_by_rules(diagnosis, evidence, log.code, {"driverMemory": "16g"}) is None
@@ -117,7 +103,7 @@ def test_transient_signatures_get_a_rerun(line: str) -> None:
 @pytest.mark.parametrize("name", ["path_not_found", "table_not_found"])
 def test_missing_input_is_data_and_has_no_patch(name: str) -> None:
     log = load_spark_log(name)
-    evidence = _evidence(log)
+    evidence = evidence_of(log)
     diagnosis = diagnose_by_rules(evidence, log.code)
     assert diagnosis is not None
     assert (diagnosis.rule, diagnosis.category, diagnosis.source) == ("missing-input", "data", "rule")
@@ -128,24 +114,24 @@ def test_missing_input_is_data_and_has_no_patch(name: str) -> None:
 def test_missing_table_the_job_writes_itself_is_not_missing_input() -> None:
     log = load_spark_log("table_not_found")
     code = log.code + 'report.write.saveAsTable("sales_raw")\n'
-    diagnosis = diagnose_by_rules(_evidence(log), code)
+    diagnosis = diagnose_by_rules(evidence_of(log), code)
     assert diagnosis is None or diagnosis.rule != "missing-input"
 
 
 @pytest.mark.parametrize("name", ["python_keyerror"])
 def test_failures_without_a_rule_are_left_to_the_model(name: str) -> None:
     log = load_spark_log(name)
-    assert diagnose_by_rules(_evidence(log), log.code) is None
+    assert diagnose_by_rules(evidence_of(log), log.code) is None
 
 
 def test_fix_needs_a_rule_diagnosis() -> None:
     log = load_spark_log("driver_oom")
     model_diagnosis = Diagnosis(category="config", root_cause="OOM", confidence=0.9, source="model")
-    assert fix_by_rules(model_diagnosis, _evidence(log), log.code, {}) is None
+    assert fix_by_rules(model_diagnosis, evidence_of(log), log.code, {}) is None
     named = model_diagnosis.model_copy(update={"rule": "driver-out-of-memory"})  # a model naming a rule
-    assert fix_by_rules(named, _evidence(log), log.code, {}) is None
+    assert fix_by_rules(named, evidence_of(log), log.code, {}) is None
     as_rule = model_diagnosis.model_copy(update={"rule": "driver-out-of-memory", "source": "rule"})
-    assert fix_by_rules(as_rule, _evidence(log), log.code, {}).spark_changes == {"driverMemory": "2g"}
+    assert fix_by_rules(as_rule, evidence_of(log), log.code, {}).spark_changes == {"driverMemory": "2g"}
 
 
 def test_the_catalog_is_one_registry_with_unique_codes_and_documented_rules() -> None:
@@ -169,14 +155,14 @@ def test_a_rule_must_match_something_and_a_fix_needs_its_applicability() -> None
 
 def test_a_rule_fix_carries_its_applicability() -> None:
     log = load_spark_log("driver_oom")
-    found = diagnose_by_rules(_evidence(log), log.code)
+    found = diagnose_by_rules(evidence_of(log), log.code)
     assert found is not None and found.rule == "driver-out-of-memory"
-    patch = fix_by_rules(found, _evidence(log), log.code, {})
+    patch = fix_by_rules(found, evidence_of(log), log.code, {})
     assert patch is not None and patch.applicability == "safe"
 
 
 def test_a_union_by_name_missing_a_column_reaches_the_union_rule_not_the_column_rule() -> None:
     """UNRESOLVED_COLUMN_AMONG_FIELD_NAMES starts like UNRESOLVED_COLUMN: the prefixes keep them apart."""
     log = load_spark_log("grouping_union_by_name")
-    found = diagnose_by_rules(_evidence(log), log.code)
+    found = diagnose_by_rules(evidence_of(log), log.code)
     assert found is not None and found.rule == "union-by-name", found

@@ -7,29 +7,15 @@ reuse a real log's evidence with the failing line of the shape under test.
 from __future__ import annotations
 
 import ast
-import difflib
 import textwrap
 
 import pytest
 
-from agents.distill import distill
 from agents.guard import accepted, check_patch
 from agents.record import Evidence
 from agents.remedies import diagnose_by_rules, fix_by_rules
 from agents.remedies.columns import best_suggestion, qualify_ambiguous, replace_column, suggestion_score
-from tests.fixtures.agents import SparkLog, load_spark_log
-
-
-def _evidence(log: SparkLog) -> Evidence:
-    return distill(log.stdout, log.stderr, app_file_name=log.app_file_name)
-
-
-def _changed_lines(old: str, new: str) -> list[str]:
-    return [
-        line
-        for line in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
-        if line[:1] in "+-" and not line.startswith(("+++", "---"))
-    ]
+from tests.fixtures.agents import changed_lines, evidence_of, load_spark_log
 
 
 def _line_of(code: str, text: str) -> int:
@@ -39,7 +25,7 @@ def _line_of(code: str, text: str) -> int:
 def _heal(log_name: str, code: str, failing: str) -> tuple[str, str]:
     """The rule's patched code (and its explanation) for ``code`` failing on the line containing
     ``failing``, with the evidence of the real log ``log_name``; the guard must accept it."""
-    evidence = _evidence(load_spark_log(log_name)).model_copy(
+    evidence = evidence_of(load_spark_log(log_name)).model_copy(
         update={"user_line": _line_of(code, failing), "user_frame": None})
     diagnosis = diagnose_by_rules(evidence, code)
     assert diagnosis is not None and diagnosis.source == "rule"
@@ -55,7 +41,7 @@ def _heal(log_name: str, code: str, failing: str) -> tuple[str, str]:
 
 def test_unresolved_column_fix_replaces_customer_id_with_account_id() -> None:
     log = load_spark_log("unresolved_column")
-    evidence = _evidence(log)
+    evidence = evidence_of(log)
     spark = {"file": "unresolved_column.py", "driverMemory": "1g"}
     diagnosis = diagnose_by_rules(evidence, log.code, spark)
     assert diagnosis is not None
@@ -67,7 +53,7 @@ def test_unresolved_column_fix_replaces_customer_id_with_account_id() -> None:
     patch = fix_by_rules(diagnosis, evidence, log.code, spark)
     assert patch is not None and patch.kind == "code" and patch.source == "rule" and patch.code
     ast.parse(patch.code)
-    assert _changed_lines(log.code, patch.code) == [
+    assert changed_lines(log.code, patch.code) == [
         '-report = spark.sql("SELECT customer_id, balance FROM accounts WHERE balance > 50")',
         '+report = spark.sql("SELECT account_id, balance FROM accounts WHERE balance > 50")',
     ]
@@ -76,12 +62,12 @@ def test_unresolved_column_fix_replaces_customer_id_with_account_id() -> None:
 
 def test_unresolved_column_in_dataframe_code_keeps_other_names() -> None:
     log = load_spark_log("unresolved_column_df")
-    evidence = _evidence(log)
+    evidence = evidence_of(log)
     diagnosis = diagnose_by_rules(evidence, log.code)
     assert diagnosis is not None and diagnosis.rule == "unresolved-column"
     patch = fix_by_rules(diagnosis, evidence, log.code)
     assert patch is not None and patch.code is not None
-    changed = _changed_lines(log.code, patch.code)
+    changed = changed_lines(log.code, patch.code)
     assert changed == [
         '-    return df.groupBy("order_date").agg(F.sum(F.col("qty")).alias("total_qty"))',
         '+    return df.groupBy("order_date").agg(F.sum(F.col("quantity")).alias("total_qty"))',
@@ -178,7 +164,7 @@ DATAFRAME_JOB = textwrap.dedent(
 def test_every_reference_along_a_dataframe_dataflow_changes() -> None:
     # The real log's failure (qty renamed to quantity upstream), here failing on the groupBy line.
     new, explanation = _heal("unresolved_column_df", DATAFRAME_JOB, 'by_day = orders.groupBy("order_date", "qty")')
-    assert _changed_lines(DATAFRAME_JOB, new) == [
+    assert changed_lines(DATAFRAME_JOB, new) == [
         '-by_day = orders.groupBy("order_date", "qty").agg(F.sum("amount").alias("total"))',
         '-joined = by_day.join(targets, on=["order_date", "qty"], how="left")',
         '-ranked = joined.withColumn("rank", F.rank().over(Window.partitionBy("qty").orderBy("total")))',
@@ -222,7 +208,7 @@ SQL_JOB = textwrap.dedent(
 
 def test_every_reference_in_multiline_fstring_sql_and_downstream_changes() -> None:
     new, explanation = _heal("unresolved_column", SQL_JOB, 'summary = spark.sql(f"""')
-    assert _changed_lines(SQL_JOB, new) == [
+    assert changed_lines(SQL_JOB, new) == [
         '-    SELECT customer_id,  -- customer_id: the buyer',
         '+    SELECT account_id,  -- customer_id: the buyer',
         "-    WHERE o.customer_id IS NOT NULL AND order_date >= '{start}'",
@@ -272,7 +258,7 @@ def test_no_fix_when_the_job_itself_makes_a_column_of_that_name(creation: str) -
         '''
     ).format(creation=creation)
     assert replace_column(code, "customer_id", "account_id", near_line=3) is None
-    evidence = _evidence(load_spark_log("unresolved_column")).model_copy(update={"user_line": 3, "user_frame": None})
+    evidence = evidence_of(load_spark_log("unresolved_column")).model_copy(update={"user_line": 3, "user_frame": None})
     diagnosis = diagnose_by_rules(evidence, code)
     assert diagnosis is not None and diagnosis.rule == "unresolved-column"
     assert fix_by_rules(diagnosis, evidence, code) is None  # a diagnosis for the model, no guess
@@ -301,14 +287,14 @@ def test_expression_strings_are_parsed_as_sql() -> None:
 
 def test_ambiguous_join_key_in_sql_is_qualified_by_the_left_side() -> None:
     log = load_spark_log("ambiguous_reference")
-    evidence = _evidence(log)
+    evidence = evidence_of(log)
     diagnosis = diagnose_by_rules(evidence, log.code)
     assert diagnosis is not None
     assert (diagnosis.rule, diagnosis.category, diagnosis.source) == ("ambiguous-column", "code", "rule")
     assert "a.account_id, o.account_id" in diagnosis.root_cause and diagnosis.evidence
     patch = fix_by_rules(diagnosis, evidence, log.code, {"file": "ambiguous_reference.py"})
     assert patch is not None and patch.code is not None and patch.applicability == "safe"
-    assert _changed_lines(log.code, patch.code) == [
+    assert changed_lines(log.code, patch.code) == [
         '-    "SELECT account_id, account_name, amount FROM accounts a JOIN orders o ON a.account_id = o.account_id"',
         '+    "SELECT a.account_id, account_name, amount FROM accounts a JOIN orders o ON a.account_id = o.account_id"',
     ]
@@ -317,12 +303,12 @@ def test_ambiguous_join_key_in_sql_is_qualified_by_the_left_side() -> None:
 
 def test_ambiguous_join_key_in_dataframe_join_is_qualified_by_the_kept_side() -> None:
     log = load_spark_log("columns_ambiguous_df")  # payments LEFT JOIN accounts, then groupBy("account_id")
-    evidence = _evidence(log)
+    evidence = evidence_of(log)
     diagnosis = diagnose_by_rules(evidence, log.code)
     assert diagnosis is not None and diagnosis.rule == "ambiguous-column"
     patch = fix_by_rules(diagnosis, evidence, log.code)
     assert patch is not None and patch.code is not None
-    assert _changed_lines(log.code, patch.code) == [
+    assert changed_lines(log.code, patch.code) == [
         '-    .groupBy("account_id", "account_name")',
         '+    .groupBy(payments.account_id, "account_name")',
     ]
@@ -344,11 +330,11 @@ SQL_RIGHT_JOIN = textwrap.dedent(
 
 
 def test_ambiguous_key_of_a_right_join_in_multiline_sql() -> None:
-    evidence = _evidence(load_spark_log("ambiguous_reference")).model_copy(update={
+    evidence = evidence_of(load_spark_log("ambiguous_reference")).model_copy(update={
         "message_parameters": {"name": "`sku`", "referenceNames": "`s`.`sku`, `p`.`sku`"},
         "user_line": 1, "user_frame": None})
     new, _ = _heal_with(evidence, SQL_RIGHT_JOIN)
-    assert _changed_lines(SQL_RIGHT_JOIN, new) == [
+    assert changed_lines(SQL_RIGHT_JOIN, new) == [
         '-    SELECT sku, -- the product',
         '+    SELECT p.sku, -- the product',
         '-    WHERE sku IS NOT NULL',
@@ -376,10 +362,10 @@ def test_ambiguous_key_selected_after_a_separate_dataframe_join() -> None:
         out = joined.groupBy("cust").agg(F.countDistinct(F.col("cust")).alias("n"), F.sum("amount"))
         '''
     )
-    evidence = _evidence(load_spark_log("columns_ambiguous_df")).model_copy(update={
+    evidence = evidence_of(load_spark_log("columns_ambiguous_df")).model_copy(update={
         "message_parameters": {"name": "`cust`", "referenceNames": "`cust`, `cust`"}, "user_line": 4})
     new, explanation = _heal_with(evidence, code)
-    assert _changed_lines(code, new) == [
+    assert changed_lines(code, new) == [
         '-out = joined.groupBy("cust").agg(F.countDistinct(F.col("cust")).alias("n"), F.sum("amount"))',
         '+out = joined.groupBy(orders["cust"]).agg(F.countDistinct(orders["cust"]).alias("n"), F.sum("amount"))',
     ]
@@ -403,7 +389,7 @@ def test_ambiguous_key_selected_after_a_separate_dataframe_join() -> None:
 def test_ambiguous_column_without_one_safe_side_is_diagnosed_but_not_fixed(
         code: str, parameters: tuple[str, str]) -> None:
     name, references = parameters
-    evidence = _evidence(load_spark_log("ambiguous_reference")).model_copy(update={
+    evidence = evidence_of(load_spark_log("ambiguous_reference")).model_copy(update={
         "message_parameters": {"name": f"`{name}`", "referenceNames": references}, "user_line": 1})
     diagnosis = diagnose_by_rules(evidence, code)
     assert diagnosis is not None and diagnosis.rule == "ambiguous-column"
@@ -430,7 +416,7 @@ def test_dataflow_through_a_function_and_its_caller() -> None:
     )
     new, count = replace_column(code, "cust", "customer", near_line=6) or ("", 0)
     assert count == 3
-    assert _changed_lines(code, new) == [
+    assert changed_lines(code, new) == [
         '-    return df.groupBy("cust").agg(F.sum("amt").alias("total"))',
         '+    return df.groupBy("customer").agg(F.sum("amt").alias("total"))',
         '-result = totals(spark.table("sales")).orderBy("cust", F.col("total").desc())',
@@ -450,7 +436,7 @@ def test_a_method_of_the_same_name_is_not_a_column() -> None:
 def test_two_close_suggestions_are_diagnosed_but_not_guessed() -> None:
     # Real log: user_id renamed to visitor_id; Spark also suggests event_id, scored nearly as close.
     log = load_spark_log("columns_unresolved_agg")
-    evidence = _evidence(log)
+    evidence = evidence_of(log)
     assert evidence.suggestions[:2] == ["event_id", "visitor_id"]
     diagnosis = diagnose_by_rules(evidence, log.code)
     assert diagnosis is not None and diagnosis.rule == "unresolved-column" and diagnosis.confidence < 0.75
@@ -458,7 +444,7 @@ def test_two_close_suggestions_are_diagnosed_but_not_guessed() -> None:
     # Given the column, the fixer finds the reference inside the aggregation.
     new, count = replace_column(log.code, "user_id", "visitor_id", near_line=evidence.user_line) or ("", 0)
     assert count == 1
-    assert _changed_lines(log.code, new) == [
+    assert changed_lines(log.code, new) == [
         '-        F.countDistinct("user_id").alias("active_users"),',
         '+        F.countDistinct("visitor_id").alias("active_users"),',
     ]

@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import ast
-import difflib
 import textwrap
 
 import pytest
 
-from agents.distill import distill
 from agents.guard import accepted, check_patch
 from agents.record import Diagnosis, Evidence, Patch
 from agents.remedies import diagnose_by_rules, fix_by_rules, rule_by_code
-from tests.fixtures.agents import SparkLog, load_spark_log
-
-
-def _evidence(log: SparkLog) -> Evidence:
-    return distill(log.stdout, log.stderr, app_file_name=log.app_file_name)
-
-
-def _changed_lines(old: str, new: str) -> list[str]:
-    return [
-        line
-        for line in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
-        if line[:1] in "+-" and not line.startswith(("+++", "---"))
-    ]
+from tests.fixtures.agents import changed_lines, evidence_of, load_spark_log
 
 
 def _healed(code: str, evidence: Evidence, rule: str, file: str = "app.py") -> tuple[Diagnosis, Patch]:
@@ -66,10 +52,10 @@ def _missing_aggregation(column: str, grouping: list[str] | None, outputs: list[
 
 def test_missing_aggregation_in_an_fstring_sql_adds_the_column_to_that_group_by() -> None:
     log = load_spark_log("grouping_missing_agg_sql")
-    evidence = _evidence(log)
+    evidence = evidence_of(log)
     diagnosis, patch = _healed(log.code, evidence, "missing-aggregation", log.app_file_name)
     assert diagnosis.confidence >= 0.9 and "`browser`" in diagnosis.root_cause
-    assert _changed_lines(log.code, patch.code or "") == [
+    assert changed_lines(log.code, patch.code or "") == [
         "-    GROUP BY s.site_name",
         "+    GROUP BY s.site_name, v.browser",
     ]
@@ -77,9 +63,9 @@ def test_missing_aggregation_in_an_fstring_sql_adds_the_column_to_that_group_by(
 
 def test_missing_aggregation_in_the_dataframe_api_moves_the_column_into_group_by() -> None:
     log = load_spark_log("grouping_missing_agg_df")
-    evidence = _evidence(log)
+    evidence = evidence_of(log)
     _, patch = _healed(log.code, evidence, "missing-aggregation", log.app_file_name)
-    assert _changed_lines(log.code, patch.code or "") == [
+    assert changed_lines(log.code, patch.code or "") == [
         '-    sales.groupBy("region")',
         '+    sales.groupBy("region", F.col("product_line"))',
         '-        F.col("product_line"),  # wanted per line as well',
@@ -100,7 +86,7 @@ def test_plain_sql_in_a_file_with_several_aggregations_picks_the_grouping_spark_
     # No traceback line: Spark's plan (Aggregate [store]) picks the second query.
     evidence = _missing_aggregation("region", ["store"])
     _, patch = _healed(code, evidence, "missing-aggregation")
-    assert _changed_lines(code, patch.code or "") == [
+    assert changed_lines(code, patch.code or "") == [
         '-by_store = spark.sql("SELECT store, region, SUM(amount) AS total FROM sales GROUP BY store")',
         '+by_store = spark.sql("SELECT store, region, SUM(amount) AS total FROM sales GROUP BY store, region")',
     ]
@@ -120,7 +106,7 @@ def test_sql_in_concatenated_strings_with_an_expression_over_the_column() -> Non
     )
     evidence = _missing_aggregation("region", ["store"], line=7)
     _, patch = _healed(code, evidence, "missing-aggregation")
-    assert _changed_lines(code, patch.code or "") == [
+    assert changed_lines(code, patch.code or "") == [
         '-    "GROUP BY store "',
         '+    "GROUP BY store, region "',
     ]
@@ -173,11 +159,11 @@ def test_a_grouping_other_than_the_plans_is_not_changed() -> None:
 
 def test_union_all_of_inputs_with_different_columns_becomes_union_by_name() -> None:
     log = load_spark_log("grouping_union")
-    evidence = _evidence(log)
+    evidence = evidence_of(log)
     assert evidence.error_class == "NUM_COLUMNS_MISMATCH"
     diagnosis, patch = _healed(log.code, evidence, "union-by-name", log.app_file_name)
     assert diagnosis.confidence >= 0.9
-    assert _changed_lines(log.code, patch.code or "") == [
+    assert changed_lines(log.code, patch.code or "") == [
         "-events = archive.unionAll(new)",
         "+events = archive.unionByName(new, allowMissingColumns=True)",
     ]
@@ -185,7 +171,7 @@ def test_union_all_of_inputs_with_different_columns_becomes_union_by_name() -> N
 
 def test_union_by_name_missing_a_column_gets_allow_missing_columns() -> None:
     log = load_spark_log("grouping_union_by_name")
-    evidence = _evidence(log)
+    evidence = evidence_of(log)
     assert evidence.error_class == "UNRESOLVED_COLUMN_AMONG_FIELD_NAMES"
     rule = rule_by_code("C112")
     assert rule is not None and rule.matches(evidence) and rule.fix is not None
@@ -193,7 +179,7 @@ def test_union_by_name_missing_a_column_gets_allow_missing_columns() -> None:
     assert diagnosis is not None and diagnosis.confidence >= 0.9
     patch = rule.fix(evidence, log.code, {}, {"spark": {"file": log.app_file_name}})
     assert patch is not None and patch.code is not None
-    assert _changed_lines(log.code, patch.code) == [
+    assert changed_lines(log.code, patch.code) == [
         "-events = new.unionByName(old)",
         "+events = new.unionByName(old, allowMissingColumns=True)",
     ]
@@ -229,7 +215,7 @@ def test_a_multi_line_chain_changes_only_the_union_of_the_failing_statement() ->
         '''
     )
     _, patch = _healed(code, _num_columns(2), "union-by-name")
-    assert _changed_lines(code, patch.code or "") == [
+    assert changed_lines(code, patch.code or "") == [
         "-    .union(mar)  # mar gained a column",
         "+    .unionByName(mar, allowMissingColumns=True)  # mar gained a column",
     ]
@@ -262,7 +248,7 @@ def test_quoted_names_and_fstring_placeholders_map_back_to_the_literal() -> None
         '''
     )
     _, patch = _healed(code, _missing_aggregation("region", ["store"], line=2), "missing-aggregation")
-    assert _changed_lines(code, patch.code or "")[1] == (
+    assert changed_lines(code, patch.code or "")[1] == (
         '+out = spark.sql(f"SELECT `store`, region, SUM(amount) FROM {table} GROUP BY `store`, region ORDER BY 1")')
 
 

@@ -5,27 +5,16 @@ and code shapes with evidence built from Python's own messages (each message bel
 from __future__ import annotations
 
 import ast
-import difflib
 import textwrap
 
 import pytest
 
-from agents.distill import distill
 from agents.guard import accepted, check_patch
 from agents.guard import vocabulary as vocab
 from agents.record import Evidence, Patch
 from agents.remedies import diagnose_by_rules, fix_by_rules
 from agents.remedies.python_names import IMPORTS, edit_distance, name_failure
-from tests.fixtures.agents import SparkLog, load_spark_log
-
-
-def _evidence(log: SparkLog) -> Evidence:
-    return distill(log.stdout, log.stderr, app_file_name=log.app_file_name)
-
-
-def _changed(old: str, new: str) -> list[str]:
-    return [line for line in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
-            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+from tests.fixtures.agents import changed_lines, evidence_of, load_spark_log
 
 
 def _error(message: str, line: int, function: str = "<module>", file: str = "job.py") -> Evidence:
@@ -79,11 +68,11 @@ def test_name_failure_reads_python_messages() -> None:
 
 def test_misspelt_variable_is_renamed_in_the_function_and_the_f_string() -> None:
     log = load_spark_log("python_names_misspelt")
-    evidence = _evidence(log)
+    evidence = evidence_of(log)
     assert evidence.user_line == 16
     patch = _heal(evidence, log.code, "python-name-suggestion", file="python_names_misspelt.py")
     # The same missing global, read twice: in the function that failed and in an f-string's SQL.
-    assert _changed(log.code, patch.code or "") == [
+    assert changed_lines(log.code, patch.code or "") == [
         '-    kept = df.where(F.col("quantity") >= minimum_quantiy)',
         '+    kept = df.where(F.col("quantity") >= minimum_quantity)',
         '-spark.sql(f"SELECT method, quantity FROM payments WHERE quantity >= {minimum_quantiy}").show()',
@@ -94,7 +83,7 @@ def test_misspelt_variable_is_renamed_in_the_function_and_the_f_string() -> None
 def test_ambiguous_suggestion_is_diagnosed_but_not_fixed() -> None:
     # Python suggests `agg` for `.avgg`, but `avg` is as close (and was meant): no safe answer.
     log = load_spark_log("python_names_attribute")
-    evidence = _evidence(log)
+    evidence = evidence_of(log)
     diagnosis = diagnose_by_rules(evidence, log.code)
     assert diagnosis is not None and diagnosis.rule == "python-name-suggestion"
     assert diagnosis.confidence < 0.75 and "`avg`" in diagnosis.root_cause
@@ -103,7 +92,7 @@ def test_ambiguous_suggestion_is_diagnosed_but_not_fixed() -> None:
 
 def test_key_error_is_not_a_name_rule() -> None:
     log = load_spark_log("python_keyerror")
-    assert name_failure(_evidence(log)) is None
+    assert name_failure(evidence_of(log)) is None
 
 
 # --- P101 on other code shapes ---------------------------------------------------------------------
@@ -125,7 +114,7 @@ def test_module_attribute_is_renamed_wherever_the_same_import_is_used() -> None:
         ''')
     message = "AttributeError: module 'pyspark.sql.functions' has no attribute 'to_dat'. Did you mean: 'to_date'?"
     patch = _heal(_error(message, 6), code, "python-name-suggestion")
-    assert _changed(code, patch.code or "") == [
+    assert changed_lines(code, patch.code or "") == [
         '-    events.withColumn("day", F.to_dat("event_ts"))  # the day of the event',
         '+    events.withColumn("day", F.to_date("event_ts"))  # the day of the event',
         '-late = events.where(F.to_dat("event_ts") > F.lit("2024-01-01"))',
@@ -146,7 +135,7 @@ def test_method_on_a_pyspark_object_in_a_chain() -> None:
     message = "AttributeError: 'DataFrameWriter' object has no attribute 'partitionby'. Did you mean: 'partitionBy'?"
     patch = _heal(_error(message, 4, "publish"), code, "python-name-suggestion")
     # Only the failing line: the other object's type is not known without running the code.
-    assert _changed(code, patch.code or "") == ['-        .partitionby("day")', '+        .partitionBy("day")']
+    assert changed_lines(code, patch.code or "") == ['-        .partitionby("day")', '+        .partitionBy("day")']
 
 
 def test_python_object_method_and_misspelt_module_alias() -> None:
@@ -158,7 +147,7 @@ def test_python_object_method_and_misspelt_module_alias() -> None:
     code = 'import json\n\nrows = [{"a": 1}]\nprint(jsn.dumps(rows))\n'
     patch = _heal(_error("NameError: name 'jsn' is not defined. Did you mean: 'json'?", 4), code,
                   "python-name-suggestion")
-    assert _changed(code, patch.code or "") == ["-print(jsn.dumps(rows))", "+print(json.dumps(rows))"]
+    assert changed_lines(code, patch.code or "") == ["-print(jsn.dumps(rows))", "+print(json.dumps(rows))"]
 
 
 def test_name_rename_keeps_other_bindings_of_the_same_spelling() -> None:
@@ -178,7 +167,7 @@ def test_name_rename_keeps_other_bindings_of_the_same_spelling() -> None:
     message = "NameError: name 'totl' is not defined. Did you mean: 'total'?"
     patch = _heal(_error(message, 3, "revenue"), code, "python-name-suggestion")
     # Only the read where `total` is visible; the other function's local and the module-level read stay.
-    assert _changed(code, patch.code or "") == ["-    return round(totl, 2)", "+    return round(total, 2)"]
+    assert changed_lines(code, patch.code or "") == ["-    return round(totl, 2)", "+    return round(total, 2)"]
 
 
 @pytest.mark.parametrize(("code", "message", "line"), [
@@ -217,9 +206,9 @@ def test_no_fix_without_the_failing_reference_in_the_application_file() -> None:
 
 def test_missing_function_import_joins_the_existing_from_import() -> None:
     log = load_spark_log("python_names_missing_import")
-    evidence = _evidence(log)
+    evidence = evidence_of(log)
     patch = _heal(evidence, log.code, "missing-import", file="python_names_missing_import.py")
-    assert _changed(log.code, patch.code or "") == [
+    assert changed_lines(log.code, patch.code or "") == [
         "-from pyspark.sql.functions import lit", "+from pyspark.sql.functions import lit, col"]
 
 
@@ -240,12 +229,12 @@ def test_functions_alias_in_the_files_import_style() -> None:
         stock.where(F.col("sku").isNotNull()).write.saveAsTable(sys.argv[1])
         ''')
     patch = _heal(_error("NameError: name 'F' is not defined", 9), code, "missing-import")
-    assert _changed(code, patch.code or "") == ["+import pyspark.sql.functions as F"]
+    assert changed_lines(code, patch.code or "") == ["+import pyspark.sql.functions as F"]
     assert patch.code.index("import pyspark.sql.functions as F") > patch.code.index("from pyspark.sql import SparkSession")
 
     plain = code.replace("import pyspark.sql.types as T\n", "from pyspark.sql import types as T\n")
     patch = _heal(_error("NameError: name 'F' is not defined", 9), plain, "missing-import")
-    assert _changed(plain, patch.code or "") == ["+from pyspark.sql import functions as F"]
+    assert changed_lines(plain, patch.code or "") == ["+from pyspark.sql import functions as F"]
 
 
 def test_missing_module_in_a_udf_goes_after_the_docstring_when_there_are_no_imports() -> None:
@@ -280,14 +269,14 @@ def test_missing_module_in_a_udf_goes_after_the_docstring_when_there_are_no_impo
 def test_datetime_as_module_or_class_follows_its_uses(uses: str, statement: str) -> None:
     code = "import sys\n\n" + uses
     patch = _heal(_error("NameError: name 'datetime' is not defined", 3), code, "missing-import")
-    assert _changed(code, patch.code or "") == [f"+{statement}"]
+    assert changed_lines(code, patch.code or "") == [f"+{statement}"]
 
 
 def test_missing_import_wins_over_a_suggestion_of_another_name() -> None:
     # Python suggests the local `f`, but the uses are members of pyspark.sql.functions.
     code = "from pyspark.sql import SparkSession\n\nf = open\ndf = spark.range(3).select(F.col('id'))\n"
     patch = _heal(_error("NameError: name 'F' is not defined. Did you mean: 'f'?", 4), code, "missing-import")
-    assert _changed(code, patch.code or "") == ["+from pyspark.sql import functions as F"]
+    assert changed_lines(code, patch.code or "") == ["+from pyspark.sql import functions as F"]
 
 
 @pytest.mark.parametrize(("code", "message"), [
@@ -335,7 +324,7 @@ def test_a_name_joins_a_parenthesised_import_one_name_a_line() -> None:
 def test_classes_are_imported_for_calls_attributes_and_annotations_only() -> None:
     code = "from pyspark.sql import SparkSession\n\n\ndef clean(df: DataFrame) -> DataFrame:\n    return df\n"
     patch = _heal(_error("NameError: name 'DataFrame' is not defined", 4), code, "missing-import")
-    assert _changed(code, patch.code or "") == ["-from pyspark.sql import SparkSession",
+    assert changed_lines(code, patch.code or "") == ["-from pyspark.sql import SparkSession",
                                                 "+from pyspark.sql import SparkSession, DataFrame"]
     # A bare `date` may be a variable the code forgot to set, not datetime.date.
     code = "import sys\n\nfor day in sys.argv[1:]:\n    print(date)\n"

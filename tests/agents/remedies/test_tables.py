@@ -8,19 +8,13 @@ same condition and message for a CTAS (checked on Spark 4.3 with the Hive/Derby 
 from __future__ import annotations
 
 import ast
-import difflib
 import textwrap
 
 from agents.distill import distill
 from agents.guard import accepted, check_patch
 from agents.record import Evidence
 from agents.remedies import diagnose_by_rules, fix_by_rules
-from tests.fixtures.agents import load_spark_log
-
-
-def _changed(old: str, new: str) -> list[str]:
-    return [line for line in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
-            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+from tests.fixtures.agents import changed_lines, load_spark_log
 
 
 def _evidence(app: str, line: int, source: str, table: str) -> Evidence:
@@ -56,7 +50,7 @@ def test_real_log_overwrites_only_the_failing_writer() -> None:
     log = load_spark_log("tables_exists_df")
     evidence = distill(log.stdout, log.stderr, app_file_name=log.app_file_name)
     new = _heal(evidence, log.code, log.app_file_name)
-    assert _changed(log.code, new) == [
+    assert changed_lines(log.code, new) == [
         '-totals.write.format("parquet").saveAsTable("region_totals")',
         '+totals.write.format("parquet").mode("overwrite").saveAsTable("region_totals")',
     ]
@@ -77,7 +71,7 @@ def test_error_mode_becomes_overwrite_and_the_table_is_a_variable() -> None:
             .saveAsTable(out))
         ''')
     evidence = _evidence("events.py", 11, ".saveAsTable(out))", "`spark_catalog`.`mart`.`kinds`")
-    assert _changed(code, _heal(evidence, code, "events.py")) == [
+    assert changed_lines(code, _heal(evidence, code, "events.py")) == [
         '-    .mode("errorifexists")  # fail loudly',
         '+    .mode("overwrite")  # fail loudly',
     ]
@@ -101,13 +95,13 @@ def test_sql_ctas_in_a_multiline_f_string_becomes_an_overwriting_write() -> None
         ''')
     evidence = _evidence("totals.py", 6, 'spark.sql(f"""', "`spark_catalog`.`mart`.`daily_totals`")
     new = _heal(evidence, code, "totals.py")  # the f-string's only value was the table: a plain string is left
-    assert _changed(code, new)[-1] == (
+    assert changed_lines(code, new)[-1] == (
         '+spark.sql("SELECT amount, day FROM raw.sales WHERE amount > 0").write.format("parquet")'
         '.partitionBy("day").mode("overwrite").saveAsTable(target)')
     assert 'spark.sql("SELECT * FROM mart.daily_totals").show()' in new
     with_value = code.replace("WHERE amount > 0", "WHERE amount > {minimum}").replace(
         'target = "mart.daily_totals"', 'target, minimum = "mart.daily_totals", 0')
-    assert _changed(with_value, _heal(evidence, with_value, "totals.py"))[-1] == (
+    assert changed_lines(with_value, _heal(evidence, with_value, "totals.py"))[-1] == (
         '+spark.sql(f"SELECT amount, day FROM raw.sales WHERE amount > {minimum}").write.format("parquet")'
         '.partitionBy("day").mode("overwrite").saveAsTable(target)')
 
@@ -129,11 +123,11 @@ def test_sql_ctas_found_by_the_table_name_and_views_replaced() -> None:
         ''')
     # The frame names the call of build(), not the statement: the table name finds it.
     evidence = _evidence("build.py", 12, "build(spark)", "`spark_catalog`.`default`.`top_customers`")
-    assert _changed(code, _heal(evidence, code, "build.py"))[-1] == (
+    assert changed_lines(code, _heal(evidence, code, "build.py"))[-1] == (
         '+    session.sql("SELECT customer_id, SUM(amount) AS total FROM sales GROUP BY customer_id")'
         '.write.mode("overwrite").saveAsTable("top_customers")')
     evidence = _evidence("build.py", 9, "session.sql(...)", "`spark_catalog`.`default`.`recent_sales`")
-    assert _changed(code, _heal(evidence, code, "build.py")) == [
+    assert changed_lines(code, _heal(evidence, code, "build.py")) == [
         '-    session.sql("CREATE VIEW recent_sales AS SELECT * FROM sales WHERE day > \'2024-01-01\'")',
         '+    session.sql("CREATE OR REPLACE VIEW recent_sales AS SELECT * FROM sales WHERE day > \'2024-01-01\'")',
     ]

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import ast
-import difflib
 import textwrap
 
 from agents.distill import distill
 from agents.guard import accepted, check_patch
 from agents.record import Evidence
 from agents.remedies import diagnose_by_rules, fix_by_rules
-from tests.fixtures.agents import load_spark_log
-
-
-def _changed(old: str, new: str) -> list[str]:
-    return [line for line in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
-            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+from tests.fixtures.agents import changed_lines, load_spark_log
 
 
 def _worker_failure(app: str, frames: list[tuple[int, str, str]], error: str) -> Evidence:
@@ -47,7 +41,7 @@ def test_decorated_udf_from_the_real_log_returns_none_for_none() -> None:
     log = load_spark_log("udf_null")
     evidence = distill(log.stdout, log.stderr, app_file_name=log.app_file_name)
     new = _heal(evidence, log.code, log.app_file_name)
-    assert _changed(log.code, new) == ["+    if name is None:", "+        return None"]
+    assert changed_lines(log.code, new) == ["+    if name is None:", "+        return None"]
     function = next(n for n in ast.parse(new).body if isinstance(n, ast.FunctionDef))
     function.decorator_list = []  # run the function itself, without Spark
     namespace: dict[str, object] = {}
@@ -74,7 +68,7 @@ def test_wrapped_udf_with_two_parameters_guards_only_the_one_subscripted() -> No
     evidence = _worker_failure("people.py", [(9, "initials", "return first[0] + last[0]")],
                                "TypeError: 'NoneType' object is not subscriptable")
     new = _heal(evidence, code, "people.py")
-    assert _changed(code, new) == ["+    if first is None or last is None:", "+        return None"]
+    assert changed_lines(code, new) == ["+    if first is None or last is None:", "+        return None"]
     assert new.index('"""First letters') < new.index("if first is None")  # after the docstring
     assert "# fails on NULL last names" in new
 
@@ -101,7 +95,7 @@ def test_registered_udf_failing_in_a_helper_guards_every_parameter() -> None:
                                                 (7, "clean", "return text.strip().lower()")],
                                "AttributeError: 'NoneType' object has no attribute 'strip'")
     new = _heal(evidence, code, "addresses.py")
-    assert _changed(code, new) == ["+    if city is None or country is None:", "+        return None"]
+    assert changed_lines(code, new) == ["+    if city is None or country is None:", "+        return None"]
 
 
 def test_attribute_error_guards_the_parameter_with_that_attribute() -> None:
@@ -115,7 +109,7 @@ def test_attribute_error_guards_the_parameter_with_that_attribute() -> None:
         ''')
     evidence = _worker_failure("labels.py", [(6, "label", "return code.upper() if fallback else code.lower()")],
                                "AttributeError: 'NoneType' object has no attribute 'upper'")
-    assert _changed(code, _heal(evidence, code, "labels.py")) == ["+    if code is None:", "+        return None"]
+    assert changed_lines(code, _heal(evidence, code, "labels.py")) == ["+    if code is None:", "+        return None"]
 
 
 def test_pandas_udf_and_other_errors_are_not_fixed() -> None:
