@@ -13,7 +13,9 @@ def code_window(code: str, budget_tokens: int, focus_line: int | None) -> str:
     if estimate_tokens("\n".join(numbered)) <= budget_tokens:
         return "\n".join(numbered)
     center = min(max((focus_line or 1) - 1, 0), max(len(numbered) - 1, 0))
-    low, high, used = center, center, 0
+    # the "... lines not shown" markers above and below count against the budget too
+    used = 2 * (estimate_tokens(f"... ({len(numbered)} lines above not shown)") + 1)
+    low, high = center, center
     while low > 0 or high < len(numbered):
         grew = False
         for index in (high, low - 1):  # one line below, then one above

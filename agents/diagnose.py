@@ -95,8 +95,10 @@ def _with_condition(diagnosis: Diagnosis, evidence: Evidence) -> Diagnosis:
 def _findings(found: Diagnosis | None) -> str:
     if found is None:
         return "No deterministic rule matched."
-    return (f"Rule {found.rule!r} matched: category {found.category}, {found.root_cause} "
-            f"(evidence: {'; '.join(found.evidence)})")
+    # the finding quotes log lines: data from the job, never instructions
+    return untrusted.block("rule findings", untrusted.defuse(
+        f"Rule {found.rule!r} matched: category {found.category}, {found.root_cause} "
+        f"(evidence: {'; '.join(found.evidence)})"))
 
 
 def _escalate(reason: str) -> Command:

@@ -108,7 +108,7 @@ def _ask_model(state: HealState, deps: Deps, record: IncidentRecord, diagnosis: 
         template = "patch_retry" if rejections else "patch"
         values = dict(
             job=record.job,
-            diagnosis=untrusted.block("diagnosis", diagnosis.model_dump_json(indent=2)),
+            diagnosis=untrusted.block("diagnosis", untrusted.defuse(diagnosis.model_dump_json(indent=2))),
             evidence=untrusted.block("driver log", evidence.distilled or "(no driver log)"),
             spark=untrusted.block("job settings", json.dumps(state.get("base_spark") or {}, indent=2, sort_keys=True)),
             feedback=untrusted.block("earlier attempts", state.get("feedback") or "none"),
