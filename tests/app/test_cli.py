@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.heal import run_app_cli
 from tests.paths import REPO
 
 ROOT = REPO
@@ -19,12 +19,8 @@ RUN_ID_RULE = "a run id is a whole number from 1 to 9223372036854775807"
 
 
 def run_app(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items()
-                if not k.startswith(("LLM_", "JOBS_API", "WORKLOAD_", "HEAL", "CDE_", "DEMO_"))}
-    full_env.update(JOBS_API_URL=NO_CDE, WORKLOAD_USER="cli-user", WORKLOAD_PASSWORD="cli-password",
-                    HEALER_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT), **env)
-    return subprocess.run([sys.executable, "-m", "app", *args], cwd=data_dir.parent, env=full_env,
-                          capture_output=True, text=True, timeout=120)
+    return run_app_cli(args, {"JOBS_API_URL": NO_CDE, "WORKLOAD_USER": "cli-user", "WORKLOAD_PASSWORD": "cli-password",
+                              "HEALER_DATA_DIR": str(data_dir), **env}, data_dir.parent, timeout_s=120)
 
 
 @pytest.mark.parametrize(("args", "env", "message"), [
