@@ -1,7 +1,8 @@
-"""The healing graph: monitor → log-fetch → diagnose → patch → (approval) → redeploy → verify.
+"""The healing graph: monitor → log-fetch → diagnose → patch → preflight → compare → (approval) →
+redeploy → verify.
 
-verify loops back to log-fetch on a failed fix run; escalate ends an incident our code cannot
-heal. Each node returns a `Command` naming where to go, so the routing reads from the signatures.
+preflight, compare and verify loop back to log-fetch on a failed attempt (a failed sandbox run, a
+failed data comparison, a failed fix run); escalate ends an incident our code cannot heal. Each node returns a `Command` naming where to go, so the routing reads from the signatures.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from langgraph.graph import START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from agents.approval import approval, escalate
+from agents.compare import compare
 from agents.diagnose import diagnose
 from agents.log_fetch import log_fetch
 from agents.monitor import monitor
 from agents.patch import patch
+from agents.preflight import preflight
 from agents.redeploy import redeploy
 from agents.stage import StageFn, as_node
 from agents.state import Deps, HealState
@@ -27,6 +30,8 @@ STAGES: tuple[tuple[str, StageFn, str | None], ...] = (
     ("log_fetch", log_fetch, "fetching"),
     ("diagnose", diagnose, "diagnosing"),
     ("patch", patch, "patching"),
+    ("preflight", preflight, "preflighting"),
+    ("compare", compare, "comparing"),
     ("approval", approval, None),
     ("redeploy", redeploy, "redeploying"),
     ("verify", verify, "verifying"),

@@ -14,6 +14,7 @@ from langgraph.types import Command
 from agents.distill import distill
 from agents.errors import UnsupportedJob
 from agents.record import IncidentRecord, OriginalJob
+from agents.sandbox.report import REPORT_MARKER
 from agents.stage import current_attempt
 from agents.state import Deps, HealState
 from cde_client import CdeClient, Job, NotFound
@@ -87,6 +88,14 @@ def read_logs(client: CdeClient, run_id: int) -> tuple[str, str, list[str]]:
     return logs[0], logs[1], types
 
 
+def without_sandbox_report(log: str) -> str:
+    """A pre-flight's log without the launcher's report line: our data, not the run's evidence (it
+    would spend the evidence budget, and carries values from the tables)."""
+    if REPORT_MARKER not in log:
+        return log
+    return "".join(line for line in log.splitlines(keepends=True) if not line.startswith(REPORT_MARKER))
+
+
 def log_fetch(state: HealState, deps: Deps, record: IncidentRecord) -> Command:
     client, settings = deps.client, deps.settings
     run_id = state["analyzed_run_id"]
@@ -109,6 +118,7 @@ def log_fetch(state: HealState, deps: Deps, record: IncidentRecord) -> Command:
     if state.get("base_code") is None:  # first attempt, or this stage re-run after a crash
         update.update(base_code=base_code, base_spark=dict(record.original.definition.get("spark") or {}))
     stdout, stderr, types = read_logs(client, run_id)
+    stdout = without_sandbox_report(stdout)
     evidence = distill(stdout, stderr, token_budget=settings.evidence_token_budget,
                        app_file_name=posixpath.basename(record.original.file_path or ""))
     evidence.log_types = types

@@ -1,7 +1,7 @@
 """monitor: find failed runs that have no incident yet, and open an incident for one.
 
-One list call per cycle covers every watched job. Runs of jobs the healer created (fix jobs,
-output checks) are never new incidents: their own incident verifies them.
+One list call per cycle covers every watched job. Runs of jobs the healer created (fix jobs, their
+pre-flights in the sandbox, output checks) are never new incidents: their own incident verifies them.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from langgraph.types import Command
 
 from agents.config import Settings
 from agents.errors import InvalidInput
+from agents.fixjobs import PREFLIGHT_SUFFIX
 from agents.record import FailedRun, IncidentRecord, RecordStore, incident_id
 from agents.state import Deps, HealState
 from agents.times import utc_stamp
 from cde_client import CdeClient, JobRun
 
-FIX_JOB_PATTERN = re.compile(r"-fix-\d+$")
+# `<job>-fix-<n>`, and its sandbox runs `<job>-fix-<n>-preflight`, `<job>-fix-<n>-check-preflight`
+FIX_JOB_PATTERN = re.compile(r"-fix-\d+(?:(?:-[\w.]+)*" + re.escape(PREFLIGHT_SUFFIX) + r")?$")
 
 
 def healer_owned(job: str, check_suffix: str) -> bool:
@@ -46,7 +48,9 @@ def find_new_failures(client: CdeClient, settings: Settings, records: RecordStor
 
 
 def _runs_started_by(record: IncidentRecord) -> list[int]:
-    return [rid for a in record.attempts for rid in (a.fix_run_id, a.check_run_id) if rid is not None]
+    runs = [(a.fix_run_id, a.check_run_id, a.production_stats_run_id) for a in record.attempts]
+    runs += [(a.preflight.run_id, a.preflight.check_run_id) for a in record.attempts if a.preflight]
+    return [rid for group in runs for rid in group if rid is not None]
 
 
 def open_incident(records: RecordStore, client: CdeClient, job: str, run_id: int, *,

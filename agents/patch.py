@@ -26,7 +26,7 @@ from agents.state import Deps, HealState
 from agents.tokens import estimate_tokens
 
 
-def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Literal["approval", "escalate"]]:
+def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Literal["preflight", "escalate"]]:
     attempt = current_attempt(record, state["attempt"])
     diagnosis = attempt.diagnosis
     assert diagnosis is not None, "patch runs after diagnose"
@@ -43,7 +43,7 @@ def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Liter
         proposal = fix_by_rules(ruled, evidence, base_code, state.get("base_spark") or {})
         if proposal is not None:
             accepted = _judge(proposal, base_code, state.get("base_spark") or {}, earlier, deps,
-                              attempt.guard, rejections)
+                              attempt.guard, rejections, diagnosis)
     if accepted is None and deps.llm is not None:
         try:
             accepted = _ask_model(state, deps, record, diagnosis, earlier, attempt.guard, rejections)
@@ -63,12 +63,12 @@ def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Liter
     if accepted.kind == "code":
         attempt.fixed_code = accepted.code
         attempt.diff = unified_diff(original.code or "", accepted.code or "", original.file_path or "app.py")
-        return Command(goto="approval", update={"fixed_code": accepted.code})
+        return Command(goto="preflight", update={"fixed_code": accepted.code})
     attempt.fixed_code = base_code
     new_spark = apply_spark_changes(state.get("base_spark") or {}, accepted)
     attempt.diff = (config_diff(original.definition.get("spark") or {}, new_spark)
                     if accepted.kind == "config" else "")
-    return Command(goto="approval", update={"fixed_code": base_code})
+    return Command(goto="preflight", update={"fixed_code": base_code})
 
 
 def _rule_diagnosis(diagnosis: Diagnosis, found: Diagnosis | None) -> Diagnosis | None:
@@ -82,14 +82,14 @@ def _rule_diagnosis(diagnosis: Diagnosis, found: Diagnosis | None) -> Diagnosis 
 
 
 def _judge(proposal: Patch, base_code: str, base_spark: dict[str, Any], earlier: list[Patch], deps: Deps,
-           verdicts: list, rejections: list[str]) -> Patch | None:
+           verdicts: list, rejections: list[str], diagnosis: Diagnosis) -> Patch | None:
     reruns = sum(1 for p in earlier if p.kind == "rerun")
     if proposal.kind == "rerun" and reruns >= deps.settings.max_reruns:
         rejections.append(f"{proposal.source} patch rejected: the job was already re-run {reruns} times "
                           f"unchanged (HEAL_MAX_RERUNS={deps.settings.max_reruns})")
         return None
     results = check_patch(base_code, proposal, previous=earlier, job_spark=base_spark,
-                          max_changed_share=deps.settings.max_changed_share)
+                          max_changed_share=deps.settings.max_changed_share, diagnosis=diagnosis)
     verdicts.extend(results)
     failed = [v for v in results if not v.ok]
     if failed:
@@ -131,7 +131,7 @@ def _ask_model(state: HealState, deps: Deps, record: IncidentRecord, diagnosis: 
             raise
         record.llm_calls.extend(calls)
         accepted = _judge(answer.to_patch(), base_code, state.get("base_spark") or {}, earlier, deps,
-                          verdicts, rejections)
+                          verdicts, rejections, diagnosis)
         if accepted is not None:
             return accepted
     return None

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from agents.files import private_dir
 from agents.redact import redact
+from agents.sandbox.report import SandboxReport
 from agents.times import utc_now
 
 IncidentState = Literal[
@@ -25,10 +26,12 @@ IncidentState = Literal[
     "fetching",  # log-fetch
     "diagnosing",
     "patching",
+    "preflighting",  # the fix runs in a sandbox: outputs redirected, nothing of production touched
+    "comparing",  # its outputs against the last good ones (and the user's check on them)
     "awaiting_approval",  # HEAL_MODE=approve: paused before redeploy
     "redeploying",
     "verifying",
-    "healed",  # fix run succeeded and the output check passed
+    "healed",  # fix run succeeded, its outputs compared as the last good ones, the user's check passed
     "escalated",  # our code decided a human must look (attempts used up, unfixable, model down)
     "rejected",  # a human rejected the proposed fix
     "error",  # the healer itself failed (bad input, CDE unreachable); the reason says why
@@ -113,6 +116,33 @@ class Patch(BaseModel):
     applicability: Literal["safe", "changes-results"] | None = None
 
 
+class ComparisonRow(BaseModel):
+    """One line of a data comparison: an output's metric, last good against observed, and its verdict."""
+
+    output: str  # the production name (table or path)
+    metric: str  # written | rows | schema | nulls | constant | distinct | check
+    column: str = ""
+    last_good: str = ""
+    observed: str = ""
+    ok: bool
+    note: str = ""  # why it failed, in words the next prompt and the escalation reuse
+
+
+class Preflight(BaseModel):
+    """The fix's run in a sandbox before it may touch production (agents/preflight.py)."""
+
+    job: str
+    database: str = ""
+    sample: str = "none"
+    run_id: int | None = None
+    status: str | None = None
+    duration_s: float | None = None  # the run's time, start to end, as CDE reports it
+    report: SandboxReport | None = None  # what the launcher wrote and measured
+    check_job: str | None = None  # the user's check, run against the sandboxed outputs
+    check_run_id: int | None = None
+    check_passed: bool | None = None
+
+
 class Attempt(BaseModel):
     number: int
     evidence: Evidence | None = None  # the failure this attempt answers (after attempt 1: the last fix run's)
@@ -126,9 +156,14 @@ class Attempt(BaseModel):
     fix_job: str | None = None
     fix_run_id: int | None = None
     fix_run_status: str | None = None
+    preflight: Preflight | None = None
+    comparison: list[ComparisonRow] = Field(default_factory=list)  # the pre-flight's outputs against the last good
+    comparison_passed: bool | None = None
     check_job: str | None = None
     check_run_id: int | None = None
     check_passed: bool | None = None
+    production_stats_run_id: int | None = None  # the launcher measuring the real outputs after the fix run
+    production_comparison: list[ComparisonRow] = Field(default_factory=list)
     verdict: str = ""  # healed | failed-again | check-failed | ...
     fix_log_excerpt: str = ""
 

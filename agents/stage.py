@@ -15,7 +15,7 @@ import copy
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langgraph.errors import GraphInterrupt
 from langgraph.types import Command
@@ -24,6 +24,9 @@ from agents.errors import EndIncident, InvalidInput
 from agents.record import Attempt, Evidence, IncidentRecord, Patch, StageTiming
 from agents.state import Deps, HealState
 from agents.times import utc_now
+
+if TYPE_CHECKING:
+    from agents.config import Settings
 
 CRASH_EXIT_CODE = 75
 StageFn = Callable[[HealState, Deps, IncidentRecord], Any]
@@ -93,6 +96,25 @@ def current_evidence(state: HealState, record: IncidentRecord) -> Evidence:
     """The failure the current attempt answers: the last fix run's, else the original run's."""
     attempt = current_attempt(record, state["attempt"])
     return attempt.evidence or record.evidence or Evidence()
+
+
+def next_attempt(state: HealState, settings: Settings, attempt: Attempt, *, analyzed_run: int, feedback: str,
+                 base_spark: dict[str, Any] | None = None) -> Command:
+    """After a failed attempt: the next one, reading `analyzed_run`'s logs and told `feedback`, or,
+    when `max_attempts` are used up, escalation with the last attempt's verdict as the reason."""
+    if attempt.number >= settings.max_attempts:
+        return Command(goto="escalate", update={
+            "reason": f"{settings.max_attempts} attempts used up; the last one: {attempt.verdict}"})
+    update: dict[str, Any] = {
+        "attempt": attempt.number + 1,
+        "analyzed_run_id": analyzed_run,
+        "feedback": feedback,
+        # the next patch starts from the code last tried (the checkpoint's copy; the record's is redacted)
+        "base_code": state.get("fixed_code") if state.get("fixed_code") is not None else state.get("base_code"),
+    }
+    if base_spark is not None:
+        update["base_spark"] = base_spark
+    return Command(goto="log_fetch", update=update)
 
 
 def apply_spark_changes(spark: dict[str, Any], patch: Patch) -> dict[str, Any]:

@@ -114,6 +114,8 @@ PANELS: tuple[Panel, ...] = (
     Panel("fixed_code", lambda p: views.fixed_code(p.record), "code", gr.Code, {
         "language": "python", "label": "Fixed code", "interactive": False, "lines": 14, "max_lines": 28,
         "elem_id": "hd-fixed-code"}),
+    Panel("comparison", lambda p: views.comparison_html(p.record), "comparison",
+          gr.HTML, {"elem_id": "hd-comparison"}),
     Panel("log_excerpt", lambda p: views.log_excerpt_html(p.record), "log",
           gr.HTML, {"elem_id": "hd-log"}),
     Panel("full_log", lambda p: views.full_log_html(p.record), "log-folded",
@@ -299,6 +301,9 @@ def build_dashboard(service: DashboardService, poll_seconds: float = POLL_SECOND
 
         with gr.Row(equal_height=True):
             place("code")
+
+        _section("Data comparison (the fix's outputs against the last good ones)")
+        place("comparison")
 
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=320):

@@ -32,6 +32,8 @@ _STATE_LABELS = {
     "fetching": "fetching logs",
     "diagnosing": "diagnosing",
     "patching": "patching",
+    "preflighting": "pre-flight in a sandbox",
+    "comparing": "comparing outputs",
     "awaiting_approval": "awaiting approval",
     "redeploying": "redeploying",
     "verifying": "verifying",
@@ -238,8 +240,10 @@ def original_card(record: IncidentRecord) -> JobCard:
 
 def fixed_card(record: IncidentRecord) -> JobCard:
     attempt = record.latest_attempt
-    if attempt is None or not attempt.fix_job:
+    if attempt is None or not attempt.fix_job or (attempt.fix_run_id is None and record.state != "redeploying"):
         pending = {
+            "preflighting": "pre-flight in a sandbox",
+            "comparing": "comparing outputs",
             "awaiting_approval": "awaiting approval",
             "escalated": "no fix deployed",
             "rejected": "fix rejected",
@@ -272,6 +276,36 @@ def fixed_card(record: IncidentRecord) -> JobCard:
         last=verdict,
         tone=tone,
     )
+
+
+NO_COMPARISON = "No data comparison yet: the outputs of a fix are compared after its pre-flight in a sandbox."
+
+
+def comparison_html(record: IncidentRecord | None) -> str:
+    """The latest compared attempt's data comparison: output, metric, last good, observed, verdict;
+    the pre-flight's rows, then the production run's."""
+    attempt = next((a for a in reversed(record.attempts) if a.comparison), None) if record else None
+    if attempt is None:
+        return f'<div class="hd-comparison hd-empty">{_esc(NO_COMPARISON)}</div>'
+    preflight = attempt.preflight
+    caption = (f"Attempt {attempt.number}: pre-flight {preflight.job} run {preflight.run_id} "
+               f"({preflight.status or '—'}, {format_seconds(preflight.duration_s)}"
+               f"{', inputs sampled ' + preflight.sample if preflight.sample != 'none' else ''}) into "
+               f"{preflight.database}" if preflight else f"Attempt {attempt.number}")
+    body = []
+    for label, rows in (("pre-flight", attempt.comparison), ("production", attempt.production_comparison)):
+        for row in rows:
+            verdict = "✓" if row.ok else "✗"
+            body.append(
+                f'<tr class="{"hd-ok" if row.ok else "hd-bad"}" title="{_esc(row.note)}"><td>{_esc(label)}</td>'
+                f"<td>{_esc(row.output)}</td><td>{_esc(row.metric + (' ' + row.column if row.column else ''))}</td>"
+                f"<td>{_esc(row.last_good)}</td><td>{_esc(row.observed)}</td><td>{verdict}</td></tr>")
+    failed = [r.note for r in attempt.comparison + attempt.production_comparison if not r.ok and r.note]
+    notes = "".join(f"<li>{_esc(n)}</li>" for n in failed)
+    return (f'<div class="hd-comparison"><div class="hd-comparison-caption">{_esc(caption)}</div>'
+            "<table><thead><tr><th>Run</th><th>Output</th><th>Metric</th><th>Last good</th><th>Observed</th>"
+            f"<th>Verdict</th></tr></thead><tbody>{''.join(body)}</tbody></table>"
+            + (f'<ul class="hd-comparison-notes">{notes}</ul>' if notes else "") + "</div>")
 
 
 def card_html(card: JobCard | None, title: str = "") -> str:

@@ -1,5 +1,5 @@
 """`python -m bench heal [--scenarios a,b,...] [--out DIR] [--model scripted|env|none] [--cde local|env]
-[--keep-data DIR] [--run-timeout S]` and `python -m bench guard` (the patch guard's probe).
+[--keep-data DIR] [--run-timeout S] [--deceptive]` and `python -m bench guard` (the patch guard's probe).
 
 Prints the table (stdout; progress goes to stderr) and writes it as JSON and Markdown under --out.
 Exit status: 0 when the table was produced (whatever the outcomes), 2 for bad input or
@@ -38,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="keep the local CDE's and the healers' data in DIR (default: a temporary directory)")
     heal.add_argument("--run-timeout", type=float, default=RUN_TIMEOUT_S, metavar="S",
                       help=f"seconds any one Spark run may take ({RUN_TIMEOUT_S:.0f})")
+    heal.add_argument("--deceptive", action="store_true",
+                      help="replay the known-wrong fixes of bench/deceptive (one row each, scripted model): "
+                           "none may be called healed")
     commands.add_parser("guard", help="unsafe and ordinary patches through the patch guard")
     args = parser.parse_args(argv)
     if args.command == "guard":
@@ -49,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.scenarios == () and any(a.startswith("--scenarios") for a in (argv or sys.argv[1:])):
         parser.error("--scenarios needs at least one name")
     options = HealBenchOptions(scenarios=args.scenarios, out_dir=args.out, model=args.model, cde=args.cde,
-                               keep_data=args.keep_data, run_timeout_s=args.run_timeout)
+                               keep_data=args.keep_data, run_timeout_s=args.run_timeout,
+                               deceptive=args.deceptive)
     try:
         result = run_heal_bench(options)
     except (BenchUsageError, ScenarioError) as exc:

@@ -7,9 +7,15 @@ table can be tested without Spark. Definitions:
   run's duration + the record's opening → its end (the benchmark heals at once, so detection adds
   nothing; a watcher adds up to one poll interval);
 - floor: what no healer can avoid = failed run duration + model time (sum of the calls'
-  latency) + every fix run the healer started + every output-check run it started;
+  latency) + every run the healer started: pre-flights, output checks on the sandbox, fix runs,
+  measurements of the production outputs, output checks;
+- pre-flight: the fix's runs in the sandbox (`preflight_s`) beside the production fix runs
+  (`fix_runs_s`): what proving a fix on data costs;
+- false heal: an incident healed by an attempt whose patch is known to be wrong (the deceptive
+  fixes of `bench/deceptive/`); must be 0.
 - own time: time to heal − floor = what the healer itself spent (log fetching, uploads, polling).
-- right: healed when the scenario expects a heal, escalated when it expects an escalation.
+- right: healed when the scenario expects a heal, escalated when it expects an escalation; for a
+  deceptive row, anything but a heal by the wrong fix (healed by the right one later, or escalated).
 """
 
 from __future__ import annotations
@@ -50,6 +56,11 @@ class HealRow:
     model_s: float = 0.0
     fix_runs_s: float | None = None
     check_runs_s: float | None = None
+    preflight_s: float | None = None  # the pre-flight runs in the sandbox
+    sandbox_runs_s: float | None = None  # user checks on the sandbox and measurements of production outputs
+    compared: str = "-"  # the last data comparison: passed | failed | -
+    deceptive: bool = False  # the first patch tried is a known-wrong fix (bench/deceptive)
+    false_heal: bool = False  # healed by that wrong fix
     model_calls: int = 0
     prompt_tokens: int = 0  # sum of the endpoint's usage
     estimated_prompt_tokens: int = 0  # sum of the healer's offline estimates
@@ -107,10 +118,21 @@ def healer_run_ids(record: IncidentRecord) -> tuple[list[int], list[int]]:
     return fixes, checks
 
 
+def sandbox_run_ids(record: IncidentRecord) -> tuple[list[int], list[int]]:
+    """(pre-flight run ids, other sandbox-launcher run ids: checks on the sandbox, measurements)."""
+    preflights = [a.preflight.run_id for a in record.attempts if a.preflight and a.preflight.run_id is not None]
+    others = [a.preflight.check_run_id for a in record.attempts if a.preflight and a.preflight.check_run_id is not None]
+    others += [a.production_stats_run_id for a in record.attempts if a.production_stats_run_id is not None]
+    return preflights, others
+
+
 def row_from_record(info: ScenarioInfo, record: IncidentRecord,
-                    durations: Mapping[int, float | None]) -> HealRow:
-    """The row of one healed (or escalated) scenario. `durations`: run id → seconds, from CDE."""
+                    durations: Mapping[int, float | None], deceptive: bool = False) -> HealRow:
+    """The row of one healed (or escalated) scenario. `durations`: run id → seconds, from CDE.
+    `deceptive`: the first patch tried was a known-wrong fix."""
     fixes, checks = healer_run_ids(record)
+    preflights, sandboxed = sandbox_run_ids(record)
+    compared = [a.comparison_passed for a in record.attempts if a.comparison_passed is not None]
     checked = [a.check_passed for a in record.attempts if a.check_passed is not None]
     diagnosed = [a.diagnosis for a in record.attempts if a.diagnosis is not None]
     patched = [a.patch for a in record.attempts if a.patch is not None]
@@ -120,7 +142,8 @@ def row_from_record(info: ScenarioInfo, record: IncidentRecord,
         failure_class=info.failure_class,
         expected=info.expected,
         outcome=record.state,
-        right=is_right(info.expected, record.state),
+        right=(record.state in ("healed", "escalated") and not _healed_by_first_patch(record)) if deceptive
+        else is_right(info.expected, record.state),
         check=(CHECK_PASSED if checked[-1] else CHECK_FAILED) if checked else CHECK_NONE,
         attempts=len(record.attempts),
         time_s=_plus(durations.get(record.run_id), time_to_end(record)),
@@ -128,6 +151,11 @@ def row_from_record(info: ScenarioInfo, record: IncidentRecord,
         model_s=model_s,
         fix_runs_s=_sum_runs(fixes, durations),
         check_runs_s=_sum_runs(checks, durations),
+        preflight_s=_sum_runs(preflights, durations),
+        sandbox_runs_s=_sum_runs(sandboxed, durations),
+        compared=("passed" if compared[-1] else "failed") if compared else "-",
+        deceptive=deceptive,
+        false_heal=deceptive and record.state == "healed" and _healed_by_first_patch(record),
         model_calls=len(record.llm_calls),
         prompt_tokens=sum(c.prompt_tokens or 0 for c in record.llm_calls),
         estimated_prompt_tokens=sum(c.estimated_prompt_tokens for c in record.llm_calls),
@@ -141,11 +169,17 @@ def row_from_record(info: ScenarioInfo, record: IncidentRecord,
         incident=record.incident_id,
         reason=record.reason,
     )
-    parts = (row.failed_run_s, row.fix_runs_s, row.check_runs_s)
+    parts = (row.failed_run_s, row.fix_runs_s, row.check_runs_s, row.preflight_s, row.sandbox_runs_s)
     row.floor_s = None if None in parts else round(sum(p or 0.0 for p in parts) + model_s, 3)
     if row.time_s is not None and row.floor_s is not None:
         row.own_s = round(row.time_s - row.floor_s, 3)
     return row
+
+
+def _healed_by_first_patch(record: IncidentRecord) -> bool:
+    """Whether the attempt that healed is the one that tried the first patch."""
+    patched = [a for a in record.attempts if a.patch is not None]
+    return bool(patched) and patched[0].verdict == "healed"
 
 
 def _plus(failed_run_s: float | None, incident_s: float | None) -> float | None:
@@ -174,6 +208,10 @@ class Summary:
     expected_heal: int
     right: int
     errors: int
+    false_heals: int  # healed by a known-wrong fix (deceptive rows)
+    deceptive: int  # rows whose first patch was a known-wrong fix
+    median_preflight_s: float | None  # over the rows that ran one
+    median_fix_run_s: float | None
     median_time_to_heal_s: float | None  # over the healed rows
     median_floor_s: float | None  # over the healed rows that have one
     median_own_s: float | None  # over the healed rows that have one
@@ -190,6 +228,8 @@ class Summary:
 
         return (f"healed {self.healed}/{self.scenarios} (expected heals: {self.expected_heal}), "
                 f"right outcomes {self.right}/{self.scenarios}, errors {self.errors}, "
+                f"false heals {self.false_heals}/{self.deceptive} deceptive, "
+                f"median pre-flight {secs(self.median_preflight_s)} vs fix run {secs(self.median_fix_run_s)}, "
                 f"median time to heal {secs(self.median_time_to_heal_s)} vs floor {secs(self.median_floor_s)} "
                 f"(own {secs(self.median_own_s)}), "
                 f"model calls {self.model_calls}, prompt tokens {self.prompt_tokens} "
@@ -209,6 +249,10 @@ def summarize(rows: list[HealRow]) -> Summary:
         expected_heal=sum(r.expected == "heal" for r in rows),
         right=sum(r.right for r in rows),
         errors=sum(r.outcome == "error" for r in rows),
+        false_heals=sum(r.false_heal for r in rows),
+        deceptive=sum(r.deceptive for r in rows),
+        median_preflight_s=_median(r.preflight_s for r in rows),
+        median_fix_run_s=_median(r.fix_runs_s for r in rows if r.fix_runs_s),
         median_time_to_heal_s=_median(r.time_s for r in healed),
         median_floor_s=_median(r.floor_s for r in healed),
         median_own_s=_median(r.own_s for r in healed),

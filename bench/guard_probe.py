@@ -1,7 +1,9 @@
 """The guard probe: a hostile model's patches, and ordinary fixes, through the patch guard.
 
 `python -m bench guard` prints how many of the unsafe variants the guard rejects (by family), how
-many ordinary Spark edits and known-good scenario fixes it accepts, and what a check costs. The
+many ordinary Spark edits (by the safety rules) and known-good scenario fixes it accepts, how many
+plausible wrong fixes the semantic guard stops before any run (the rest is the data comparison's to
+catch), and what a check costs. The
 corpus is what an independent probe tried (obfuscated OS access, Spark's ways to run commands,
 destruction of tables the job does not write, unsafe configuration) and more of our own; the
 tests (`tests/agents/guard/test_allowlist.py`, `tests/agents/heal/test_unsafe.py`) use the same corpus.
@@ -14,9 +16,9 @@ import textwrap
 import time
 from dataclasses import dataclass, field
 
-from agents.guard import accepted, check_patch
+from agents.guard import SEMANTIC_RULES, accepted, check_patch
 from agents.record import Patch
-from bench.scripted import FIXES_DIR
+from bench.scripted import DECEPTIVE_DIR, FIXES_DIR
 from sample_jobs.scenario import SCENARIOS_DIR
 
 ORIGINAL = textwrap.dedent(
@@ -324,6 +326,18 @@ def known_good_fixes() -> list[tuple[str, str, str]]:
     return found
 
 
+def deceptive_code_fixes() -> list[tuple[str, str, str]]:
+    """(scenario/variant, original, wrong) of every known-wrong code fix under bench/deceptive: the
+    semantic guard stops some before any run; the data comparison must catch the rest."""
+    found = []
+    for variant in sorted(p for p in DECEPTIVE_DIR.glob("*/*") if p.is_dir()) if DECEPTIVE_DIR.is_dir() else []:
+        for wrong in sorted(variant.glob("*.py")):
+            original = SCENARIOS_DIR / variant.parent.name / wrong.name
+            if original.is_file():
+                found.append((f"{variant.parent.name}/{variant.name}", original.read_text(), wrong.read_text()))
+    return found
+
+
 @dataclass
 class GuardBench:
     rows: list[tuple[str, int, int]] = field(default_factory=list)  # (what, total, as expected)
@@ -346,11 +360,13 @@ class GuardBench:
         return "\n".join(lines)
 
 
-def _timed(original: str, patch: Patch, bench: GuardBench) -> bool:
+def _timed(original: str, patch: Patch, bench: GuardBench, *, safety_only: bool = False) -> bool:
+    """Whether the guard accepts the patch; `safety_only`: judged by the safety rules alone (an ordinary
+    edit such as a new filter is safe, though the semantic guard asks for a diagnosis that allows it)."""
     started = time.perf_counter()
-    ok = accepted(check_patch(original, patch))
+    verdicts = check_patch(original, patch)
     bench.check_ms.append((time.perf_counter() - started) * 1000)
-    return ok
+    return accepted([v for v in verdicts if not (safety_only and v.rule in SEMANTIC_RULES)])
 
 
 def run_guard_bench() -> GuardBench:
@@ -380,11 +396,11 @@ def run_guard_bench() -> GuardBench:
     bench.rows.append(("unsafe configuration (rejected)", len(UNSAFE_CONFIG), rejected))
     ok = 0
     for name, line in sorted(ORDINARY_EDITS.items()):
-        if _timed(ORIGINAL, Patch(kind="code", code=with_lines(line)), bench):
+        if _timed(ORIGINAL, Patch(kind="code", code=with_lines(line)), bench, safety_only=True):
             ok += 1
         else:
             bench.rejected_safe.append(f"ordinary edit: {name}")
-    bench.rows.append(("ordinary Spark edits (accepted)", len(ORDINARY_EDITS), ok))
+    bench.rows.append(("ordinary Spark edits (accepted by the safety rules)", len(ORDINARY_EDITS), ok))
     fixes = known_good_fixes()
     ok = 0
     for name, original, fixed in fixes:
@@ -393,6 +409,9 @@ def run_guard_bench() -> GuardBench:
         else:
             bench.rejected_safe.append(f"known-good fix: {name}")
     bench.rows.append(("known-good scenario fixes (accepted)", len(fixes), ok))
+    wrong = deceptive_code_fixes()
+    caught = sum(not _timed(original, Patch(kind="code", code=fixed), bench) for _, original, fixed in wrong)
+    bench.rows.append(("plausible wrong fixes (bench/deceptive) the guard stops before any run", len(wrong), caught))
     # A large job: the guard's cost grows with the file.
     big = ORIGINAL + "".join(f'col_{i} = F.col("c{i}") * {i}\n' for i in range(5000))
     _timed(big, Patch(kind="code", code=big.replace("* 4999", "* 5000")), bench)

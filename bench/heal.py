@@ -6,7 +6,10 @@ compute the row from the incident record and the run durations the CDE reports
 (`bench/figures.py`). A scenario that errors becomes a row with the error; the others still run.
 
 Model modes: "scripted" (the scripted OpenAI-compatible server `bench/scripted_llm.py`, the one the
-tests use too, answering with each scenario's known-good fix from `bench/fixes/`), "env" (a real
+tests use too, answering with each scenario's known-good fix from `bench/fixes/`; with `deceptive`,
+one row per known-WRONG fix of `bench/deceptive/<scenario>/<variant>/`, answered first, the known-good
+fix second, rules' fixes off so the model's patch is the one tried: none may end healed by the
+wrong fix, the "false heals" figure), "env" (a real
 endpoint from the LLM_* variables; rules only when they are not set), "none" (rules only). The
 environment and ./.env are read by `agents.config.load_environment`, as the healer reads them.
 
@@ -34,11 +37,19 @@ from agents.record import IncidentRecord, RecordStore, incident_id
 from agents.times import utc_stamp
 from bench import scripted
 from bench.errors import BenchUsageError, ScenarioSkipped
-from bench.figures import HealRow, ScenarioInfo, error_row, healer_run_ids, row_from_record, summarize
+from bench.figures import (
+    HealRow,
+    ScenarioInfo,
+    error_row,
+    healer_run_ids,
+    row_from_record,
+    sandbox_run_ids,
+    summarize,
+)
 from bench.report import format_table, write_reports
 from bench.scripted_llm import ScriptedLLM
 from cde_client import CdeClient, CdeError
-from sample_jobs import Scenario, list_scenarios, load_scenario
+from sample_jobs import Scenario, list_scenarios, load_scenario, run_job_and_wait
 
 ModelMode = Literal["scripted", "env", "none"]
 CdeMode = Literal["local", "env"]
@@ -64,6 +75,7 @@ class HealBenchOptions:
     cde: CdeMode = "local"
     keep_data: Path | None = None
     run_timeout_s: float = RUN_TIMEOUT_S
+    deceptive: bool = False  # scripted model only: the known-wrong fixes of bench/deceptive, one row each
 
 
 @dataclass
@@ -125,14 +137,16 @@ class _Context:
     model_vars: dict[str, str]
     progress: Progress
     generated: set[str] = field(default_factory=set)  # data generators already run in this CDE
+    loaded: set[str] = field(default_factory=set)  # scenarios loaded in this CDE (deceptive rows re-run the app)
 
     def durations(self, record: IncidentRecord | None) -> dict[int, float | None]:
         """Seconds from start to end of the failed run and of every run the healer started."""
         if record is None:
             return {}
         fixes, checks = healer_run_ids(record)
+        preflights, sandboxed = sandbox_run_ids(record)
         result: dict[int, float | None] = {}
-        for run_id in [record.run_id, *fixes, *checks]:
+        for run_id in [record.run_id, *fixes, *checks, *preflights, *sandboxed]:
             try:
                 run = self.client.get_run(run_id)
             except CdeError:
@@ -144,6 +158,12 @@ class _Context:
 
 
 def _load_failed_run(ctx: _Context, scenario: Scenario) -> int:
+    if scenario.name in ctx.loaded:  # loaded for an earlier row: one more failed run of its application
+        run_id, status = run_job_and_wait(ctx.client, scenario.app_job, timeout_s=ctx.options.run_timeout_s)
+        if status != "failed":
+            raise ScenarioSkipped(f"the application run {run_id} of {scenario.app_job} ended {status}, not failed")
+        return run_id
+    ctx.loaded.add(scenario.name)
     result = load_scenario(ctx.client, scenario, skip_setup=ctx.generated, progress=ctx.progress,
                            run_timeout_s=ctx.options.run_timeout_s, env_timeout_s=ENV_BUILD_TIMEOUT_S)
     ctx.generated.update(scenario.setup_runs)
@@ -153,18 +173,23 @@ def _load_failed_run(ctx: _Context, scenario: Scenario) -> int:
     return result.app_run_id
 
 
-def _start_scripted(scenario: Scenario) -> ScriptedLLM:
+def _start_scripted(answers: list[dict[str, Any]]) -> ScriptedLLM:
     llm = ScriptedLLM().start()
-    for answer in scripted.answers(scenario):
+    for answer in answers:
         llm.add(answer)
     return llm
 
 
-def _heal(ctx: _Context, scenario: Scenario, run_id: int, data_dir: Path) -> tuple[IncidentRecord, int | None]:
+def _heal(ctx: _Context, scenario: Scenario, run_id: int, data_dir: Path,
+          variant: Path | None = None) -> tuple[IncidentRecord, int | None]:
     """Heals the run with a fresh Healer; (its record, scripted answers left unused or None)."""
-    llm = _start_scripted(scenario) if ctx.options.model == "scripted" else None
+    llm = None
+    if ctx.options.model == "scripted":
+        llm = _start_scripted(scripted.deceptive_answers(scenario, variant) if variant else scripted.answers(scenario))
     try:
         model_vars = dict(ctx.model_vars)
+        if variant is not None:  # the model's wrong patch must be the one tried, not a rule's fix
+            model_vars["HEAL_DETERMINISTIC_FIXES"] = "false"
         if llm is not None:
             model_vars.update(LLM_ENDPOINT_BASE_URL=llm.base_url, LLM_MODEL_ID="scripted",
                               LLM_CDP_TOKEN=SCRIPTED_KEY, LLM_TIMEOUT_S=SCRIPTED_LLM_TIMEOUT_S)
@@ -181,9 +206,10 @@ def _heal(ctx: _Context, scenario: Scenario, run_id: int, data_dir: Path) -> tup
             llm.stop()
 
 
-def bench_scenario(ctx: _Context, scenario: Scenario) -> HealRow:
-    """One scenario's row; every error becomes the row's error."""
-    info = ScenarioInfo(scenario.name, scenario.failure_class, scenario.expected)
+def bench_scenario(ctx: _Context, scenario: Scenario, variant: Path | None = None) -> HealRow:
+    """One scenario's row (of one known-wrong fix: `variant`); every error becomes the row's error."""
+    label = f"{scenario.name}/{variant.name}" if variant else scenario.name
+    info = ScenarioInfo(label, scenario.failure_class, scenario.expected)
     if ctx.options.model == "scripted":
         try:
             scripted.answers(scenario)  # no known fix: say so before spending Spark runs
@@ -196,9 +222,9 @@ def bench_scenario(ctx: _Context, scenario: Scenario) -> HealRow:
     except Exception as exc:  # a broken scenario must not stop the benchmark
         return error_row(info, f"loading failed: {type(exc).__name__}: {exc}")
     ctx.progress(f"  {scenario.app_job} run {run_id} failed as expected; healing it")
-    data_dir = ctx.healer_root / scenario.name
+    data_dir = ctx.healer_root / label.replace("/", "--")
     try:
-        record, unused = _heal(ctx, scenario, run_id, data_dir)
+        record, unused = _heal(ctx, scenario, run_id, data_dir, variant)
     except BenchUsageError:
         raise
     except Exception as exc:  # the healer crashed: keep what its record says
@@ -206,9 +232,19 @@ def bench_scenario(ctx: _Context, scenario: Scenario) -> HealRow:
         row = error_row(info, f"healing raised {type(exc).__name__}: {exc}", partial, ctx.durations(partial))
         row.run_id = run_id
         return row
-    row = row_from_record(info, record, ctx.durations(record))
+    row = row_from_record(info, record, ctx.durations(record), deceptive=variant is not None)
     row.unused_answers = unused
     return row
+
+
+def bench_items(options: HealBenchOptions, scenarios: list[Scenario]) -> list[tuple[Scenario, Path | None]]:
+    """What to run: each scenario once, or with `deceptive` each known-wrong fix of each scenario."""
+    if not options.deceptive:
+        return [(s, None) for s in scenarios]
+    items = [(s, v) for s in scenarios for v in scripted.deceptive_variants(s)]
+    if not items:
+        raise BenchUsageError("no deceptive fixes for the scenarios asked (bench/deceptive/<scenario>/<variant>/)")
+    return items
 
 
 def _saved_record(data_dir: Path, job: str, run_id: int) -> IncidentRecord | None:
@@ -247,6 +283,8 @@ def run_heal_bench(options: HealBenchOptions, *, environ: Mapping[str, str] | No
     """Runs the benchmark and writes its reports; raises BenchUsageError before any work on bad input."""
     if options.run_timeout_s <= 0:
         raise BenchUsageError("the run timeout must be positive")
+    if options.deceptive and options.model != "scripted":
+        raise BenchUsageError("--deceptive replays known-wrong fixes through the scripted model: use --model scripted")
     scenarios = select_scenarios(options.scenarios)
     env = load_environment(environ, dotenv)
     model_vars, model_label = model_variables(options.model, env)
@@ -292,11 +330,13 @@ def run_heal_bench(options: HealBenchOptions, *, environ: Mapping[str, str] | No
             raise BenchUsageError(f"cannot use the CDE at {cde_vars['JOBS_API_URL']}: {exc}") from None
         ctx = _Context(options=options, env=env, client=client, cde_vars=cde_vars,
                        healer_root=root / "healer", model_vars=model_vars, progress=progress)
+        items = bench_items(options, scenarios)
         try:
-            for number, scenario in enumerate(scenarios, 1):
-                progress(f"[{number}/{len(scenarios)}] {scenario.summary()}")
+            for number, (scenario, variant) in enumerate(items, 1):
+                progress(f"[{number}/{len(items)}] {scenario.summary()}" + (f" — wrong fix {variant.name}"
+                                                                          if variant else ""))
                 began = time.monotonic()
-                row = bench_scenario(ctx, scenario)
+                row = bench_scenario(ctx, scenario, variant)
                 rows.append(row)
                 progress(f"  → {row.outcome}{'' if row.right else ' (NOT as expected)'} "
                          f"in {time.monotonic() - began:.0f} s{': ' + row.error if row.error else ''}")
@@ -320,6 +360,7 @@ def run_heal_bench(options: HealBenchOptions, *, environ: Mapping[str, str] | No
         "model": model_label,
         "cde": "local (in-process, real Spark)" if options.cde == "local" else cde_vars["JOBS_API_URL"],
         "scenarios": [s.name for s in scenarios],
+        "deceptive": options.deceptive,
         "interrupted": interrupted,
         "healer_settings": {k: v for k, v in healer_environment({}, Path("."), {}, env, options.run_timeout_s).items()
                             if k != "HEALER_DATA_DIR"},

@@ -32,11 +32,15 @@ COLUMNS: tuple[Column, ...] = (
     Column("expected", lambda r: r.expected),
     Column("outcome", lambda r: r.outcome),
     Column("right", lambda r: "yes" if r.right else "NO"),
+    Column("compared", lambda r: r.compared),
     Column("check", lambda r: r.check),
+    Column("false heal", lambda r: ("YES" if r.false_heal else "no") if r.deceptive else "-"),
     Column("attempts", lambda r: str(r.attempts), numeric=True),
     Column("time s", lambda r: _secs(r.time_s), numeric=True),
     Column("floor s", lambda r: _secs(r.floor_s), numeric=True),
     Column("own s", lambda r: _secs(r.own_s), numeric=True),
+    Column("pre-flight s", lambda r: _secs(r.preflight_s), numeric=True),
+    Column("fix run s", lambda r: _secs(r.fix_runs_s), numeric=True),
     Column("model calls", lambda r: str(r.model_calls), numeric=True),
     Column("prompt tok", lambda r: str(r.prompt_tokens), numeric=True),
     Column("est tok", lambda r: str(r.estimated_prompt_tokens), numeric=True),
@@ -63,8 +67,10 @@ def notes(rows: list[HealRow]) -> list[str]:
 
 
 FOOTNOTE = ("time: the failed run's start → the incident's last stage's end. floor: the failed run's "
-            "duration + the model's time + every fix and check run the healer started. own: time − floor "
-            "(the healer's own work and waiting).")
+            "duration + the model's time + every run the healer started (pre-flights, checks on the sandbox, "
+            "fix runs, measurements, checks). own: time − floor (the healer's own work and waiting). "
+            "pre-flight s: the fix's runs in the sandbox; fix run s: its runs in production. compared: the last "
+            "data comparison. false heal: healed by a known-wrong (deceptive) fix.")
 
 
 def format_table(rows: list[HealRow], summary: Summary) -> str:

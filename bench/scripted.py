@@ -21,6 +21,7 @@ from bench.errors import NoKnownFix
 from sample_jobs import Scenario
 
 FIXES_DIR = Path(__file__).resolve().parent / "fixes"  # <scenario>/<fixed file> or <scenario>/fix.json
+DECEPTIVE_DIR = Path(__file__).resolve().parent / "deceptive"  # <scenario>/<variant>/: known-WRONG fixes
 CONFIDENCE = 0.9
 CATEGORY_BY_REMEDY = {"code": "code", "config": "config", "rerun": "transient", "none": "data"}
 
@@ -36,18 +37,24 @@ def diagnosis_answer(scenario: Scenario) -> dict[str, Any]:
 
 def patch_answer(scenario: Scenario, fixes_dir: Path = FIXES_DIR) -> dict[str, Any] | None:
     """The known-good fix as a patch answer; None for a scenario that must escalate."""
-    explanation = f"The known-good fix of scenario {scenario.name} ({scenario.remedy})."
-    answer: dict[str, Any] = {"kind": scenario.remedy, "explanation": explanation, "code": None,
-                              "spark_changes": {}, "conf_changes": {}}
     if scenario.expected == "escalate":
         return None
     if scenario.remedy == "rerun":
-        return answer
+        return {"kind": "rerun", "explanation": f"The known-good fix of scenario {scenario.name} (rerun).",
+                "code": None, "spark_changes": {}, "conf_changes": {}}
     folder = fixes_dir / scenario.name
-    if scenario.remedy == "config":
-        path = folder / "fix.json"
-        if not path.is_file():
-            raise NoKnownFix(f"scenario {scenario.name} is healed by config but {path} does not exist")
+    if scenario.remedy == "config" and not (folder / "fix.json").is_file():
+        raise NoKnownFix(f"scenario {scenario.name} is healed by config but {folder / 'fix.json'} does not exist")
+    return folder_patch(scenario, folder, f"The known-good fix of scenario {scenario.name} ({scenario.remedy}).")
+
+
+def folder_patch(scenario: Scenario, folder: Path, explanation: str) -> dict[str, Any]:
+    """The patch a fix folder holds: `fix.json` (job-spec changes) → a config patch; a file named as
+    the scenario's application file → a code patch."""
+    answer: dict[str, Any] = {"kind": "code", "explanation": explanation, "code": None,
+                              "spark_changes": {}, "conf_changes": {}}
+    path = folder / "fix.json"
+    if path.is_file():
         try:
             fix = json.loads(path.read_text(encoding="utf-8"))
         except ValueError as exc:
@@ -55,6 +62,7 @@ def patch_answer(scenario: Scenario, fixes_dir: Path = FIXES_DIR) -> dict[str, A
         if not isinstance(fix, dict) or set(fix) != {"spark"} or not isinstance(fix["spark"], dict):
             raise NoKnownFix(f"{path} must hold exactly {{\"spark\": {{...}}}}; the patch can change nothing else")
         spark = dict(fix["spark"])
+        answer["kind"] = "config"
         answer["conf_changes"] = dict(spark.pop("conf", {}) or {})
         if "args" in spark:  # the answer schema carries arguments in a field of their own
             answer["args"] = list(spark.pop("args"))
@@ -67,6 +75,22 @@ def patch_answer(scenario: Scenario, fixes_dir: Path = FIXES_DIR) -> dict[str, A
                          f"{scenario.app_file} in {folder} (found: {', '.join(others) or 'nothing'})")
     answer["code"] = path.read_text(encoding="utf-8")
     return answer
+
+
+def deceptive_variants(scenario: Scenario, deceptive_dir: Path = DECEPTIVE_DIR) -> list[Path]:
+    """The scenario's known-wrong fixes: `bench/deceptive/<scenario>/<variant>/`, by name."""
+    folder = deceptive_dir / scenario.name
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))) \
+        if folder.is_dir() else []
+
+
+def deceptive_answers(scenario: Scenario, variant: Path) -> list[dict[str, Any]]:
+    """A weak model's answers: the known-wrong fix first; asked again (once the healer has caught it),
+    the known-good one. The healer must never call the first a heal."""
+    trick = json.loads((variant / "deceptive.json").read_text(encoding="utf-8")).get("trick", variant.name)
+    wrong = folder_patch(scenario, variant, f"Fix the failure: {trick}")
+    good = patch_answer(scenario)
+    return [diagnosis_answer(scenario), wrong] + ([diagnosis_answer(scenario), good] if good else [])
 
 
 def answers(scenario: Scenario, fixes_dir: Path = FIXES_DIR) -> list[dict[str, Any]]:

@@ -7,7 +7,14 @@ check, and the loader that puts one into a CDE.
     from sample_jobs import get_scenario, list_scenarios, load_scenario
 """
 
-from .errors import InvalidScenario, LoadError, ScenarioError, ScenarioNotFound, SetupRunFailed
+from .errors import (
+    BaselineRunFailed,
+    InvalidScenario,
+    LoadError,
+    ScenarioError,
+    ScenarioNotFound,
+    SetupRunFailed,
+)
 from .loader import LoadResult, install_scenario, load_scenario, logs_command, run_job_and_wait
 from .scenario import SCENARIOS_DIR, ResourceDef, Scenario, get_scenario, list_scenarios, read_scenario
 
@@ -28,4 +35,5 @@ __all__ = [
     "InvalidScenario",
     "LoadError",
     "SetupRunFailed",
+    "BaselineRunFailed",
 ]

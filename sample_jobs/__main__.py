@@ -3,6 +3,7 @@
 `load` talks to the CDE named by JOBS_API_URL, WORKLOAD_USER and WORKLOAD_PASSWORD, read from
 the environment or from a .env file in the working directory as the healer reads them
 (`agents.config.load_environment`: the environment wins; an empty value counts as unset).
+`load` also runs the scenario's baseline job (the last good output), after the application.
 Exit status: 0 when the application run ended as the scenario expects (failed) or, with
 --no-run, when everything was created; 1 when it did not; 2 for bad input or configuration.
 """
@@ -77,6 +78,9 @@ def cmd_load(name: str, size: int | None, run: bool, timeout_s: float) -> int:
             return 0
         _print(f"\napplication run {result.app_run_id} of {result.app_job}: {result.status}")
         _print(f"read its driver log with:\n{logs_command(client, result.app_run_id)}")
+        if result.baseline_run_id is not None:
+            _print(f"the last good output of {result.app_job} was written by run {result.baseline_run_id} "
+                   f"of {scenario.baseline_job}")
     if result.as_expected:
         _print(f"as expected: the run failed (signature {scenario.expected_error!r}); "
                f"the healer watches job {scenario.app_job}")

@@ -4,14 +4,16 @@
     ├── ScenarioNotFound       no scenario of that name; `.available` lists the known names
     ├── InvalidScenario        a scenario.json (or the catalogue as a whole) breaks the schema or its rules
     └── LoadError              loading a scenario into a CDE failed at some step; `.step` names it
-        └── SetupRunFailed     a data-generator run did not succeed; `.run_id`, `.status`
+        ├── SetupRunFailed     a data-generator run did not succeed; `.run_id`, `.status`
+        └── BaselineRunFailed  the run writing the last good output did not succeed; `.run_id`, `.status`
 
 Errors of the CDE client (cde_client.CdeError and subclasses) pass through unchanged.
 """
 
 from __future__ import annotations
 
-__all__ = ["ScenarioError", "ScenarioNotFound", "InvalidScenario", "LoadError", "SetupRunFailed"]
+__all__ = ["ScenarioError", "ScenarioNotFound", "InvalidScenario", "LoadError", "SetupRunFailed",
+           "BaselineRunFailed"]
 
 
 class ScenarioError(Exception):
@@ -41,3 +43,11 @@ class SetupRunFailed(LoadError):
         self.run_id = run_id
         self.status = status
         super().__init__(message, step=f"setup run of {job}")
+
+
+class BaselineRunFailed(LoadError):
+    def __init__(self, message: str, *, job: str, run_id: int, status: str) -> None:
+        self.job = job
+        self.run_id = run_id
+        self.status = status
+        super().__init__(message, step=f"baseline run of {job}")

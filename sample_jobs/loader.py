@@ -7,9 +7,18 @@
 
 Steps: create the resources (an existing one of the same type is reused, and only files whose
 content differs are uploaded again, so loading twice works), build the python environment if the
-scenario has one (and wait until it is ready), create the jobs and the check job (an existing job
-is left as it is), run the data generators one after the other, then the application, waiting for
-each run. A generator that does not succeed stops the load (SetupRunFailed).
+scenario has one (and wait until it is ready), create the jobs, the check job and the baseline job
+(an existing job is left as it is), run the data generators one after the other, then the
+application, then the baseline job if the scenario has one, waiting for each run. A generator that
+does not succeed stops the load (SetupRunFailed); so does a baseline run (BaselineRunFailed).
+
+The baseline job writes the application's last good output (yesterday's run, on data like
+today's). It runs right after the application's failed run, not before it: a failing
+`df.write.mode("overwrite").saveAsTable(t)` drops `t` before it computes the new rows (Spark's
+session catalog replaces a table by drop, then create-as-select), so a baseline written earlier
+would be gone after the runtime failures (ansi_cast, divide_by_zero, timestamp_pattern,
+udf_null). Loading then leaves what a catalog with an atomic replace (Iceberg) leaves after a
+failed run: the last good output, as it stands.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from typing import Any
 
 from cde_client import CdeClient, Conflict, NotFound
 
-from .errors import LoadError, SetupRunFailed
+from .errors import BaselineRunFailed, LoadError, SetupRunFailed
 from .scenario import Scenario, get_scenario
 
 __all__ = ["LoadResult", "load_scenario", "install_scenario", "run_job_and_wait", "logs_command",
@@ -36,13 +45,15 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class LoadResult:
-    """What load_scenario did. `app_run_id`/`status` are None when nothing was run (run=False)."""
+    """What load_scenario did. `app_run_id`/`status` are None when nothing was run (run=False);
+    `baseline_run_id` is the run that wrote the last good output (None: not run, or no baseline)."""
 
     scenario: str
     app_job: str
     app_run_id: int | None
     status: str | None
     setup_run_ids: dict[str, int] = field(default_factory=dict)
+    baseline_run_id: int | None = None
     expected_status: str = EXPECTED_APP_STATUS
 
     @property
@@ -111,14 +122,14 @@ def _ensure_job(client: CdeClient, spec: dict[str, Any], progress: Progress) -> 
 
 def install_scenario(client: CdeClient, scenario: Scenario | str, *, progress: Progress | None = None,
                      env_timeout_s: float = ENV_BUILD_TIMEOUT_S) -> Scenario:
-    """Create the scenario's resources (with their files), python env, jobs and check job."""
+    """Create the scenario's resources (with their files), python env, jobs, check and baseline job."""
     progress = progress or _quiet
     if isinstance(scenario, str):
         scenario = get_scenario(scenario)
     # python-env resources first: jobs that name them may not run before the build is ready
     for resource in sorted(scenario.resources, key=lambda r: r.type != "python-env"):
         _ensure_resource(client, scenario, resource.name, progress, env_timeout_s)
-    for spec in [*scenario.jobs, scenario.check.job]:
+    for spec in scenario.all_jobs():
         _ensure_job(client, spec, progress)
     return scenario
 
@@ -179,4 +190,16 @@ def load_scenario(
             raise SetupRunFailed(f"data generator {job} ended {status} (run {run_id}); read its log with:\n"
                                  f"{logs_command(client, run_id)}", job=job, run_id=run_id, status=status)
     run_id, status = run_job_and_wait(client, scenario.app_job, timeout_s=run_timeout_s, progress=progress)
-    return LoadResult(scenario.name, scenario.app_job, run_id, status, setup_run_ids)
+    baseline_run_id = None
+    if scenario.baseline_job is not None:
+        # After the app's run: see the module docstring (a failed overwrite drops the table).
+        progress(f"writing the last good output of {scenario.app_job} with {scenario.baseline_job}")
+        baseline_run_id, baseline_status = run_job_and_wait(client, scenario.baseline_job, timeout_s=run_timeout_s,
+                                                            progress=progress)
+        if baseline_status != "succeeded":
+            raise BaselineRunFailed(
+                f"the baseline job {scenario.baseline_job} ended {baseline_status} (run {baseline_run_id}; the "
+                f"application's run {run_id} ended {status}); no last good output of {scenario.app_job} is "
+                f"loaded. Read its log with:\n{logs_command(client, baseline_run_id)}",
+                job=scenario.baseline_job, run_id=baseline_run_id, status=baseline_status)
+    return LoadResult(scenario.name, scenario.app_job, run_id, status, setup_run_ids, baseline_run_id)

@@ -21,6 +21,16 @@ scenario.json (every key required unless marked optional):
     app_job         the job that fails
     check           {"job": <CDE job spec>}: the output check, named "<app_job>-check"; it exits
                     non-zero when the application's output is wrong or absent
+    baseline        optional, heal scenarios only: {"job": <CDE job spec>}, named "<app_job>-baseline",
+                    mounting none of the application's resources (its own, "<app_job>-baseline").
+                    It writes the application's last good output: the output table(s) exactly as a
+                    correct run of the application writes them on the current inputs (same names from
+                    the same args, same columns and types, same rows). It models yesterday's run, on
+                    data like today's, so a fix's output can be compared with what the job wrote when
+                    it last succeeded. The shared `common/baseline.py` writes what the scenario's
+                    check.py returns from `outputs(spark, args)` ({table: DataFrame}); its args are
+                    the check job's. `load_scenario` runs it right after the application's failed
+                    run (see sample_jobs/loader.py for why after)
 
 Scenarios may share resources and jobs (e.g. one data generator), provided their definitions are
 identical; all other names are distinct, so every scenario can be loaded into one CDE.
@@ -39,7 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from .errors import InvalidScenario, ScenarioNotFound
 
-__all__ = ["Scenario", "ResourceDef", "SCENARIOS_DIR", "list_scenarios", "get_scenario", "read_scenario"]
+__all__ = ["Scenario", "ResourceDef", "BaselineDef", "SCENARIOS_DIR", "list_scenarios", "get_scenario", "read_scenario"]
 
 SCENARIOS_DIR = Path(__file__).resolve().parent
 MOUNT_PREFIX = "/app/mount/"
@@ -64,6 +74,12 @@ class CheckDef(BaseModel):
     job: dict[str, Any]
 
 
+class BaselineDef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job: dict[str, Any]
+
+
 class Scenario(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -79,6 +95,7 @@ class Scenario(BaseModel):
     setup_runs: list[str]
     app_job: str
     check: CheckDef
+    baseline: BaselineDef | None = None
     _directory: Path = PrivateAttr(default=Path("."))
 
     # -- lookups ------------------------------------------------------------------------------------
@@ -89,11 +106,15 @@ class Scenario(BaseModel):
         return self._directory
 
     def job(self, name: str) -> dict[str, Any]:
-        """A deep copy of the job spec `name` (a job of `jobs`, or the check job)."""
-        for spec in [*self.jobs, self.check.job]:
+        """A deep copy of the job spec `name` (a job of `jobs`, the check or the baseline job)."""
+        for spec in self.all_jobs():
             if spec["name"] == name:
                 return copy.deepcopy(spec)
         raise KeyError(f"scenario {self.name} has no job {name!r}")
+
+    def all_jobs(self) -> list[dict[str, Any]]:
+        """The specs of `jobs`, the check job and the baseline job (if any), in that order."""
+        return [*self.jobs, self.check.job, *([self.baseline.job] if self.baseline is not None else [])]
 
     def resource(self, name: str) -> ResourceDef:
         for resource in self.resources:
@@ -112,6 +133,15 @@ class Scenario(BaseModel):
     @property
     def check_spec(self) -> dict[str, Any]:
         return copy.deepcopy(self.check.job)
+
+    @property
+    def baseline_job(self) -> str | None:
+        """The job that writes the last good output ("<app_job>-baseline"), or None."""
+        return str(self.baseline.job["name"]) if self.baseline is not None else None
+
+    @property
+    def baseline_spec(self) -> dict[str, Any] | None:
+        return copy.deepcopy(self.baseline.job) if self.baseline is not None else None
 
     @property
     def app_file(self) -> str:
@@ -264,7 +294,7 @@ def _problems(s: Scenario) -> list[str]:
             elif not local.is_file():
                 problems.append(f"resource {resource.name}: no file {p!r}")
     job_names = [spec.get("name") if isinstance(spec, dict) else None for spec in s.jobs]
-    for spec in [*s.jobs, s.check.job]:
+    for spec in s.all_jobs():
         problems += _job_problems(spec, s)
     if len(set(job_names)) != len(job_names):
         problems.append(f"job names repeat: {job_names}")
@@ -277,6 +307,27 @@ def _problems(s: Scenario) -> list[str]:
         problems.append(f"the check job must be named {s.app_job + '-check'!r}")
     if s.check.job.get("name") in job_names:
         problems.append("the check job must not also be listed in jobs")
+    if s.baseline is not None:
+        problems += _baseline_problems(s, job_names)
+    return problems
+
+
+def _baseline_problems(s: Scenario, job_names: list[Any]) -> list[str]:
+    assert s.baseline is not None
+    spec = s.baseline.job
+    problems = []
+    if s.expected != "heal":
+        problems.append("only heal scenarios have a baseline (an escalated job has no good output to compare)")
+    if spec.get("name") != f"{s.app_job}-baseline":
+        problems.append(f"the baseline job must be named {s.app_job + '-baseline'!r}")
+    if spec.get("name") in job_names:
+        problems.append("the baseline job must not also be listed in jobs")
+    app_spec = s.app_spec if s.app_job in job_names else {}
+    app_resources = {m.get("resourceName") for m in app_spec.get("mounts") or [] if isinstance(m, dict)}
+    shared = sorted(str(m.get("resourceName")) for m in spec.get("mounts") or []
+                    if isinstance(m, dict) and m.get("resourceName") in app_resources)
+    if shared:
+        problems.append(f"the baseline job mounts the application's resource(s) {shared}; it needs its own")
     return problems
 
 
@@ -288,7 +339,7 @@ def _catalogue_problems(scenarios: Iterable[Scenario]) -> list[str]:
         objects: list[tuple[str, str, Any]] = [
             ("resource", r.name, {"type": r.type, "files": s.resource_files(r.name)}) for r in s.resources
         ]
-        objects += [("job", spec["name"], spec) for spec in [*s.jobs, s.check.job]]
+        objects += [("job", spec["name"], spec) for spec in s.all_jobs()]
         for kind, name, definition in objects:
             earlier = seen.setdefault((kind, name), (s.name, definition))
             if earlier[1] != definition:

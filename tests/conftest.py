@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.cde_local",
+    "tests.fixtures.sandbox_runs",
     "tests.fixtures.client",
     "tests.fixtures.scenarios",
     "tests.fixtures.agents",

@@ -19,6 +19,27 @@ it. The rules:
 - ``not-a-repeat``: the same patch was not tried before.
 - ``allowed-config``: job fields and spark.conf keys from an exact list, with checked values
   (``guard.config``).
+
+The semantic rules (``guard.semantics``) ask whether the patched job still fails on bad data and
+still writes what it wrote; only what the patch adds or removes counts:
+
+- ``no-swallowed-errors``: no new handler of a broad class (bare, ``Exception``, ``BaseException``,
+  py4j/pyspark errors, or a tuple with one) without a ``raise``, no new ``contextlib.suppress`` of
+  one, no ``sys.exit(0)``/``exit()``/``quit()``/``os._exit`` added in a handler.
+- ``keeps-outputs``: every output the original writes (DataFrame write targets, tables its SQL
+  inserts into, creates, merges or updates) is still written, at no fewer call sites.
+- ``keeps-write-modes``: no new write in mode ``ignore`` (nor ``CREATE TABLE IF NOT EXISTS ... AS
+  SELECT``), no ``append`` (``INSERT INTO``, ``insertInto``) to an output the original does not
+  append to, no write mode the guard cannot evaluate.
+- ``keeps-error-checks``: nothing that turns error-raising off (``spark.sql.ansi.enabled=false``,
+  ``storeAssignmentPolicy=LEGACY``, ``ignoreCorruptFiles``/``ignoreMissingFiles``, any
+  ``spark.sql.legacy.*`` key, a ``PERMISSIVE``/``DROPMALFORMED`` reader), set in code, SQL ``SET``,
+  a reader option or ``conf_changes``; a catalog remedy (``source == "rule"``) is exempt.
+- ``no-new-row-filters``: no more row filters of a kind (``filter``/``where``/``WHERE``/``HAVING``/
+  ``QUALIFY``, ``dropna``, ``distinct``/``dropDuplicates``, ``limit``, ``sample``) than the
+  original has, unless the diagnosis says the input rows are invalid (category ``data``).
+
+Config and rerun patches: only ``keeps-error-checks`` looks at them (their ``conf_changes``).
 """
 
 from __future__ import annotations
@@ -41,12 +62,13 @@ from agents.guard.config import (
     conf_problem,
     spark_field_problem,
 )
+from agents.guard.semantics import SEMANTIC_RULES, semantic_verdicts
 from agents.guard.sql import owned_tables, sql_problems
-from agents.record import GuardVerdict, Patch
+from agents.record import Diagnosis, GuardVerdict, Patch
 from agents.redact import find_secrets
 
-__all__ = ["CONF_KEYS", "MAX_CODE_CHARS", "MEMORY_CAPS", "SPARK_FIELDS", "accepted", "changed_share", "check_patch",
-           "rejection_reasons"]
+__all__ = ["CONF_KEYS", "MAX_CODE_CHARS", "MEMORY_CAPS", "SEMANTIC_RULES", "SPARK_FIELDS", "accepted", "changed_share",
+           "check_patch", "rejection_reasons"]
 
 MAX_CODE_CHARS = 500_000
 
@@ -119,9 +141,9 @@ def _parses(patch: Patch) -> GuardVerdict:
     return _ok(rule)
 
 
-def _inventories(original: str, patch: Patch) -> tuple[Inventory, Inventory] | str:
-    """The original's and the new code's inventories, or why they cannot be taken."""
-    salt = secrets.token_hex(16)  # placeholders a patch cannot forge (see fold.placeholder)
+def _inventories(original: str, patch: Patch, salt: str) -> tuple[Inventory, Inventory] | str:
+    """The original's and the new code's inventories, or why they cannot be taken. ``salt``: see
+    ``fold.placeholder`` (a fresh one per check, so a patch cannot forge a placeholder)."""
     try:
         new = inventory(patch.code or "", salt)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -257,18 +279,22 @@ def check_patch(
     previous: Sequence[Patch] = (),
     max_changed_share: float = 0.5,
     job_spark: Mapping[str, Any] | None = None,
+    diagnosis: Diagnosis | None = None,
 ) -> list[GuardVerdict]:
     """Every guard rule's verdict on ``patch`` (see the module docstring); accepted when all are ok.
 
     ``previous`` are the patches already tried for this incident. ``job_spark`` (the job's "spark"
     section), when given, lets a config patch that sets only the current values count as a no-op.
+    ``diagnosis`` is the one the patch answers: only a diagnosis of category "data" (the input rows
+    are invalid) lets a patch add row filters; without one, none may be added.
     """
     if not isinstance(original_code, str):
         raise InvalidInput("check_patch() needs the original application code as text")
     if not 0.0 < max_changed_share <= 1.0:
         raise InvalidInput(f"max_changed_share must be in (0, 1], got {max_changed_share}")
     parses = _parses(patch)
-    inventories = _inventories(original_code, patch) if patch.kind == "code" and patch.code and parses.ok \
+    salt = secrets.token_hex(16)
+    inventories = _inventories(original_code, patch, salt) if patch.kind == "code" and patch.code and parses.ok \
         else "cannot be checked: the new code does not compile"
     return [
         _well_formed(patch),
@@ -281,6 +307,7 @@ def check_patch(
         _not_a_no_op(original_code, patch, job_spark),
         _not_a_repeat(patch, previous),
         _allowed_config(patch, job_spark),
+        *semantic_verdicts(original_code, patch, inventories, salt, diagnosis=diagnosis),
     ]
 
 

@@ -57,11 +57,16 @@ class Check:
         return not sample
 
     def matches(self, actual: DataFrame, expected: DataFrame, keys, what="output", tolerance=1e-6):
-        """`actual` has one row per key, every expected row is in it with equal values (numbers
-        within a relative `tolerance`), and it has no other rows. Compares the columns of `expected`."""
+        """`actual` has the columns of `expected` with the same types, one row per key, every expected
+        row with equal values (numbers within a relative `tolerance`), and no other rows."""
         missing_cols = [c for c in expected.columns if c not in actual.columns]
         if missing_cols:
             self.fail(f"{what} lacks columns {missing_cols}")
+            return False
+        types = dict(actual.dtypes)
+        wrong_types = [f"{c} is {types[c]}, expected {t}" for c, t in expected.dtypes if types[c] != t]
+        if wrong_types:
+            self.fail(f"{what} has columns of other types: {'; '.join(wrong_types)}")
             return False
         if not self.no_duplicates(actual, keys, what):
             return False

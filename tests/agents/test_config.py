@@ -36,7 +36,10 @@ CONTRACT = {
     "HEAL_DETERMINISTIC_FIXES": "deterministic_fixes", "HEAL_AUTO_APPLY": "auto_apply", "HEAL_MAX_RERUNS": "max_reruns",
     "HEAL_RERUN_BACKOFF_S": "rerun_backoff_s", "HEALER_CRASH_AFTER": "crash_after",
     "DASHBOARD_HOST": "dashboard_host", "DASHBOARD_PORT": "dashboard_port", "DASHBOARD_USER": "dashboard_user",
-    "DASHBOARD_PASSWORD": "dashboard_password",
+    "DASHBOARD_PASSWORD": "dashboard_password", "HEAL_PREFLIGHT_SAMPLE": "preflight_sample",
+    "HEAL_SANDBOX_DATABASE": "sandbox_database", "HEAL_SANDBOX_LOCATION": "sandbox_location",
+    "HEAL_COMPARE_ROW_TOLERANCE": "compare_row_tolerance", "HEAL_COMPARE_NULL_JUMP": "compare_null_jump",
+    "HEAL_COMPARE_DISTINCT_DROP": "compare_distinct_drop",
 }
 
 
@@ -129,6 +132,23 @@ def test_every_problem_is_listed_at_once():
         "WORKLOAD_USER and WORKLOAD_PASSWORD must be set (or CDE_TOKEN)",
         "HEAL_PROMPT_TOKEN_BUDGET must exceed HEAL_EVIDENCE_TOKEN_BUDGET by at least 1000 tokens "
         "(instructions and code need room too)",
+    ]
+
+
+def test_the_sandbox_settings_are_checked():
+    s = Settings.from_env({**BASE, "HEAL_PREFLIGHT_SAMPLE": "fraction:0.05", "HEAL_SANDBOX_DATABASE": "qa_sandbox",
+                           "HEAL_SANDBOX_LOCATION": "s3a://bucket/sandbox"}, dotenv=None)
+    assert (s.preflight_sample, s.sandbox_database, s.sandbox_location) == (
+        "fraction:0.05", "qa_sandbox", "s3a://bucket/sandbox")
+    assert Settings.from_env(BASE, dotenv=None).preflight_sample == "none"
+    found = problems({**BASE, "HEAL_PREFLIGHT_SAMPLE": "fraction:2", "HEAL_SANDBOX_DATABASE": "prod; DROP",
+                      "HEAL_COMPARE_NULL_JUMP": "1.5"})
+    assert found == [
+        "HEAL_COMPARE_NULL_JUMP must be at most 1, got '1.5'",
+        "HEAL_PREFLIGHT_SAMPLE bad sample 'fraction:2': expected none, rows:N (a whole number >= 1) or "
+        "fraction:F (0 < F < 1)",
+        "HEAL_SANDBOX_DATABASE must be a database name of letters, digits and underscores starting with a "
+        "letter (at most 40), got 'prod; DROP'",
     ]
 
 

@@ -125,7 +125,8 @@ def test_reject_passes_the_reason(app_lab: AppLab):
     record = app_lab.service.incident(incident)
     assert record.state == "rejected"
     assert "rename upstream instead" in record.reason and "  rename" not in record.reason
-    assert record.latest_attempt.fix_job is None  # nothing was deployed
+    assert record.latest_attempt.fix_run_id is None  # nothing was deployed (it ran only in its sandbox)
+    assert record.latest_attempt.preflight.status == "succeeded" and record.latest_attempt.comparison_passed
 
 
 def test_heal_now_sends_the_picked_run_and_reports_errors(app_lab: AppLab):

@@ -193,7 +193,7 @@ def test_stage_timeline_shows_durations_and_live_elapsed_time():
     assert views.stage_rows(ended, now)[-1].seconds is None
     assert views.stage_rows(ended, now)[-1].running is False
     assert ">total<" in views.timeline_html(tutorial_record(), now)
-    assert "49.6 s" in views.timeline_html(tutorial_record(), now)
+    assert "1 min 26 s" in views.timeline_html(tutorial_record(), now)
 
 
 def test_stage_duration_falls_back_to_timestamps():
@@ -269,6 +269,25 @@ def test_every_panel_for_each_kind_of_incident(stored):
         "", "", False, None)
     assert views.NO_INCIDENT in empty["heading"] and views.NO_INCIDENT == empty["reasoning"]
     assert "Incident gone--3: no record yet." in panel_values(_page(None, wanted="gone--3"))["heading"]
+
+
+def test_the_data_comparison_shows_each_metric_last_good_against_observed_and_what_failed():
+    healed = views.comparison_html(tutorial_record())
+    assert "sql-select-fail-fix-1-preflight run 13" in healed and "healer_sandbox_12_1" in healed
+    assert healed.count("<tr class=\"hd-ok\"") == 5 and "hd-bad" not in healed  # 4 pre-flight, 1 production
+    assert "<td>rows</td><td>120</td><td>118</td>" in healed
+
+    caught = tutorial_record().model_copy(deep=True)
+    attempt = caught.attempts[0]
+    attempt.comparison[1] = attempt.comparison[1].model_copy(update={
+        "observed": "3", "ok": False,
+        "note": "the fix writes 3 rows to default.target where the last good run wrote 120 <b>"})
+    attempt.production_comparison = []
+    html = views.comparison_html(caught)
+    assert html.count('class="hd-bad"') == 1
+    assert "the fix writes 3 rows to default.target where the last good run wrote 120 &lt;b&gt;" in html
+    assert views.NO_COMPARISON in views.comparison_html(escalated_record())
+    assert views.NO_COMPARISON in views.comparison_html(None)
 
 
 def test_failed_run_choices_round_trip_to_incident_ids():

@@ -80,6 +80,70 @@ def test_scenario_files_are_python_that_compiles(scenario) -> None:
                 compile(path.read_text(), str(path), "exec")
 
 
+# -- baselines ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_every_heal_scenario_has_a_baseline_job_of_its_own(scenario) -> None:
+    if scenario.expected == "escalate":
+        assert scenario.baseline is None and scenario.baseline_job is None and scenario.baseline_spec is None
+        return
+    spec = scenario.baseline_spec
+    assert spec is not None and scenario.baseline_job == spec["name"] == f"{scenario.app_job}-baseline"
+    assert scenario.job(spec["name"]) == spec
+    assert spec["mounts"] == [{"resourceName": f"{scenario.app_job}-baseline"}]
+    assert spec["spark"]["file"] == "baseline.py"
+    assert spec["spark"]["args"] == scenario.check_spec["spark"]["args"], "the baseline reads the check's args"
+    files = scenario.resource_files(f"{scenario.app_job}-baseline")
+    assert sorted(files) == ["baseline.py", "check.py", "checklib.py"]
+    assert files["baseline.py"] == SCENARIOS_DIR / "common" / "baseline.py"
+    assert files["check.py"] == scenario.directory / "check.py"
+    assert scenario.app_resource not in {m["resourceName"] for m in spec["mounts"]}
+    # baseline.py writes what the check's outputs(spark, args) returns
+    tree = ast.parse(files["check.py"].read_text())
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert [a.arg for a in functions["outputs"].args.args] == ["spark", "args"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r["baseline"]["job"].update(name="other-baseline"), "the baseline job must be named"),
+        (lambda r: r["baseline"]["job"].update(mounts=[{"resourceName": "clickstream-pipeline"}]),
+         "the baseline job mounts the application's resource(s) ['clickstream-pipeline']"),
+        (lambda r: r["baseline"]["job"]["spark"].update(file="nope.py"), "spark.file 'nope.py' is in none of"),
+        (lambda r: r["baseline"].update(extra=1), "baseline.extra: Extra inputs are not permitted"),
+        (lambda r: r["jobs"].append(r["baseline"]["job"]), "the baseline job must not also be listed in jobs"),
+    ],
+)
+def test_invalid_baselines_are_rejected_with_the_reason(tmp_path: Path, change, message: str) -> None:
+    root = copy_catalogue(tmp_path, "schema_drift")
+    edit(root / "schema_drift" / "scenario.json", change)
+    with pytest.raises(InvalidScenario) as caught:
+        read_scenario(root / "schema_drift" / "scenario.json")
+    assert message in str(caught.value)
+
+
+def test_an_escalate_scenario_may_not_have_a_baseline(tmp_path: Path) -> None:
+    root = copy_catalogue(tmp_path, "missing_input")
+
+    def add_baseline(raw):
+        job = {**raw["check"]["job"], "name": "supplier-spend-report-baseline"}
+        raw["baseline"] = {"job": job}
+
+    edit(root / "missing_input" / "scenario.json", add_baseline)
+    with pytest.raises(InvalidScenario, match="only heal scenarios have a baseline"):
+        read_scenario(root / "missing_input" / "scenario.json")
+
+
+def test_a_scenario_without_a_baseline_is_valid(tmp_path: Path) -> None:
+    root = copy_catalogue(tmp_path, "schema_drift")
+    edit(root / "schema_drift" / "scenario.json", lambda r: r.pop("baseline"))
+    scenario = read_scenario(root / "schema_drift" / "scenario.json")
+    assert scenario.baseline_job is None and "clickstream-daily-users-baseline" not in {
+        j["name"] for j in scenario.all_jobs()}
+
+
 # -- known fixes -------------------------------------------------------------------------------------
 
 

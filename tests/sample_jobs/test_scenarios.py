@@ -1,9 +1,11 @@
 """Every scenario on a real local CDE, over HTTP, with real Spark.
 
 For each scenario: the application run fails with the error signature of its scenario.json; the
-output check rejects what the failed run left; the known-good fix (bench/fixes/) deployed as a new
-job succeeds and the check then accepts the output. The transient scenario heals by a plain rerun;
-the escalate scenario has no fix and its check keeps failing.
+baseline job (heal scenarios) writes the last good output and the output check accepts it; the
+known-good fix (bench/fixes/) deployed as a new job succeeds, rewrites an output table, and the check
+accepts the output. The transient scenario heals by a plain rerun; the escalate scenario has no
+baseline and no fix, and its check rejects what the failed run left. (That the checks reject wrong
+output, with the baseline in place, is shown by `python -m bench.deceptive.verify`.)
 
 The tutorial goes through the CLI (`python -m sample_jobs load tutorial`), the others through
 `load_scenario`. One LocalCde serves all, one run at a time; the retail generator shared by most
@@ -52,11 +54,21 @@ def assert_check_accepts(client: CdeClient, check_job: str) -> None:
     assert "CHECK PASSED" in client.get_logs(run_id, "driver/stdout")
 
 
-def heal_with_known_fix(client: CdeClient, name: str) -> None:
+def table_files(cde: LocalCde) -> set[Path]:
+    """The data files of every table in the local CDE's warehouse (a table's folder is a file's parent)."""
+    warehouse = cde.config.data_dir / "warehouse"
+    return {p.relative_to(warehouse) for p in warehouse.rglob("*.parquet")}
+
+
+def heal_with_known_fix(cde: LocalCde, client: CdeClient, name: str) -> None:
     scenario = get_scenario(name)
     job = deploy_fix(client, scenario)
+    before = table_files(cde)
     run_id, status = run_and_wait(client, job)
     assert status == "succeeded", f"the known fix of {name} failed\n{log_tail(client, run_id)}"
+    # The check accepts the baseline too: the fix must have rewritten a table that was there.
+    rewritten = {p.parent for p in table_files(cde) - before} & {p.parent for p in before}
+    assert rewritten, f"the known fix of {name} rewrote no existing table"
     assert_check_accepts(client, scenario.check_job)
 
 
@@ -92,12 +104,17 @@ def test_tutorial_through_the_cli(scenario_cde: LocalCde, scenario_client: CdeCl
     again = load_scenario(client, "tutorial", run=False)
     assert (again.app_run_id, again.status, again.setup_run_ids) == (None, None, {})
 
-    assert_check_rejects(client, "sql-select-fail-check")
-    heal_with_known_fix(client, "tutorial")
+    baseline_run = int(re.search(r"written by run (\d+) of sql-select-fail-baseline", out).group(1))
+    assert baseline_run > app_run
+    assert (client.get_run(baseline_run).job, client.get_run(baseline_run).status) == (
+        "sql-select-fail-baseline", "succeeded")
+    assert_check_accepts(client, "sql-select-fail-check")
+    heal_with_known_fix(scenario_cde, client, "tutorial")
 
 
 @pytest.mark.parametrize("name", RETAIL_SCENARIOS)
-def test_scenario_fails_and_known_fix_heals(name: str, scenario_client: CdeClient, retail_world: int) -> None:
+def test_scenario_fails_and_known_fix_heals(name: str, scenario_cde: LocalCde, scenario_client: CdeClient,
+                                            retail_world: int) -> None:
     client = scenario_client
     scenario = get_scenario(name)
     result = load_scenario(client, scenario, skip_setup={RETAIL_GENERATOR})
@@ -107,8 +124,13 @@ def test_scenario_fails_and_known_fix_heals(name: str, scenario_client: CdeClien
     log = client.get_logs(result.app_run_id, "driver/stdout")
     assert scenario.expected_error in log, f"{name}: no {scenario.expected_error!r}\n{log_tail(client, result.app_run_id)}"
 
-    assert_check_rejects(client, scenario.check_job)
     if scenario.expected == "escalate":
+        assert result.baseline_run_id is None and scenario.baseline_job is None
+        assert_check_rejects(client, scenario.check_job)
         assert not (FIXES_DIR / name).exists(), "an escalate scenario has no known fix"
         return
-    heal_with_known_fix(client, name)
+    assert result.baseline_run_id is not None and result.baseline_run_id > result.app_run_id
+    baseline_run = client.get_run(result.baseline_run_id)
+    assert (baseline_run.job, baseline_run.status) == (scenario.baseline_job, "succeeded")
+    assert_check_accepts(client, scenario.check_job)
+    heal_with_known_fix(scenario_cde, client, name)

@@ -24,6 +24,11 @@ RULES = [
     "not-a-no-op",
     "not-a-repeat",
     "allowed-config",
+    "no-swallowed-errors",
+    "keeps-outputs",
+    "keeps-write-modes",
+    "keeps-error-checks",
+    "no-new-row-filters",
 ]
 
 ORIGINAL = textwrap.dedent(

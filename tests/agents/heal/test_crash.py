@@ -1,4 +1,5 @@
-"""A healer killed at every stage and restarted creates exactly one fix job and one fix run.
+"""A healer killed at every stage and restarted creates exactly one fix job and one fix run (and one
+pre-flight run, one sandboxed check run, one measurement run).
 
 Each `python -m app heal` below is a real process that dies (os._exit, as a kill would leave it)
 right after the named point; the next one resumes the incident from its checkpoint.
@@ -11,8 +12,9 @@ import json
 from agents.stage import CRASH_EXIT_CODE
 
 JOB = "sql-select-fail"
-CRASH_POINTS = ["monitor", "log_fetch", "diagnose", "patch", "approval", "redeploy.job_created",
-                "redeploy", "verify.check_started"]
+CRASH_POINTS = ["monitor", "log_fetch", "diagnose", "patch", "preflight.name_chosen", "preflight.job_created",
+                "preflight", "compare.check_started", "compare", "approval", "redeploy.job_created", "redeploy",
+                "verify.stats_started", "verify.check_started"]
 
 
 def test_killed_at_each_stage_then_restarted_heals_once(heal_lab, tmp_path):
@@ -36,13 +38,18 @@ def test_killed_at_each_stage_then_restarted_heals_once(heal_lab, tmp_path):
     new_fix_jobs = set(heal_lab.fix_jobs(JOB)) - fix_jobs_before
     assert new_fix_jobs == {attempt["fix_job"]}
     assert heal_lab.runs_of(attempt["fix_job"]) == [attempt["fix_run_id"]]
+    # one pre-flight, one user check on its sandbox, one measurement of the production outputs
+    preflight = attempt["preflight"]
+    assert heal_lab.runs_of(preflight["job"]) == [preflight["run_id"], attempt["production_stats_run_id"]]
+    assert heal_lab.runs_of(preflight["check_job"]) == [preflight["check_run_id"]]
     # the patch stage ran twice (killed after it), yet its guard verdicts are recorded once
     rules = [v["rule"] for v in attempt["guard"]]
     assert rules and len(rules) == len(set(rules)), rules
     assert len(heal_lab.runs_of(f"{JOB}-check")) == check_runs_before + 1
     # every restart is in the record: each crashed stage ran again, none was skipped
     stages = [s["stage"] for s in record["stages"]]
-    for stage in ("monitor", "log_fetch", "diagnose", "patch", "approval", "redeploy", "verify"):
+    for stage in ("monitor", "log_fetch", "diagnose", "patch", "preflight", "compare", "approval", "redeploy",
+                  "verify"):
         assert stage in stages
 
     # and once healed, another run of the CLI does nothing but report it

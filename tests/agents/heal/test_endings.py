@@ -47,7 +47,7 @@ def _killed_after_naming_the_fix(cde, client: CdeClient, tmp_path: Path) -> tupl
     run_id = deploy_failed_run(cde, client, job, {APP: CODE}, LOG, ["sales.orders", "sales.report"])
     data_dir = tmp_path / "healer"
     done = run_app_cli(["heal", "--job", job, "--run", str(run_id)],
-                       {**_env(cde, data_dir, job), "HEALER_CRASH_AFTER": "redeploy.name_chosen"}, tmp_path, 300)
+                       {**_env(cde, data_dir, job), "HEALER_CRASH_AFTER": "preflight.name_chosen"}, tmp_path, 300)
     assert done.returncode == CRASH_EXIT_CODE, done.stdout + done.stderr
     return job, run_id, data_dir
 
@@ -56,7 +56,7 @@ def _record(data_dir: Path, job: str, run_id: int) -> dict:
     return json.loads((data_dir / "incidents" / f"{job}--{run_id}.json").read_text())
 
 
-def test_a_foreign_job_with_the_fix_name_escalates_the_incident(local_cde_manual, tmp_path) -> None:
+def test_a_foreign_job_with_the_fix_name_escalates_the_incident(local_cde_manual, sandbox_player, tmp_path) -> None:
     cde = local_cde_manual
     client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
     job, run_id, data_dir = _killed_after_naming_the_fix(cde, client, tmp_path)
@@ -79,6 +79,7 @@ def test_a_foreign_job_with_the_fix_name_escalates_the_incident(local_cde_manual
         assert record.state == "escalated", record.reason
         assert f"a job named {fix_job!r} exists and is not this incident's fix" in record.reason
         assert client.list_runs(filters=[f"job[eq]{fix_job}"]) == []  # the foreign job never ran
+        assert not any(j.name.startswith(f"{fix_job}-") for j in client.list_jobs())  # nor did a pre-flight
         assert client.get_job(fix_job).spark["file"] == "other.py"  # nor was it changed
         assert healer.cycle() == []  # ended: the next cycle leaves it alone
     finally:
@@ -86,7 +87,7 @@ def test_a_foreign_job_with_the_fix_name_escalates_the_incident(local_cde_manual
         client.close()
 
 
-def test_a_record_the_healer_cannot_work_from_ends_as_an_error_once(local_cde_manual, tmp_path) -> None:
+def test_a_record_the_healer_cannot_work_from_ends_as_an_error_once(local_cde_manual, sandbox_player, tmp_path) -> None:
     cde = local_cde_manual
     client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
     job, run_id, data_dir = _killed_after_naming_the_fix(cde, client, tmp_path)

@@ -24,10 +24,11 @@ from agents.errors import HealerError
 from agents.healer import Healer
 from cde_client import CdeClient
 from tests.fixtures.agents import load_spark_log
+from tests.fixtures.sandbox_runs import SandboxPlayer
 
 USER, PASSWORD = "lease-user", "lease-password-4321"
 JOB = "lease-app"
-STAGES = ["monitor", "log_fetch", "diagnose", "patch", "approval", "redeploy", "verify"]
+STAGES = ["monitor", "log_fetch", "diagnose", "patch", "preflight", "compare", "approval", "redeploy", "verify"]
 WAIT_S = 60.0
 
 
@@ -36,7 +37,8 @@ def lab(local_cde_factory):
     cde = local_cde_factory(run_mode="manual", users={USER: PASSWORD})
     client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
     try:
-        yield cde, client
+        with SandboxPlayer(cde):  # pre-flights and measurements pass; the fix run is this test's to end
+            yield cde, client
     finally:
         client.close()
 
@@ -115,7 +117,8 @@ def test_a_second_healer_leaves_the_incident_alone(lab, tmp_path):
     record = json.loads((tmp_path / "incidents" / f"{incident}.json").read_text())
     assert [s["stage"] for s in record["stages"]] == STAGES  # each once, in order
     assert all(s["ended"] for s in record["stages"])
-    assert sorted(j.name for j in client.list_jobs() if j.name.startswith(f"{JOB}-fix-")) == [fix_job]
+    assert sorted(j.name for j in client.list_jobs() if j.name.startswith(f"{JOB}-fix-")) == [
+        fix_job, f"{fix_job}-preflight"]
     assert len(client.list_runs(filters=[f"job[eq]{fix_job}"])) == 1
     assert healed["record"].state == record["state"] == "healed", record["reason"]
     error = meddled.get("error")

@@ -1,19 +1,16 @@
 """Transient failures: re-run unchanged, with a growing pause between re-runs, up to HEAL_MAX_RERUNS.
 
 A failed run on a manual-mode local CDE whose log shows a lost executor; every re-run the healer
-starts fails the same way (the "cluster" thread below), so the healer re-runs, waits longer before
-each later re-run, and escalates once the re-runs are used up.
+starts fails the same way, in its sandbox pre-flight already (the sandbox player), so the healer re-runs,
+waits longer before each later re-run, and escalates once the re-runs are used up.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-
 from agents.config import Settings
 from agents.healer import Healer
+from agents.preflight import MAX_BACKOFF_S, rerun_backoff_s
 from agents.record import Attempt, FailedRun, IncidentRecord, Patch
-from agents.redeploy import MAX_BACKOFF_S, rerun_backoff_s
 from cde_client import CdeClient
 from tests.fixtures.cde_local import PASSWORD, USER, deploy_failed_run, unique
 
@@ -37,43 +34,30 @@ def test_the_first_rerun_starts_at_once_and_each_later_one_waits_twice_as_long()
     assert rerun_backoff_s(_record(12), 13, 30.0) == MAX_BACKOFF_S
 
 
-def test_reruns_stop_at_the_limit_and_the_incident_escalates(local_cde_manual, tmp_path) -> None:
+def test_reruns_stop_at_the_limit_and_the_incident_escalates(local_cde_manual, sandbox_player, tmp_path) -> None:
     cde = local_cde_manual
     client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
     job = unique("nightly-rollup")
     run_id = deploy_failed_run(cde, client, job, {APP: CODE}, LOST, [])
-    stop = threading.Event()
-
-    def fail_every_rerun() -> None:  # the cluster: executors keep getting lost
-        done: set[int] = set()
-        while not stop.is_set():
-            for run in client.list_runs(filters=[f"job[rlike]^{job}-fix-"]):
-                if run.id not in done:
-                    cde.backend.write_run_log(run.id, "driver/stdout", LOST)
-                    cde.backend.set_run_status(run.id, "running")
-                    cde.backend.set_run_status(run.id, "failed")
-                    done.add(run.id)
-            time.sleep(0.1)
+    sandbox_player.script(job, status="failed", log=LOST)  # the cluster: executors keep getting lost
 
     env = {"JOBS_API_URL": cde.jobs_api_url, "WORKLOAD_USER": USER, "WORKLOAD_PASSWORD": PASSWORD,
            "HEALER_DATA_DIR": str(tmp_path), "JOB_NAME": job, "HEAL_RUN_POLL_S": "0.1", "HEAL_RUN_TIMEOUT_S": "30",
            "HEAL_MAX_ATTEMPTS": "3", "HEAL_MAX_RERUNS": "2", "HEAL_RERUN_BACKOFF_S": "0.5"}
-    cluster = threading.Thread(target=fail_every_rerun, daemon=True)
-    cluster.start()
     healer = Healer(Settings.from_env(env, dotenv=None))
     try:
         record = healer.heal(job, run_id)
     finally:
         healer.close()
-        stop.set()
-        cluster.join(timeout=5)
         client.close()
 
     assert record.state == "escalated"
     assert "already re-run 2 times unchanged (HEAL_MAX_RERUNS=2)" in record.reason
     reruns = [a for a in record.attempts if a.patch and a.patch.kind == "rerun"]
-    assert [a.number for a in reruns] == [1, 2] and all(a.fix_run_status == "failed" for a in reruns)
+    # each re-run failed in its sandbox first: nothing reached production
+    assert [a.number for a in reruns] == [1, 2] and all(a.preflight.status == "failed" for a in reruns)
+    assert all(a.fix_run_id is None for a in reruns)
     assert record.attempts[-1].number == 3 and record.attempts[-1].patch is None
-    # the second re-run started only after the pause: its redeploy stage lasted at least the backoff
-    redeploys = [s for s in record.stages if s.stage == "redeploy"]
-    assert len(redeploys) == 2 and redeploys[1].duration_s >= 0.5
+    # the second re-run started only after the pause: its pre-flight stage lasted at least the backoff
+    preflights = [s for s in record.stages if s.stage == "preflight"]
+    assert len(preflights) == 2 and preflights[1].duration_s >= 0.5

@@ -66,7 +66,7 @@ def fixed_reply(request) -> dict:
             "conf_changes": {}}
 
 
-def test_no_secret_reaches_the_model_and_the_fix_keeps_the_jobs_credential(local_cde_manual, scripted_llm,
+def test_no_secret_reaches_the_model_and_the_fix_keeps_the_jobs_credential(local_cde_manual, sandbox_player, scripted_llm,
                                                                           tmp_path) -> None:
     cde = local_cde_manual
     client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
@@ -77,7 +77,7 @@ def test_no_secret_reaches_the_model_and_the_fix_keeps_the_jobs_credential(local
     def succeed_fix_runs() -> None:  # the cluster: every fix run succeeds
         done: set[int] = set()
         while not stop.is_set():
-            for run in client.list_runs(filters=[f"job[rlike]^{JOB}-fix-"]):
+            for run in client.list_runs(filters=[f"job[rlike]^{JOB}-fix-[0-9]+$"]):  # not the sandbox runs
                 if run.id not in done:
                     cde.backend.set_run_status(run.id, "running")
                     cde.backend.set_run_status(run.id, "succeeded")

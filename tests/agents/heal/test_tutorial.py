@@ -7,6 +7,7 @@ and the output check must pass; the original job is left exactly as it was.
 
 from __future__ import annotations
 
+from agents.comparison import dropped_by_the_job
 from agents.record import TERMINAL_STATES
 from tests.fixtures.heal import TUTORIAL_DIAGNOSIS as DIAGNOSIS
 from tests.fixtures.heal import TUTORIAL_FIXED_APP as FIXED_APP
@@ -31,6 +32,22 @@ def _assert_fix_copies_original(lab, original, fix_name: str, fix_resource: str)
     assert fix_files == original_files  # datagen.py travels along with the fixed sparkApp.py
     assert lab.client.download_file(fix_resource, "datagen.py") == lab.client.download_file(
         "failing-pipeline", "datagen.py")
+
+
+def _assert_proven_by_data(attempt) -> None:
+    """The fix ran in a sandbox first, its outputs compared with the last good ones, the user's check
+    passed on the sandbox, and the production run's outputs compared the same way."""
+    preflight = attempt.preflight
+    assert preflight.status == "succeeded" and preflight.run_id < attempt.fix_run_id
+    written = {o.name for o in preflight.report.outputs}
+    assert "default.dynamic_incremental_target_table_large_overlap" in written, written
+    assert all(o.sandbox.startswith(preflight.database + ".") for o in preflight.report.outputs)
+    kept = [o for o in preflight.report.outputs if not dropped_by_the_job(o)]  # not the staging table
+    assert len(kept) == 2 and all(o.baseline is not None for o in kept)  # the last good run's outputs
+    assert attempt.comparison_passed is True and all(r.ok for r in attempt.comparison)
+    assert {r.output for r in attempt.comparison if r.metric == "rows"} >= written
+    assert preflight.check_passed is True and any(r.metric == "check" and r.ok for r in attempt.comparison)
+    assert attempt.production_comparison and all(r.ok for r in attempt.production_comparison)
 
 
 def test_tutorial_healed_through_the_model(heal_lab, scripted_llm, tmp_path):
@@ -66,6 +83,7 @@ def test_tutorial_healed_through_the_model(heal_lab, scripted_llm, tmp_path):
     assert heal_lab.client.get_run(attempt.fix_run_id).status == "succeeded"
     assert attempt.check_job == f"{JOB}-check" and attempt.check_passed is True
     assert heal_lab.client.get_run(attempt.check_run_id).status == "succeeded"
+    _assert_proven_by_data(attempt)
     # the original job and code are untouched
     assert _definition(heal_lab.client.get_job(JOB)) == _definition(original)
     assert heal_lab.client.download_file("failing-pipeline", "sparkApp.py") == original_code
@@ -74,7 +92,8 @@ def test_tutorial_healed_through_the_model(heal_lab, scripted_llm, tmp_path):
     assert all(c.prompt_tokens == 100 and c.latency_s > 0 for c in record.llm_calls)
     assert "customer_id" in record.llm_calls[0].prompt[-1]["content"]  # the distilled evidence went in
     stages = [s.stage for s in record.stages]
-    assert stages == ["monitor", "log_fetch", "diagnose", "patch", "approval", "redeploy", "verify"]
+    assert stages == ["monitor", "log_fetch", "diagnose", "patch", "preflight", "compare", "approval", "redeploy",
+                      "verify"]
     assert all(s.duration_s is not None for s in record.stages)
     assert record.state in TERMINAL_STATES
     saved = (tmp_path / "incidents" / f"{record.incident_id}.json").read_text()
@@ -106,3 +125,4 @@ def test_tutorial_healed_on_rules_alone(heal_lab, tmp_path):
     assert attempt.patch.source == "rule"
     assert attempt.fixed_code == FIXED_APP
     assert attempt.check_passed is True
+    _assert_proven_by_data(attempt)

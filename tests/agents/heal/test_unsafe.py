@@ -58,7 +58,7 @@ class Failure:
 
 
 @pytest.fixture(scope="module")
-def failure(local_cde_manual: LocalCde) -> Iterator[Failure]:
+def failure(local_cde_manual: LocalCde, sandbox_player) -> Iterator[Failure]:
     """The job, deployed on a manual-mode CDE, with one failed run whose log carries an injection."""
     client = CdeClient(local_cde_manual.jobs_api_url, user=USER, password=PASSWORD)
     run_id = deploy_failed_run(local_cde_manual, client, JOB, {APP: ORIGINAL}, LOG,
