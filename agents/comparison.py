@@ -19,6 +19,10 @@ from agents.sandbox.report import SandboxOutput, SandboxReport, TableStats
 
 KEY_LIKE_SHARE = 0.9  # a column with at least this many distinct values per row is treated as a key
 MIN_ROWS_FOR_KEYS = 10  # too few rows to call any column key-like
+# NULLs that vanish entirely were replaced by values (a fix that makes a failing expression "null-safe"
+# by returning text or 0): judged when the last good output had at least this share of them, and the
+# output measured is large enough to expect at least this many
+VANISHED_NULL_SHARE, VANISHED_NULL_COUNT = 0.01, 5
 # Spark's conditions about the OUTPUT's own schema: a fix for them may change its columns or types
 # (a fix for an input's schema, e.g. an unresolved column, must still write the same output schema)
 OUTPUT_SCHEMA_CONDITIONS = ("INSERT_COLUMN_ARITY_MISMATCH", "INCOMPATIBLE_DATA_FOR_TABLE",
@@ -149,7 +153,15 @@ def _columns(name: str, old: TableStats, new: TableStats, t: Thresholds) -> list
             continue
         checked += 1
         share_before, share_now = was.nulls / old.rows, col.nulls / new.rows
-        if abs(share_now - share_before) > t.null_jump:
+        # as many NULLs expected in this output as to judge (a sample may rightly have none)
+        vanished = (col.nulls == 0 and share_before >= VANISHED_NULL_SHARE
+                    and share_before * new.rows >= VANISHED_NULL_COUNT)
+        if vanished:
+            rows.append(ComparisonRow(
+                output=name, metric="nulls", column=col.name, last_good=f"{share_before:.0%}", observed="0%", ok=False,
+                note=f"{name}.{col.name} has no NULL left where the last good run had {share_before:.0%} "
+                     f"({was.nulls} rows): the fix replaced missing values with made-up ones"))
+        elif abs(share_now - share_before) > t.null_jump:
             rows.append(ComparisonRow(
                 output=name, metric="nulls", column=col.name, last_good=f"{share_before:.0%}",
                 observed=f"{share_now:.0%}", ok=False,

@@ -89,7 +89,20 @@ def test_null_shares_that_jump_either_way_are_caught():
     [found] = failed(compare_report(report(output(nulled, base)), T))
     assert found == "mart.sales.email is NULL in 75% of rows where the last good run had 30%"
     [found] = failed(compare_report(report(output(as_text, base)), T))
-    assert "NULL in 0% of rows where the last good run had 30%" in found
+    assert "has no NULL left where the last good run had 30%" in found
+
+
+def test_nulls_that_vanish_entirely_were_replaced_by_made_up_values():
+    base = table(2000, column("id", 2000), column("phone", 2000, nulls=189, distinct=1700))
+    filled = table(2000, column("id", 2000), column("phone", 2000, nulls=0, distinct=1701))
+    [found] = failed(compare_report(report(output(filled, base)), T))
+    assert found == ("mart.sales.phone has no NULL left where the last good run had 9% (189 rows): the fix "
+                     "replaced missing values with made-up ones")
+    few = table(2000, column("id", 2000), column("phone", 2000, nulls=3, distinct=1700))  # 3 NULLs: too few to judge
+    assert not failed(compare_report(report(output(filled, few)), T))
+    appeared = table(2000, column("id", 2000), column("phone", 2000, nulls=40, distinct=1700))  # try_cast's NULLs
+    assert not failed(compare_report(report(output(appeared, table(2000, column("id", 2000),
+                                                                    column("phone", 2000, distinct=1700)))), T))
 
 
 def test_a_column_turned_constant_and_a_collapsed_key_are_caught():

@@ -12,7 +12,17 @@ from dataclasses import replace
 import pytest
 
 from agents.prompts import DiagnosisAnswer, PatchAnswer
-from agents.record import Attempt, Diagnosis, Evidence, FailedRun, IncidentRecord, LlmCall, Patch, StageTiming
+from agents.record import (
+    Attempt,
+    Diagnosis,
+    Evidence,
+    FailedRun,
+    IncidentRecord,
+    LlmCall,
+    Patch,
+    Preflight,
+    StageTiming,
+)
 from bench import scripted
 from bench.__main__ import main as bench_main
 from bench.errors import BenchUsageError
@@ -36,6 +46,10 @@ def _record(state: str = "healed", run_id: int = 7) -> IncidentRecord:
                                 rule="unresolved-column" if number == 1 else None),
             patch=Patch(kind="code", code="print(1)\n", source="rule" if number == 1 else "model"),
             fix_job=f"job-fix-{number}", fix_run_id=fix_run, check_run_id=check_run, check_passed=passed,
+            preflight=Preflight(job=f"job-fix-{number}-preflight", run_id=100 + number, status="succeeded",
+                                check_run_id=200 + number, check_passed=True),
+            comparison_passed=True, production_stats_run_id=300 + number,
+            verdict="check-failed" if not passed else "healed",
         )
 
     return IncidentRecord(
@@ -53,7 +67,9 @@ def _record(state: str = "healed", run_id: int = 7) -> IncidentRecord:
     )
 
 
-DURATIONS = {7: 30.0, 8: 20.0, 9: 15.0, 10: 22.0, 11: 16.0}
+DURATIONS = {7: 30.0, 8: 20.0, 9: 15.0, 10: 22.0, 11: 16.0,
+             101: 12.0, 102: 13.0, 201: 5.0, 202: 6.0, 301: 2.0, 302: 2.0}  # pre-flights, sandbox checks, stats
+SANDBOX_S = 12 + 13 + 5 + 6 + 2 + 2
 
 
 def test_row_figures_come_from_the_record_and_the_run_durations():
@@ -62,8 +78,10 @@ def test_row_figures_come_from_the_record_and_the_run_durations():
     assert row.time_s == pytest.approx(30 + 90.25)  # failed run, then opened 10:00:00 → ended 10:01:30.25
     assert row.model_s == pytest.approx(3.75)
     assert (row.failed_run_s, row.fix_runs_s, row.check_runs_s) == (30.0, 42.0, 31.0)
-    assert row.floor_s == pytest.approx(30 + 42 + 31 + 3.75)
-    assert row.own_s == pytest.approx(30 + 90.25 - (30 + 42 + 31 + 3.75))
+    assert (row.preflight_s, row.sandbox_runs_s, row.compared) == (25.0, 15.0, "passed")
+    assert row.floor_s == pytest.approx(30 + 42 + 31 + SANDBOX_S + 3.75)
+    assert row.own_s == pytest.approx(30 + 90.25 - (30 + 42 + 31 + SANDBOX_S + 3.75))
+    assert not row.deceptive and not row.false_heal
     assert (row.model_calls, row.prompt_tokens, row.estimated_prompt_tokens) == (2, 120, 450)
     assert (row.raw_log_bytes, row.distilled_tokens) == (5000, 400)
     assert (row.diagnosis, row.rule, row.patch) == ("model", "unresolved-column", "model")
@@ -87,6 +105,20 @@ def test_right_outcome_depends_on_what_the_scenario_expects():
     assert (bare.outcome, bare.attempts, bare.time_s, bare.check) == ("error", 0, None, "none")
 
 
+def test_a_wrong_fix_is_a_false_heal_only_when_the_attempt_that_tried_it_healed():
+    caught = _record()
+    caught.attempts[0].verdict = "data comparison failed: the fix writes 3 rows where the last good run wrote 120"
+    row = row_from_record(HEAL, caught, DURATIONS, deceptive=True)
+    assert (row.deceptive, row.false_heal, row.right) == (True, False, True)  # healed later, by the right fix
+    fooled = _record()
+    fooled.attempts = fooled.attempts[1:]  # the wrong fix's own attempt ended healed
+    row = row_from_record(HEAL, fooled, DURATIONS, deceptive=True)
+    assert (row.false_heal, row.right) == (True, False)
+    assert summarize([row]).false_heals == 1 and "false heals 1/1 deceptive" in summarize([row]).line()
+    escalated = row_from_record(HEAL, _record("escalated"), DURATIONS, deceptive=True)
+    assert (escalated.false_heal, escalated.right) == (False, True)
+
+
 def test_table_markdown_and_json_show_every_row_and_the_summary(tmp_path):
     rows = [
         row_from_record(HEAL, _record(run_id=7), DURATIONS),
@@ -98,7 +130,8 @@ def test_table_markdown_and_json_show_every_row_and_the_summary(tmp_path):
     summary = summarize(rows)
     assert (summary.scenarios, summary.healed, summary.expected_heal, summary.right, summary.errors) == (4, 2, 3, 2, 1)
     assert summary.median_time_to_heal_s == pytest.approx(((30 + 90.25) + (10 + 90.25)) / 2)
-    assert summary.median_floor_s == pytest.approx(((30 + 76.75) + (10 + 76.75)) / 2)
+    assert summary.median_floor_s == pytest.approx(((30 + 76.75 + SANDBOX_S) + (10 + 76.75 + SANDBOX_S)) / 2)
+    assert (summary.median_preflight_s, summary.median_fix_run_s, summary.false_heals) == (25.0, 42.0, 0)
     assert (summary.model_calls, summary.prompt_tokens, summary.estimated_prompt_tokens) == (6, 360, 1350)
 
     table = format_table(rows, summary)
@@ -113,7 +146,7 @@ def test_table_markdown_and_json_show_every_row_and_the_summary(tmp_path):
 
     meta = {"model": "none: rules only", "scenarios": [r.scenario for r in rows]}
     markdown = format_markdown(rows, summary, meta)
-    assert "| tutorial | unresolved_column | heal | healed | yes | passed | 2 |" in markdown
+    assert "| tutorial | unresolved_column | heal | healed | yes | passed | passed | - | 2 |" in markdown
     json_path, md_path = write_reports(tmp_path / "out", "heal-test", rows, summary, meta)
     data = json.loads(json_path.read_text())
     assert [r["scenario"] for r in data["rows"]] == ["tutorial", "result_size", "wrong_args", "missing_input"]
@@ -180,7 +213,7 @@ def test_bench_heal_runs_result_size_end_to_end(tmp_path):
     lines = done.stdout.splitlines()
     assert lines[0].startswith("scenario ")
     row_line = next(line for line in lines if line.startswith("result_size "))
-    assert row_line.split()[:6] == ["result_size", "resource_limit", "heal", "healed", "yes", "passed"]
+    assert row_line.split()[:8] == ["result_size", "resource_limit", "heal", "healed", "yes", "passed", "passed", "-"]
     assert lines[[i for i, line in enumerate(lines) if line.startswith("healed ")][0]].startswith("healed 1/1")
 
     [json_path] = out.glob("heal-*.json")
@@ -192,6 +225,8 @@ def test_bench_heal_runs_result_size_end_to_end(tmp_path):
     assert (row["diagnosis"], row["rule"], row["patch"], row["model_calls"]) == ("rule", "max-result-size", "rule", 0)
     assert row["raw_log_bytes"] > 0 and row["distilled_tokens"] > 0
     assert row["time_s"] > 0 and row["failed_run_s"] > 0 and row["fix_runs_s"] > 0 and row["check_runs_s"] > 0
-    assert row["floor_s"] == pytest.approx(row["failed_run_s"] + row["fix_runs_s"] + row["check_runs_s"])
+    assert row["preflight_s"] > 0 and row["sandbox_runs_s"] > 0 and row["compared"] == "passed"
+    assert row["floor_s"] == pytest.approx(row["failed_run_s"] + row["fix_runs_s"] + row["check_runs_s"]
+                                           + row["preflight_s"] + row["sandbox_runs_s"])
     assert data["summary"]["healed"] == 1 and data["model"] == "none: rules only"
-    assert "| result_size | resource_limit | heal | healed | yes | passed | 1 |" in md_path.read_text()
+    assert "| result_size | resource_limit | heal | healed | yes | passed | passed | - | 1 |" in md_path.read_text()

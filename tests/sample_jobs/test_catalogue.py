@@ -64,7 +64,7 @@ def test_names_are_distinct_across_scenarios_unless_shared_identically() -> None
     for s in SCENARIOS:
         for r in s.resources:
             owners.setdefault(("resource", r.name), set()).add(s.name)
-        for spec in [*s.jobs, s.check.job]:
+        for spec in s.all_jobs():
             owners.setdefault(("job", spec["name"]), set()).add(s.name)
     shared = {key for key, users in owners.items() if len(users) > 1}
     assert shared == {("resource", "retail-data"), ("job", "retail-datagen")}

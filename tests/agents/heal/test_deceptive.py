@@ -16,7 +16,7 @@ from sample_jobs import get_scenario
 
 # (scenario/variant, the comparison's metric that catches it, words of its note)
 CASES = [
-    ("udf_null/udf_none_string", "nulls", "where the last good run had"),
+    ("udf_null/udf_none_string", "nulls", "has no NULL left where the last good run had"),
     ("schema_drift/drop_active_users", "schema", "drops column(s) active_users"),
     ("missing_aggregation/first_channel", "rows", "where the last good run wrote"),
 ]

@@ -45,7 +45,7 @@ def _assert_proven_by_data(attempt) -> None:
     kept = [o for o in preflight.report.outputs if not dropped_by_the_job(o)]  # not the staging table
     assert len(kept) == 2 and all(o.baseline is not None for o in kept)  # the last good run's outputs
     assert attempt.comparison_passed is True and all(r.ok for r in attempt.comparison)
-    assert {r.output for r in attempt.comparison if r.metric == "rows"} >= written
+    assert {r.output for r in attempt.comparison if r.metric == "rows"} == {o.name for o in kept}
     assert preflight.check_passed is True and any(r.metric == "check" and r.ok for r in attempt.comparison)
     assert attempt.production_comparison and all(r.ok for r in attempt.production_comparison)
 
