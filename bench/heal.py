@@ -7,9 +7,9 @@ compute the row from the incident record and the run durations the CDE reports
 
 Model modes: "scripted" (the scripted OpenAI-compatible server `bench/scripted_llm.py`, the one the
 tests use too, answering with each scenario's known-good fix from `bench/fixes/`; with `deceptive`,
-one row per known-WRONG fix of `bench/deceptive/<scenario>/<variant>/`, answered first, the known-good
-fix second, rules' fixes off so the model's patch is the one tried: none may end healed by the
-wrong fix, the "false heals" figure), "env" (a real
+one row per known-WRONG fix of `bench/deceptive/<scenario>/<variant>/`, the model's only patch, rules'
+fixes off, one attempt: none may end healed, the "false heals" figure; the row's reason says what
+stopped it, the guard or the data comparison), "env" (a real
 endpoint from the LLM_* variables; rules only when they are not set), "none" (rules only). The
 environment and ./.env are read by `agents.config.load_environment`, as the healer reads them.
 
@@ -173,8 +173,15 @@ def _load_failed_run(ctx: _Context, scenario: Scenario) -> int:
     return result.app_run_id
 
 
-def _start_scripted(answers: list[dict[str, Any]]) -> ScriptedLLM:
+DECEPTIVE_REQUESTS = 8  # replies the deceptive model has ready: a diagnosis, patch tries, their retries
+
+
+def _start_scripted(answers: list[dict[str, Any]] | scripted.DeceptiveModel) -> ScriptedLLM:
     llm = ScriptedLLM().start()
+    if isinstance(answers, scripted.DeceptiveModel):
+        for _ in range(DECEPTIVE_REQUESTS):
+            llm.add_reply(answers)
+        return llm
     for answer in answers:
         llm.add(answer)
     return llm
@@ -185,11 +192,11 @@ def _heal(ctx: _Context, scenario: Scenario, run_id: int, data_dir: Path,
     """Heals the run with a fresh Healer; (its record, scripted answers left unused or None)."""
     llm = None
     if ctx.options.model == "scripted":
-        llm = _start_scripted(scripted.deceptive_answers(scenario, variant) if variant else scripted.answers(scenario))
+        llm = _start_scripted(scripted.DeceptiveModel(scenario, variant) if variant else scripted.answers(scenario))
     try:
         model_vars = dict(ctx.model_vars)
-        if variant is not None:  # the model's wrong patch must be the one tried, not a rule's fix
-            model_vars["HEAL_DETERMINISTIC_FIXES"] = "false"
+        if variant is not None:  # the model's wrong patch is the one tried (not a rule's fix), once
+            model_vars.update(HEAL_DETERMINISTIC_FIXES="false", HEAL_MAX_ATTEMPTS="1")
         if llm is not None:
             model_vars.update(LLM_ENDPOINT_BASE_URL=llm.base_url, LLM_MODEL_ID="scripted",
                               LLM_CDP_TOKEN=SCRIPTED_KEY, LLM_TIMEOUT_S=SCRIPTED_LLM_TIMEOUT_S)
@@ -200,7 +207,7 @@ def _heal(ctx: _Context, scenario: Scenario, run_id: int, data_dir: Path,
         finally:
             healer.close()
             healer.deps.client.close()
-        return record, (llm.remaining if llm is not None else None)
+        return record, (llm.remaining if llm is not None and variant is None else None)
     finally:
         if llm is not None:
             llm.stop()

@@ -93,7 +93,13 @@ def deceptive_answers(scenario: Scenario, variant: Path) -> list[dict[str, Any]]
     return [diagnosis_answer(scenario), wrong] + ([diagnosis_answer(scenario), good] if good else [])
 
 
-def answers(scenario: Scenario, fixes_dir: Path = FIXES_DIR) -> list[dict[str, Any]]:
-    """The scripted answers in the order the healer asks: diagnosis, then patch."""
-    patch = patch_answer(scenario, fixes_dir)
-    return [diagnosis_answer(scenario)] + ([patch] if patch is not None else [])
+class DeceptiveModel:
+    """A weak model that insists: a diagnosis whenever one is asked, the known-wrong patch whenever a
+    patch is asked. The bench gives it one attempt, so each row shows what stopped the wrong fix:
+    the guard (before any run) or the data comparison (after its pre-flight); never a heal."""
+
+    def __init__(self, scenario: Scenario, variant: Path) -> None:
+        self.diagnosis, self.patch = deceptive_answers(scenario, variant)[:2]
+
+    def __call__(self, request: Any) -> dict[str, Any]:
+        return self.patch if "PatchAnswer" in json.dumps(request.body) else self.diagnosis

@@ -1,8 +1,9 @@
 """The dashboard over the real healer, in Debian's Chromium.
 
 The tutorial's failure on the local CDE (real Spark) is healed through the scripted model in
-approve mode: "Heal now" queues it on the one healer worker, the graph pauses before redeploy,
-the page shows the original and fixed code, the diff and the diagnosis, and clicking Approve
+approve mode: "Heal now" queues it on the one healer worker, the graph pauses before redeploy
+(after the fix's pre-flight and data comparison), the page shows the original and fixed code, the
+diff, the diagnosis and the comparison, and clicking Approve
 resumes the paused incident until the page shows it healed. Nothing on the page comes from any
 host but the dashboard's own.
 """
@@ -96,6 +97,10 @@ def test_approve_on_the_page_resumes_the_real_healer(heal_lab, live_dashboard, b
         assert "key column is account_id" in reasoning and "Diagnosis (model)" in reasoning
         assert "scripted" in page.locator("#hd-status").inner_text()
         assert "sk-test-secret-token-5678" not in page.content()
+        # the human approves with the data comparison of the fix's pre-flight in front of them
+        comparison = page.locator("#hd-comparison").inner_text()
+        assert f"{TUTORIAL_JOB}-fix-1-preflight" in comparison or "-preflight run" in comparison
+        assert "default.dynamic_incremental_target_table_large_overlap" in comparison and "✗" not in comparison
 
         page.locator("#hd-approve").wait_for(state="visible", timeout=WAIT_MS)
         page.locator("#hd-approve").click()

@@ -1,0 +1,121 @@
+"""Proof by data on a manual-mode local CDE, the sandbox runs played (tests/fixtures/sandbox_runs.py):
+what the pre-flight job is made of, and the endings the data decides — a pre-flight without its
+report, and a production run whose real outputs are not like the last good ones."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from agents.config import Settings
+from agents.healer import Healer
+from agents.sandbox.bundle import sandbox_bundle
+from cde_client import CdeClient
+from tests.fixtures.cde_local import PASSWORD, USER, deploy_failed_run, unique
+from tests.fixtures.sandbox_runs import GOOD, stats
+
+APP = "orders_report.py"
+CODE = '''import sys
+
+from pyspark.sql import SparkSession
+
+spark = SparkSession.builder.appName("orders-report").getOrCreate()
+orders = spark.table(sys.argv[1])
+orders.groupBy("customer").count().write.mode("overwrite").saveAsTable(sys.argv[2])
+'''
+LOG = f"""Traceback (most recent call last):
+  File "/app/mount/{APP}", line 7, in <module>
+pyspark.errors.exceptions.captured.AnalysisException: [UNRESOLVED_COLUMN.WITH_SUGGESTION] A column, variable, or \
+function parameter with name `customer` cannot be resolved. Did you mean one of the following? [`customer_id`, \
+`amount`]. SQLSTATE: 42703
+"""
+ARGS = ["sales.orders", "sales.report"]
+
+
+def heal(cde, client: CdeClient, data_dir: Path, job: str, **extra: str):
+    run_id = deploy_failed_run(cde, client, job, {APP: CODE}, LOG, ARGS)
+    healer = Healer(Settings.from_env({
+        "JOBS_API_URL": cde.jobs_api_url, "WORKLOAD_USER": USER, "WORKLOAD_PASSWORD": PASSWORD,
+        "HEALER_DATA_DIR": str(data_dir), "JOB_NAME": job, "HEAL_RUN_POLL_S": "0.1", "HEAL_RUN_TIMEOUT_S": "60",
+        "HEAL_MAX_ATTEMPTS": "1", **extra}, dotenv=None))
+    try:
+        return healer.heal(job, run_id)
+    finally:
+        healer.close()
+
+
+def succeed_fix_runs(cde, client: CdeClient, job: str, stop: threading.Event) -> None:
+    """The cluster: every production fix run of `job` succeeds (its sandbox runs are the player's)."""
+    while not stop.wait(0.1):
+        for run in client.list_runs(filters=[f"job[rlike]^{job}-fix-[0-9]+$"]):
+            if run.status == "starting":
+                cde.backend.set_run_status(run.id, "running")
+                cde.backend.set_run_status(run.id, "succeeded")
+
+
+def test_the_preflight_runs_the_fixed_file_unchanged_through_the_launcher_into_the_sandbox(
+        local_cde_manual, sandbox_player, tmp_path):
+    cde = local_cde_manual
+    client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
+    job = unique("orders-report")
+    sandbox_player.script(job, status="failed", log="Traceback (most recent call last):\nValueError: boom\n")
+    try:
+        record = heal(cde, client, tmp_path, job, HEAL_SANDBOX_DATABASE="qa_sandbox",
+                      HEAL_PREFLIGHT_SAMPLE="fraction:0.1", HEAL_SANDBOX_LOCATION="s3a://bucket/sandbox")
+        attempt = record.attempts[0]
+        assert record.state == "escalated" and attempt.verdict == "pre-flight failed", record.reason
+        assert attempt.fix_run_id is None and attempt.fix_job not in {j.name for j in client.list_jobs()}
+        preflight = client.get_job(attempt.preflight.job)
+        bundle = sandbox_bundle()
+        assert preflight.name == f"{attempt.fix_job}-preflight"
+        assert preflight.spark["file"] == "/app/mount/healer-sandbox/launcher.py"
+        assert preflight.spark["args"] == ARGS  # the application's own arguments, unchanged
+        assert [(m.resource_name, m.dir_prefix or "") for m in preflight.mounts] == [
+            (attempt.fix_job, ""), (bundle.name, "healer-sandbox")]
+        conf = preflight.spark["conf"]
+        assert conf["spark.healer.sandbox.app"] == APP
+        assert conf["spark.healer.sandbox.database"] == f"qa_sandbox_{record.run_id}_1" == attempt.preflight.database
+        assert (conf["spark.healer.sandbox.sample"], conf["spark.healer.sandbox.location"]) == (
+            "fraction:0.1", "s3a://bucket/sandbox")
+        # the code run in the sandbox is byte for byte the fix
+        assert client.download_file(attempt.fix_job, APP).decode() == attempt.fixed_code
+        assert {f.path for f in client.get_resource(bundle.name).files} == set(bundle.files)
+    finally:
+        client.close()
+
+
+def test_a_preflight_that_leaves_no_report_proves_nothing(local_cde_manual, sandbox_player, tmp_path):
+    cde = local_cde_manual
+    client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
+    job = unique("orders-report")
+    sandbox_player.script(job, report=False)
+    try:
+        record = heal(cde, client, tmp_path, job)
+    finally:
+        client.close()
+    attempt = record.attempts[0]
+    assert record.state == "escalated" and attempt.preflight.status == "succeeded"
+    assert attempt.comparison_passed is False and attempt.fix_run_id is None
+    assert "ended without the sandbox's report of its outputs" in record.reason
+
+
+def test_a_production_run_whose_outputs_went_wrong_is_not_a_heal(local_cde_manual, sandbox_player, tmp_path):
+    cde = local_cde_manual
+    client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
+    job = unique("orders-report")
+    sandbox_player.script(job, production=[{**GOOD, "stats": stats(4)}])  # 4 rows where the last good had 120
+    stop = threading.Event()
+    cluster = threading.Thread(target=succeed_fix_runs, args=(cde, client, job, stop), daemon=True)
+    cluster.start()
+    try:
+        record = heal(cde, client, tmp_path, job)
+    finally:
+        stop.set()
+        cluster.join(5)
+        client.close()
+    attempt = record.attempts[0]
+    assert attempt.comparison_passed is True and attempt.fix_run_status == "succeeded"
+    assert record.state == "escalated", record.reason
+    assert attempt.verdict.startswith("production comparison failed: the fix writes 4 rows to mart.lab_output "
+                                      "where the last good run wrote 120")
+    assert attempt.production_stats_run_id is not None
