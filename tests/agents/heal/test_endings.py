@@ -16,24 +16,11 @@ from agents.config import Settings
 from agents.healer import Healer
 from agents.stage import CRASH_EXIT_CODE
 from cde_client import CdeClient
+from tests.fixtures.cde_local import ORDERS_APP as APP
+from tests.fixtures.cde_local import ORDERS_CODE as CODE
+from tests.fixtures.cde_local import ORDERS_LOG as LOG
 from tests.fixtures.cde_local import PASSWORD, USER, deploy_failed_run, unique
 from tests.fixtures.heal import run_app_cli
-
-APP = "orders_report.py"
-CODE = '''import sys
-
-from pyspark.sql import SparkSession
-
-spark = SparkSession.builder.appName("orders-report").getOrCreate()
-orders = spark.table(sys.argv[1])
-orders.groupBy("customer").count().write.mode("overwrite").saveAsTable(sys.argv[2])
-'''
-LOG = f"""Traceback (most recent call last):
-  File "/app/mount/{APP}", line 7, in <module>
-pyspark.errors.exceptions.captured.AnalysisException: [UNRESOLVED_COLUMN.WITH_SUGGESTION] A column, variable, or \
-function parameter with name `customer` cannot be resolved. Did you mean one of the following? [`customer_id`, \
-`amount`]. SQLSTATE: 42703
-"""
 
 
 def _env(cde, data_dir: Path, job: str) -> dict[str, str]:
