@@ -43,7 +43,14 @@ def summary(record: IncidentRecord, settings: Settings) -> int:
         d = attempt.diagnosis
         say(f"  diagnosis ({d.source}{', rule ' + d.rule if d.rule else ''}): {d.category}, "
             f"confidence {d.confidence:.2f}: {d.root_cause}")
-    if attempt and attempt.fix_job:
+    if attempt and attempt.preflight:
+        pre = attempt.preflight
+        verdict = {True: "passed", False: "FAILED", None: "not made"}[attempt.comparison_passed]
+        say(f"  pre-flight {pre.job}, run {pre.run_id}: {pre.status}, into {pre.database}; "
+            f"data comparison {verdict}")
+        for row in [r for r in attempt.comparison + attempt.production_comparison if not r.ok]:
+            say(f"    ✗ {row.note}")
+    if attempt and attempt.fix_run_id is not None:
         say(f"  fix job {attempt.fix_job}, run {attempt.fix_run_id}: {attempt.fix_run_status}"
             + (f", output check {'passed' if attempt.check_passed else 'failed'}"
                if attempt.check_passed is not None else ""))

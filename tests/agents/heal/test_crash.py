@@ -29,7 +29,7 @@ def test_killed_at_each_stage_then_restarted_heals_once(heal_lab, tmp_path):
         assert done.returncode == CRASH_EXIT_CODE, f"{point}: {done.stdout}\n{done.stderr}"
     done = heal_lab.cli(args, env)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "healed" in done.stdout
+    assert "healed" in done.stdout and "data comparison passed" in done.stdout
 
     record = json.loads((tmp_path / "healer" / "incidents" / f"{JOB}--{run_id}.json").read_text())
     assert record["state"] == "healed"
