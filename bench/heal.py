@@ -49,7 +49,7 @@ from bench.figures import (
 from bench.report import format_table, write_reports
 from bench.scripted_llm import ScriptedLLM
 from cde_client import CdeClient, CdeError
-from sample_jobs import Scenario, list_scenarios, load_scenario, run_job_and_wait
+from sample_jobs import Scenario, fail_again, list_scenarios, load_scenario
 
 ModelMode = Literal["scripted", "env", "none"]
 CdeMode = Literal["local", "env"]
@@ -158,11 +158,12 @@ class _Context:
 
 
 def _load_failed_run(ctx: _Context, scenario: Scenario) -> int:
-    if scenario.name in ctx.loaded:  # loaded for an earlier row: one more failed run of its application
-        run_id, status = run_job_and_wait(ctx.client, scenario.app_job, timeout_s=ctx.options.run_timeout_s)
-        if status != "failed":
-            raise ScenarioSkipped(f"the application run {run_id} of {scenario.app_job} ended {status}, not failed")
-        return run_id
+    if scenario.name in ctx.loaded:  # loaded for an earlier row: one more failure, the last good output restored
+        again = fail_again(ctx.client, scenario, progress=ctx.progress, run_timeout_s=ctx.options.run_timeout_s)
+        if again.status != "failed" or again.app_run_id is None:
+            raise ScenarioSkipped(f"the application run {again.app_run_id} of {scenario.app_job} ended "
+                                  f"{again.status}, not failed")
+        return again.app_run_id
     ctx.loaded.add(scenario.name)
     result = load_scenario(ctx.client, scenario, skip_setup=ctx.generated, progress=ctx.progress,
                            run_timeout_s=ctx.options.run_timeout_s, env_timeout_s=ENV_BUILD_TIMEOUT_S)

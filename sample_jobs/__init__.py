@@ -15,7 +15,7 @@ from .errors import (
     ScenarioNotFound,
     SetupRunFailed,
 )
-from .loader import LoadResult, install_scenario, load_scenario, logs_command, run_job_and_wait
+from .loader import LoadResult, fail_again, install_scenario, load_scenario, logs_command, run_job_and_wait
 from .scenario import SCENARIOS_DIR, ResourceDef, Scenario, get_scenario, list_scenarios, read_scenario
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "get_scenario",
     "read_scenario",
     "LoadResult",
+    "fail_again",
     "load_scenario",
     "install_scenario",
     "run_job_and_wait",

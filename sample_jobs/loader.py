@@ -189,6 +189,21 @@ def load_scenario(
         if status != "succeeded":
             raise SetupRunFailed(f"data generator {job} ended {status} (run {run_id}); read its log with:\n"
                                  f"{logs_command(client, run_id)}", job=job, run_id=run_id, status=status)
+    run_id, status, baseline_run_id = _run_app_then_baseline(client, scenario, run_timeout_s, progress)
+    return LoadResult(scenario.name, scenario.app_job, run_id, status, setup_run_ids, baseline_run_id)
+
+
+def fail_again(client: CdeClient, name: str | Scenario, *, progress: Progress | None = None,
+               run_timeout_s: float = RUN_TIMEOUT_S) -> LoadResult:
+    """One more run of a loaded scenario's application, then its baseline job again (the failed run may
+    have dropped the last good output: see the module docstring), as a new day's failure would leave it."""
+    scenario = name if isinstance(name, Scenario) else get_scenario(name)
+    run_id, status, baseline_run_id = _run_app_then_baseline(client, scenario, run_timeout_s, progress or _quiet)
+    return LoadResult(scenario.name, scenario.app_job, run_id, status, {}, baseline_run_id)
+
+
+def _run_app_then_baseline(client: CdeClient, scenario: Scenario, run_timeout_s: float,
+                           progress: Progress) -> tuple[int, str, int | None]:
     run_id, status = run_job_and_wait(client, scenario.app_job, timeout_s=run_timeout_s, progress=progress)
     baseline_run_id = None
     if scenario.baseline_job is not None:
@@ -202,4 +217,4 @@ def load_scenario(
                 f"application's run {run_id} ended {status}); no last good output of {scenario.app_job} is "
                 f"loaded. Read its log with:\n{logs_command(client, baseline_run_id)}",
                 job=scenario.baseline_job, run_id=baseline_run_id, status=baseline_status)
-    return LoadResult(scenario.name, scenario.app_job, run_id, status, setup_run_ids, baseline_run_id)
+    return run_id, status, baseline_run_id

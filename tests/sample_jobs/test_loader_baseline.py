@@ -12,7 +12,7 @@ import pytest
 
 from cde_client import CdeClient
 from cde_local.errors import RunNotFound
-from sample_jobs import BaselineRunFailed, get_scenario, load_scenario
+from sample_jobs import BaselineRunFailed, fail_again, get_scenario, load_scenario
 
 USER, PASSWORD = "dex-user", "loader-pw"
 DRIVE_LIMIT_S = 60.0  # the driver thread gives up after this
@@ -22,13 +22,13 @@ POLL_S = 0.05
 class RunDriver(threading.Thread):
     """Ends every new run of the CDE with the status `outcomes` gives its job; records the order."""
 
-    def __init__(self, cde, outcomes: dict[str, str]) -> None:
+    def __init__(self, cde, outcomes: dict[str, str], first: int = 1) -> None:
         super().__init__(daemon=True)
-        self.cde, self.outcomes, self.jobs = cde, outcomes, []
+        self.cde, self.outcomes, self.jobs, self.first = cde, outcomes, [], first
         self.done = threading.Event()
 
     def run(self) -> None:
-        run_id, deadline = 1, time.monotonic() + DRIVE_LIMIT_S
+        run_id, deadline = self.first, time.monotonic() + DRIVE_LIMIT_S
         while not self.done.is_set() and time.monotonic() < deadline:
             try:
                 job = self.cde.backend.describe_run(run_id)["job"]
@@ -47,10 +47,10 @@ def manual_cde(local_cde_factory):
         yield cde, client
 
 
-def drive(cde, baseline_status: str) -> RunDriver:
+def drive(cde, baseline_status: str, first: int = 1) -> RunDriver:
     s = get_scenario("schema_drift")
     driver = RunDriver(cde, {"retail-datagen": "succeeded", s.app_job: "failed",
-                             str(s.baseline_job): baseline_status})
+                             str(s.baseline_job): baseline_status}, first)
     driver.start()
     return driver
 
@@ -69,6 +69,14 @@ def test_the_baseline_runs_after_the_failed_app_run(manual_cde) -> None:
     assert client.get_job(str(s.baseline_job)).spark["file"] == "baseline.py"
     assert {f.path for f in client.get_resource(str(s.baseline_job)).files} == {
         "baseline.py", "check.py", "checklib.py"}
+
+    driver = drive(cde, "succeeded", first=4)  # another day's failure: the app, then the last good output again
+    try:
+        again = fail_again(client, s, run_timeout_s=30)
+    finally:
+        driver.done.set()
+    assert driver.jobs == [s.app_job, s.baseline_job]
+    assert (again.app_run_id, again.status, again.baseline_run_id, again.setup_run_ids) == (4, "failed", 5, {})
 
 
 def test_a_failed_baseline_run_fails_the_load(manual_cde) -> None:
