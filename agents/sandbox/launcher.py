@@ -87,8 +87,10 @@ ATTEMPT_NAME = re.compile(r"^(?P<incident>[a-z0-9_]+_\d+_)(?P<attempt>\d+)$")
 # Statements Spark runs that sqlglot keeps as an opaque Command: only these read-only ones pass.
 READ_ONLY_COMMANDS = frozenset({"SHOW", "DESCRIBE", "DESC", "EXPLAIN", "LIST", "RESET", "CLEAR", "ADD"})
 # SQL writes whose target must exist (with its data) before the statement runs in the sandbox.
+# `CREATE TABLE IF NOT EXISTS` of a table production has is a no-op there: the sandbox holds its copy.
 NEEDS_EXISTING = frozenset({"INSERT", "INSERT OVERWRITE", "MERGE", "UPDATE", "DELETE", "TRUNCATE",
-                            "ALTER TABLE", "ALTER VIEW"})
+                            "ALTER TABLE", "ALTER VIEW", "CREATE TABLE IF NOT EXISTS",
+                            "CREATE TABLE AS SELECT IF NOT EXISTS"})
 DYNAMIC_PARTITIONS = "hive.exec.dynamic.partition.mode"
 SESSION_CATALOG = "spark_catalog"
 # Table providers / file formats whose data lives at the table's (sandbox) location. Any other source
@@ -375,7 +377,8 @@ def _classify(statement: Any, exp: Any) -> tuple[str | None, list[Any]]:
         if kind == "FUNCTION" and temporary:
             return None, []
         if kind == "TABLE":
-            return ("CREATE TABLE AS SELECT" if statement.expression else "CREATE TABLE"), [table_of(statement.this)]
+            operation = "CREATE TABLE AS SELECT" if statement.expression else "CREATE TABLE"
+            return operation + (" IF NOT EXISTS" if statement.args.get("exists") else ""), [table_of(statement.this)]
         if kind == "VIEW":
             return "CREATE VIEW", [table_of(statement.this)]
         raise refuse(f"CREATE {kind}")

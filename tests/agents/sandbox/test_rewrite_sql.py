@@ -45,6 +45,10 @@ def rewrite(text: str):  # noqa: ANN201 - SqlRewrite
      "CREATE TABLE `spark_catalog`.`sbx`.`other__t` USING PARQUET AS SELECT * FROM src", "CREATE TABLE AS SELECT", [("Other", "T")]),
     ("CREATE TABLE t (a INT) USING parquet LOCATION '/data/t'",
      "CREATE TABLE `spark_catalog`.`sbx`.`mart__t` (a INT) USING PARQUET LOCATION '/sandbox/files/data/t'", "CREATE TABLE", [("t",)]),
+    # IF NOT EXISTS: production's table stands in the sandbox first (copied), so the statement stays a no-op
+    ("CREATE TABLE IF NOT EXISTS ops.calls (batch_id STRING) USING parquet",
+     "CREATE TABLE IF NOT EXISTS `spark_catalog`.`sbx`.`ops__calls` (batch_id STRING) USING PARQUET",
+     "CREATE TABLE IF NOT EXISTS", [("ops", "calls")]),
     ("CREATE TABLE t (a INT) USING parquet OPTIONS (path '/data/t')",
      "CREATE TABLE `spark_catalog`.`sbx`.`mart__t` (a INT) USING PARQUET OPTIONS ('path'='/sandbox/files/data/t')", "CREATE TABLE",
      [("t",)]),
