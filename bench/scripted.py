@@ -103,3 +103,9 @@ class DeceptiveModel:
 
     def __call__(self, request: Any) -> dict[str, Any]:
         return self.patch if "PatchAnswer" in json.dumps(request.body) else self.diagnosis
+
+
+def answers(scenario: Scenario, fixes_dir: Path = FIXES_DIR) -> list[dict[str, Any]]:
+    """The scripted answers in the order the healer asks: diagnosis, then patch."""
+    patch = patch_answer(scenario, fixes_dir)
+    return [diagnosis_answer(scenario)] + ([patch] if patch is not None else [])
