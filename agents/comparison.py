@@ -66,6 +66,16 @@ def compare_report(report: SandboxReport, thresholds: Thresholds, *, schema_may_
     return rows
 
 
+APPENDING = ("mode=append", "sql INSERT", "writeTo append", "IF NOT EXISTS")  # operations that keep the rows there
+
+
+def appended_only(output: SandboxOutput) -> bool:
+    """Every write of the output added to what production had (a log, a history table): its rows are
+    the last good ones plus the run's, so a row count far above the last good one is expected."""
+    ops = [op for op in output.operations if " FAILED (" not in op]
+    return bool(ops) and all(op.endswith(APPENDING) and "INSERT OVERWRITE" not in op for op in ops)
+
+
 def dropped_by_the_job(output: SandboxOutput) -> bool:
     """A working table: the job's last operation on it dropped it (e.g. a staging table)."""
     return bool(output.operations) and output.operations[-1].upper().startswith("SQL DROP")
@@ -90,7 +100,7 @@ def compare_output(output: SandboxOutput, t: Thresholds, *, schema_may_change: b
                           last_good="exists" if old is not None else "absent", ok=True)]
     if old is None:
         return rows + _without_baseline(name, new)
-    rows.append(_row_count(name, old, new, t, fraction, limited))
+    rows.append(_appended(name, old, new) if appended_only(output) else _row_count(name, old, new, t, fraction, limited))
     rows += _schema(name, old, new, schema_may_change)
     rows += _columns(name, old, new, t)
     return rows
@@ -123,6 +133,14 @@ def _row_count(name: str, old: TableStats, new: TableStats, t: Thresholds, fract
     return ComparisonRow(output=name, metric="rows", last_good=shown, observed=str(new.rows), ok=ok, note="" if ok
                          else f"the fix writes {new.rows} rows to {name} where the last good run wrote {shown} "
                          f"({change:.0%} off; at most {t.row_tolerance:.0%} allowed)")
+
+
+def _appended(name: str, old: TableStats, new: TableStats) -> ComparisonRow:
+    ok = new.rows >= old.rows
+    return ComparisonRow(output=name, metric="rows", last_good=str(old.rows), observed=str(new.rows), ok=ok,
+                         note=f"appended {new.rows - old.rows} rows to {name}" if ok else
+                         f"{name}, which the job only appends to, has {new.rows} rows where the last good run left "
+                         f"{old.rows}: rows were lost")
 
 
 def _schema(name: str, old: TableStats, new: TableStats, may_change: bool) -> list[ComparisonRow]:

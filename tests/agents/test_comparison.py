@@ -132,6 +132,19 @@ def test_a_write_that_failed_while_the_job_succeeded_is_a_swallowed_error():
                      "still ended successfully: the error was swallowed")
 
 
+def test_a_table_the_job_only_appends_to_may_grow_but_not_shrink():
+    log = output(table(2), table(1), name="ops.calls")
+    log["operations"] = ["sql CREATE TABLE IF NOT EXISTS", "insertInto mode=append"]
+    rows = compare_report(report(log), T)
+    assert not failed(rows) and "appended 1 rows to ops.calls" in [r.note for r in rows if r.metric == "rows"]
+    log["stats"] = table(0)
+    assert failed(compare_report(report(log), T)) == [
+        "ops.calls, which the job only appends to, has 0 rows where the last good run left 1: rows were lost"]
+    rewritten = output(table(2), table(1), name="ops.calls")
+    rewritten["operations"] = ["insertInto mode=append", "sql INSERT OVERWRITE"]
+    assert failed(compare_report(report(rewritten), T))  # an overwrite: the usual tolerance
+
+
 def test_a_working_table_the_job_drops_itself_is_not_an_output():
     staging = output(None, name="mart.sales_staging", error="absent from the sandbox")
     staging["operations"] = ["saveAsTable mode=overwrite", "sql DROP TABLE"]
