@@ -68,10 +68,13 @@ def measure_production(deps: Deps, record: IncidentRecord, attempt: Attempt, fix
         return [ComparisonRow(output="(production)", metric="written", observed=f"stats run {run.id} {run.status}",
                               ok=False, note=f"the fix run's outputs could not be measured (run {run.id} "
                                              f"ended {run.status} without a report)")]
-    baselines = {o.name: o.baseline for o in outputs}
+    seen = {o.name: o for o in outputs}  # what the pre-flight saw: the last good outputs, how the fix writes them
+    baselines = {name: o.baseline for name, o in seen.items()}
     measured = measured.model_copy(update={
         "sample": SampleSpec(kind="none", value=None),
-        "outputs": [o.model_copy(update={"baseline": baselines.get(o.name)}) for o in measured.outputs]})
+        "outputs": [o.model_copy(update={"baseline": baselines.get(o.name),
+                                         "operations": seen[o.name].operations if o.name in seen else o.operations})
+                    for o in measured.outputs]})
     return compare_report(measured, Thresholds.from_settings(settings),
                           schema_may_change=schema_may_change(attempt.diagnosis), expected=baselines)
 
