@@ -1,5 +1,6 @@
 """approval: pause before redeploy until a human approves or rejects — every fix in `HEAL_MODE=approve`,
-and in `auto` a rule's fix whose applicability `HEAL_AUTO_APPLY` leaves out (e.g. `changes-results`).
+and in `auto` a fix the data could not prove (no last good output to compare with) and a rule's fix
+whose applicability `HEAL_AUTO_APPLY` leaves out (e.g. `changes-results`).
 
 The pause is a LangGraph `interrupt`: the incident's checkpoint waits, across restarts, for
 `Command(resume={"approved": bool, "by": str, "reason": str})`.
@@ -20,9 +21,10 @@ from agents.state import Deps, HealState
 
 def approval(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Literal["redeploy", "__end__"]]:
     attempt = current_attempt(record, state["attempt"])
-    if not needs_approval(deps.settings, attempt.patch):
+    if not needs_approval(deps.settings, attempt.patch, attempt.unproven):
         return Command(goto="redeploy")
     record.state = "awaiting_approval"
+    record.reason = attempt.unproven
     deps.records.save(record)  # the dashboard shows the buttons from this moment
     decision = interrupt({"incident_id": record.incident_id, "attempt": attempt.number,
                           "patch_kind": attempt.patch.kind if attempt.patch else None})
@@ -38,10 +40,11 @@ def approval(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Li
     return Command(goto=END, update={"outcome": "rejected", "reason": record.reason})
 
 
-def needs_approval(settings: Settings, patch: Patch | None) -> bool:
-    """Approve mode pauses every fix; auto mode pauses a rule's fix whose applicability it does not
+def needs_approval(settings: Settings, patch: Patch | None, unproven: str = "") -> bool:
+    """Approve mode pauses every fix; auto mode pauses a fix the data could not prove (`unproven`: no
+    output had a last good one to compare with) and a rule's fix whose applicability it does not
     apply on its own (HEAL_AUTO_APPLY)."""
-    if settings.heal_mode == "approve":
+    if settings.heal_mode == "approve" or unproven:
         return True
     return patch is not None and patch.applicability is not None and patch.applicability not in settings.auto_apply
 

@@ -6,7 +6,8 @@ compared with the production output of the same name as it stands, and the outpu
 attempts wrote must still be written. When the job has a user check (`<job>-check`), it runs too,
 through the launcher, reading the sandboxed outputs. A failed comparison is the evidence of the
 next attempt ("the fix writes 3 rows where the last good run wrote 120"); when attempts are used
-up the incident is escalated with it as the reason.
+up the incident is escalated with it as the reason. A fix none of whose outputs has a last good
+output to be compared with is not proven by data: it waits for a person's approval.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Literal
 
 from langgraph.types import Command
 
-from agents.comparison import Thresholds, compare_report, failures, schema_may_change
+from agents.comparison import Thresholds, compare_report, failures, schema_may_change, unproven
 from agents.fixjobs import PREFLIGHT_SUFFIX, earlier_outputs, ensure_same_job, fix_job_spec
 from agents.record import Attempt, ComparisonRow, IncidentRecord, Preflight
 from agents.runs import follow, preflight_request_id, start_run
@@ -43,6 +44,7 @@ def compare(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Lit
     attempt.comparison = rows
     attempt.comparison_passed = all(r.ok for r in rows)
     if attempt.comparison_passed:
+        attempt.unproven = unproven(run_info.report) if run_info.report else ""
         return Command(goto="approval")
     found = "; ".join(failures(rows))
     attempt.verdict = f"data comparison failed: {found}"

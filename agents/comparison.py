@@ -207,5 +207,15 @@ def _columns(name: str, old: TableStats, new: TableStats, t: Thresholds) -> list
     return rows
 
 
+def unproven(report: SandboxReport) -> str:
+    """Why a passing comparison proves nothing, or "": none of the outputs the fix kept had a last good
+    output (a first run, or a fix that writes somewhere new, e.g. a new table name in its arguments)."""
+    kept = [o for o in report.outputs if not dropped_by_the_job(o)]
+    if not kept or any(o.baseline is not None for o in kept):
+        return ""
+    return (f"none of the fix's outputs ({', '.join(o.name for o in kept)}) has a last good output to be compared "
+            "with, so the data cannot show the fix is right: a person must approve it")
+
+
 def failures(rows: Iterable[ComparisonRow]) -> list[str]:
     return [r.note or f"{r.output} {r.metric}: {r.observed}" for r in rows if not r.ok]

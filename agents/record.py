@@ -159,6 +159,9 @@ class Attempt(BaseModel):
     preflight: Preflight | None = None
     comparison: list[ComparisonRow] = Field(default_factory=list)  # the pre-flight's outputs against the last good
     comparison_passed: bool | None = None
+    # why the data could not prove the fix although nothing failed (no output had a last good one to be
+    # compared with): such a fix waits for a person's approval, whatever the mode
+    unproven: str = ""
     check_job: str | None = None
     check_run_id: int | None = None
     check_passed: bool | None = None

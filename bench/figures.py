@@ -15,7 +15,8 @@ table can be tested without Spark. Definitions:
   fixes of `bench/deceptive/`); must be 0.
 - own time: time to heal − floor = what the healer itself spent (log fetching, uploads, polling).
 - right: healed when the scenario expects a heal, escalated when it expects an escalation; for a
-  deceptive row, anything but a heal by the wrong fix (healed by the right one later, or escalated).
+  deceptive row, anything but a heal by the wrong fix (healed by the right one later, escalated, or
+  paused for a person because the data could not prove it).
 """
 
 from __future__ import annotations
@@ -142,7 +143,8 @@ def row_from_record(info: ScenarioInfo, record: IncidentRecord,
         failure_class=info.failure_class,
         expected=info.expected,
         outcome=record.state,
-        right=(record.state in ("healed", "escalated") and not _healed_by_first_patch(record)) if deceptive
+        right=(record.state in ("healed", "escalated", "awaiting_approval") and not _healed_by_first_patch(record))
+        if deceptive
         else is_right(info.expected, record.state),
         check=(CHECK_PASSED if checked[-1] else CHECK_FAILED) if checked else CHECK_NONE,
         attempts=len(record.attempts),

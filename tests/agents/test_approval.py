@@ -37,6 +37,11 @@ def test_approve_mode_pauses_every_fix() -> None:
     assert [needs_approval(approve, p) for p in (SAFE, CHANGES, MODEL)] == [True, True, True]
 
 
+def test_auto_mode_pauses_a_fix_the_data_could_not_prove():
+    why = "none of the fix's outputs (mart.x_v2) has a last good output to be compared with"
+    assert [needs_approval(settings(), p, why) for p in (SAFE, CHANGES, MODEL)] == [True, True, True]
+
+
 def test_an_unknown_applicability_is_a_configuration_error() -> None:
     with pytest.raises(ConfigError, match="HEAL_AUTO_APPLY may name only safe and changes-results, not 'risky'"):
         settings(HEAL_AUTO_APPLY="safe,risky")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agents.comparison import Thresholds, compare_report, failures, schema_may_change
+from agents.comparison import Thresholds, compare_report, failures, schema_may_change, unproven
 from agents.record import Diagnosis
 from agents.sandbox.report import SandboxReport
 
@@ -151,6 +151,13 @@ def test_a_working_table_the_job_drops_itself_is_not_an_output():
     rows = compare_report(report(staging, output(table(120), table(120))), T)
     assert not failed(rows)
     assert rows[0].note == "a working table the job drops itself: not an output to compare"
+
+
+def test_a_fix_none_of_whose_outputs_had_a_last_good_one_is_unproven():
+    new_only = report(output(table(120), name="mart.sales_v2"))
+    assert not failed(compare_report(new_only, T))  # nothing wrong to see...
+    assert unproven(new_only).startswith("none of the fix's outputs (mart.sales_v2) has a last good output")
+    assert unproven(report(output(table(120), table(120)), output(table(5), name="mart.extra"))) == ""
 
 
 def test_an_output_not_written_or_not_measurable_fails():

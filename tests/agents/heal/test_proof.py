@@ -87,6 +87,21 @@ def test_a_preflight_that_leaves_no_report_proves_nothing(local_cde_manual, sand
     assert "ended without the sandbox's report of its outputs" in record.reason
 
 
+def test_a_fix_whose_outputs_have_no_last_good_one_waits_for_a_person(local_cde_manual, sandbox_player, tmp_path):
+    cde = local_cde_manual
+    client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
+    job = unique("orders-report")
+    sandbox_player.script(job, outputs=[{"table": "mart.orders_report_v2", "stats": stats(120), "baseline": None}])
+    try:
+        record = heal(cde, client, tmp_path, job)  # HEAL_MODE=auto
+    finally:
+        client.close()
+    attempt = record.attempts[0]
+    assert attempt.comparison_passed is True and attempt.fix_run_id is None
+    assert record.state == "awaiting_approval"
+    assert record.reason.startswith("none of the fix's outputs (mart.orders_report_v2) has a last good output")
+
+
 def test_a_production_run_whose_outputs_went_wrong_is_not_a_heal(local_cde_manual, sandbox_player, tmp_path):
     cde = local_cde_manual
     client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
