@@ -20,6 +20,7 @@ CRASH_POINTS = ["monitor", "log_fetch", "diagnose", "patch", "preflight.name_cho
 def test_killed_at_each_stage_then_restarted_heals_once(heal_lab, tmp_path):
     run_id = heal_lab.fresh_failure("tutorial")
     fix_jobs_before = set(heal_lab.fix_jobs(JOB))
+    preflight_jobs_before = set(heal_lab.preflight_jobs(JOB))
     check_runs_before = len(heal_lab.runs_of(f"{JOB}-check"))
     env = heal_lab.env(tmp_path / "healer")
     args = ["heal", "--job", JOB, "--run", str(run_id)]
@@ -42,6 +43,7 @@ def test_killed_at_each_stage_then_restarted_heals_once(heal_lab, tmp_path):
     preflight = attempt["preflight"]
     assert heal_lab.runs_of(preflight["job"]) == [preflight["run_id"], attempt["production_stats_run_id"]]
     assert heal_lab.runs_of(preflight["check_job"]) == [preflight["check_run_id"]]
+    assert set(heal_lab.preflight_jobs(JOB)) - preflight_jobs_before == {preflight["job"], preflight["check_job"]}
     # the patch stage ran twice (killed after it), yet its guard verdicts are recorded once
     rules = [v["rule"] for v in attempt["guard"]]
     assert rules and len(rules) == len(set(rules)), rules

@@ -53,15 +53,16 @@ def test_wrong_patch_then_right_one_heals(heal_lab, scripted_llm, tmp_path, fail
 
     assert record.state == "healed", record.reason
     first, second = record.attempts
-    assert first.fix_run_status == "failed" and first.verdict == "fix run failed"
-    assert first.check_passed is None  # a failed run is never checked
+    # the half fix failed in its sandbox: production never ran it
+    assert first.preflight.status == "failed" and first.verdict == "pre-flight failed"
+    assert first.fix_run_id is None and first.check_passed is None
     assert second.evidence is not None and second.evidence.error_class == "DIVIDE_BY_ZERO"
     assert second.fix_run_status == "succeeded" and second.check_passed is True
     assert first.fix_job != second.fix_job
-    assert runs_per_fix_job(heal_lab, record) == [1, 1]
+    assert runs_per_fix_job(heal_lab, record) == [0, 1]
     # the second round saw why the first failed
     patch_prompts = [c.prompt[-1]["content"] for c in record.llm_calls if c.stage == "patch"]
-    assert "ended failed" in patch_prompts[1] and f"run {first.fix_run_id}" in patch_prompts[1]
+    assert "ended failed" in patch_prompts[1] and f"run {first.preflight.run_id}" in patch_prompts[1]
     # the malformed first answer was recorded and asked again
     diagnose_calls = [c for c in record.llm_calls if c.stage == "diagnose"]
     assert len(diagnose_calls) >= 3 and diagnose_calls[0].error
@@ -77,8 +78,9 @@ def test_attempt_limit_escalates(heal_lab, scripted_llm, tmp_path, failed_run):
 
     assert record.state == "escalated"
     assert "2 attempts used up" in record.reason
-    assert [a.fix_run_status for a in record.attempts] == ["failed", "failed"]
-    assert runs_per_fix_job(heal_lab, record) == [1, 1]
+    assert [a.preflight.status for a in record.attempts] == ["failed", "failed"]
+    assert [a.fix_run_status for a in record.attempts] == [None, None]  # neither reached production
+    assert runs_per_fix_job(heal_lab, record) == [0, 0]
     assert scripted_llm.remaining == 0  # our code stopped; the model was not asked again
 
 
