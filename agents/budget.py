@@ -1,39 +1,54 @@
-"""Keeping prompts within `prompt_token_budget` (an offline estimate: no tokenizer downloads)."""
+"""Keeping prompts within their budgets (an offline estimate: no tokenizer downloads).
+
+The code a prompt shows is the failure's context (`agents/context.py`: the failing statements, the
+definitions they use, the imports) within HEAL_CODE_TOKEN_BUDGET whatever the file's size, plus the
+lines the model asked to see, all within what HEAL_PROMPT_TOKEN_BUDGET leaves beside the rest of
+the prompt.
+"""
 
 from __future__ import annotations
 
-from agents.prompts import number_lines
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from agents.context import CodeContext, code_context
+from agents.errors import PromptTooLarge
 from agents.tokens import estimate_tokens
 
+if TYPE_CHECKING:
+    from agents.config import Settings
+    from agents.record import Evidence
 
-def code_window(code: str, budget_tokens: int, focus_line: int | None) -> str:
-    """Numbered code within `budget_tokens`: all of it when it fits, else the lines around the
-    failing one (`focus_line`, from the traceback), widened on both sides while they fit."""
-    numbered = number_lines(code).splitlines()
-    if estimate_tokens("\n".join(numbered)) <= budget_tokens:
-        return "\n".join(numbered)
-    center = min(max((focus_line or 1) - 1, 0), max(len(numbered) - 1, 0))
-    # the "... lines not shown" markers above and below count against the budget too
-    used = 2 * (estimate_tokens(f"... ({len(numbered)} lines above not shown)") + 1)
-    low, high = center, center
-    while low > 0 or high < len(numbered):
-        grew = False
-        for index in (high, low - 1):  # one line below, then one above
-            if 0 <= index < len(numbered) and not (low <= index < high):
-                cost = estimate_tokens(numbered[index]) + 1
-                if used + cost > budget_tokens:
-                    continue
-                used += cost
-                low, high = min(low, index), max(high, index + 1)
-                grew = True
-        if not grew:
-            break
-    shown = numbered[low:high]
-    head = [f"... ({low} lines above not shown)"] if low else []
-    tail = [f"... ({len(numbered) - high} lines below not shown)"] if high < len(numbered) else []
-    return "\n".join(head + shown + tail)
+MIN_CODE_TOKENS = 40  # below this the failing statement itself would not fit: the prompt is too large
 
 
-def room_for_code(budget_tokens: int, prompt_without_code: str) -> int:
-    """Tokens left for the code once the rest of the prompt is counted."""
-    return budget_tokens - estimate_tokens(prompt_without_code)
+def focus_lines(evidence: Evidence) -> list[int]:
+    """Where the code shown is centred, most important first: the line where Spark says the failing
+    expression was built, then the traceback's frames in the application file, innermost first."""
+    lines = list(reversed(evidence.user_lines))
+    if not lines and evidence.user_line:
+        lines = [evidence.user_line]
+    return lines
+
+
+def shown_code(code: str, evidence: Evidence, settings: Settings, prompt_without_code: str,
+               requested: Sequence[tuple[int, int]] = ()) -> CodeContext:
+    """The excerpt of `code` the prompt shows. Raises PromptTooLarge when the rest of the prompt
+    leaves no room for even the failing statement."""
+    room = settings.prompt_token_budget - estimate_tokens(prompt_without_code)
+    if room < MIN_CODE_TOKENS:
+        raise PromptTooLarge(
+            f"the prompt without any code is about {estimate_tokens(prompt_without_code)} tokens, over the budget "
+            f"of {settings.prompt_token_budget} (HEAL_PROMPT_TOKEN_BUDGET)")
+    lines = code.splitlines()
+    asked = sum(estimate_tokens("\n".join(lines[max(a, 1) - 1:b])) + 2 * (b - a + 1) for a, b in requested)
+    return code_context(code, focus_lines(evidence), min(room, settings.code_token_budget + asked), requested)
+
+
+def context_note(context: CodeContext) -> str:
+    """What the prompt says about the code it shows."""
+    if context.complete:
+        return f"the whole file, {context.total_lines} lines, numbered"
+    return (f"{context.total_lines} lines in all; shown, numbered: "
+            + ", ".join(f"{a}–{b}" if a != b else str(a) for a, b in context.shown)
+            + "; ask with `need_lines` for others")

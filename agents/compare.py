@@ -16,6 +16,7 @@ from typing import Literal
 
 from langgraph.types import Command
 
+from agents import candidates
 from agents.comparison import Thresholds, compare_report, failures, schema_may_change, unproven
 from agents.fixjobs import PREFLIGHT_SUFFIX, earlier_outputs, ensure_same_job, fix_job_spec
 from agents.record import Attempt, ComparisonRow, IncidentRecord, Preflight
@@ -23,11 +24,11 @@ from agents.runs import follow, preflight_request_id, start_run
 from agents.sandbox.jobs import ensure_bundle, outputs_conf, sandbox_conf, sandboxed_spec
 from agents.stage import crash_point, current_attempt, next_attempt
 from agents.state import Deps, HealState
-from cde_client import Conflict, NotFound
+from cde_client import ApiError, Conflict, NotFound
 
 
 def compare(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Literal["approval", "log_fetch",
-                                                                                   "escalate"]]:
+                                                                                   "preflight", "escalate"]]:
     attempt = current_attempt(record, state["attempt"])
     run_info = attempt.preflight
     assert run_info is not None and run_info.run_id is not None, "compare runs after a pre-flight"
@@ -45,13 +46,28 @@ def compare(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Lit
     attempt.comparison_passed = all(r.ok for r in rows)
     if attempt.comparison_passed:
         attempt.unproven = unproven(run_info.report) if run_info.report else ""
+        for run_id in candidates.passed(attempt):  # started side by side, no longer needed
+            _stop(deps, run_id)
         return Command(goto="approval")
     found = "; ".join(failures(rows))
     attempt.verdict = f"data comparison failed: {found}"
+    following = candidates.move_on(state, attempt, attempt.verdict)
+    if following is not None:
+        return following
+    tried = (f" All {len(attempt.candidates)} candidates failed: {candidates.summary(attempt)}."
+             if len(attempt.candidates) > 1 else "")
     feedback = (f"Attempt {attempt.number}: the fix ran in a sandbox (pre-flight run {run_info.run_id}) and exited 0, "
-                f"but its output is not like the job's last good output: {found}. Nothing was deployed. A fix must "
-                "remove the cause and keep the output the job is meant to write.")
+                f"but its output is not like the job's last good output: {found}. Nothing was deployed.{tried} A fix "
+                "must remove the cause and keep the output the job is meant to write.")
     return next_attempt(state, deps.settings, attempt, analyzed_run=run_info.run_id, feedback=feedback)
+
+
+def _stop(deps: Deps, run_id: int) -> None:
+    """Stops a candidate's pre-flight that is no longer needed; one that already ended is left be."""
+    try:
+        deps.client.kill_run(run_id)
+    except (ApiError, Conflict, NotFound):
+        pass
 
 
 def user_check_in_sandbox(deps: Deps, record: IncidentRecord, attempt: Attempt,
@@ -65,7 +81,8 @@ def user_check_in_sandbox(deps: Deps, record: IncidentRecord, attempt: Attempt,
     except NotFound:
         return []
     assert run_info.report is not None and attempt.fix_job is not None
-    run_info.check_job = f"{attempt.fix_job}{settings.check_job_suffix}{PREFLIGHT_SUFFIX}"
+    run_info.check_job = (f"{attempt.fix_job}{candidates.suffix(attempt.candidate)}{settings.check_job_suffix}"
+                          f"{PREFLIGHT_SUFFIX}")
     conf = sandbox_conf(database=run_info.database, sample=run_info.sample, location=settings.sandbox_location,
                         outputs=outputs_conf(run_info.report.outputs), clone=False, stats=False)
     spec = sandboxed_spec(fix_job_spec(check.raw, run_info.check_job, check.spark, None), ensure_bundle(client), conf)

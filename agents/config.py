@@ -35,7 +35,7 @@ from agents.remedies.registry import APPLICABILITIES
 from agents.sandbox.report import sample_spec
 
 HealMode = Literal["auto", "approve"]
-MIN_ROOM_BESIDE_EVIDENCE = 1000  # prompt tokens kept for instructions and code beside the distilled log
+MIN_ROOM_BESIDE_EVIDENCE = 1000  # prompt tokens kept for instructions beside the distilled log and the code
 DOTENV = Path(".env")
 SANDBOX_PREFIX = re.compile(r"[a-z][a-z0-9_]{0,39}\Z")
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -119,9 +119,24 @@ class Settings:
     llm_timeout_s: float = setting(
         "LLM_TIMEOUT_S", 120.0, minimum=1, help="seconds one model request may take in all, retries included")
     prompt_token_budget: int = setting(
-        "HEAL_PROMPT_TOKEN_BUDGET", 6000, minimum=500, help="estimated tokens in one prompt")
+        "HEAL_PROMPT_TOKEN_BUDGET", 4000, minimum=500,
+        help="estimated tokens in one prompt at most, lines the model asked to see included")
     evidence_token_budget: int = setting(
-        "HEAL_EVIDENCE_TOKEN_BUDGET", 1500, minimum=200, help="tokens of distilled log inside that prompt")
+        "HEAL_EVIDENCE_TOKEN_BUDGET", 350, minimum=100, help="tokens of distilled log inside that prompt")
+    code_token_budget: int = setting(
+        "HEAL_CODE_TOKEN_BUDGET", 300, minimum=50,
+        help="tokens of application code inside that prompt: the lines around the failure and the definitions "
+        "they use, whatever the file's size")
+    max_line_requests: int = setting(
+        "HEAL_MAX_LINE_REQUESTS", 2, minimum=0,
+        help="times per patch the model may ask to see more lines of the file before it answers")
+    candidates: int = setting(
+        "HEAL_CANDIDATES", 3, minimum=1, maximum=9,
+        help="code fixes the model may propose per attempt, each tried in the sandbox in turn until one passes")
+    parallel_preflights: int = setting(
+        "HEAL_PARALLEL_PREFLIGHTS", 1, minimum=1, maximum=9,
+        help="candidates' pre-flights started at once (more: faster where the CDE runs jobs side by side, "
+        "at the cost of cluster time for those not needed)")
     poll_interval_s: float = setting("HEAL_POLL_INTERVAL_S", 30.0, minimum=0.1, help="seconds between monitor cycles")
     run_timeout_s: float = setting(
         "HEAL_RUN_TIMEOUT_S", 1800.0, minimum=1, help="seconds to wait for a fix run (and for its check)")
@@ -342,9 +357,11 @@ def _cross_checks(values: Mapping[str, Any]) -> list[str]:
     if not SANDBOX_PREFIX.match(values["sandbox_database"]):
         problems.append(f"{env_name('sandbox_database')} must be a database name of letters, digits and "
                         f"underscores starting with a letter (at most 40), got {values['sandbox_database']!r}")
-    if values["prompt_token_budget"] < values["evidence_token_budget"] + MIN_ROOM_BESIDE_EVIDENCE:
-        problems.append(f"{env_name('prompt_token_budget')} must exceed {env_name('evidence_token_budget')} by at "
-                        f"least {MIN_ROOM_BESIDE_EVIDENCE} tokens (instructions and code need room too)")
+    inside = values["evidence_token_budget"] + values["code_token_budget"]
+    if values["prompt_token_budget"] < inside + MIN_ROOM_BESIDE_EVIDENCE:
+        problems.append(f"{env_name('prompt_token_budget')} must exceed {env_name('evidence_token_budget')} + "
+                        f"{env_name('code_token_budget')} by at least {MIN_ROOM_BESIDE_EVIDENCE} tokens "
+                        "(the instructions need room too)")
     return problems
 
 

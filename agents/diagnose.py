@@ -13,8 +13,8 @@ from typing import Literal
 from langgraph.types import Command
 
 from agents import prompts, untrusted
-from agents.budget import code_window, room_for_code
-from agents.errors import LLMError
+from agents.budget import context_note, shown_code
+from agents.errors import LLMError, PromptTooLarge
 from agents.record import Diagnosis, Evidence, IncidentRecord
 from agents.remedies import diagnose_by_rules
 from agents.remedies.conditions import category_of
@@ -50,6 +50,8 @@ def diagnose(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Li
             diagnosis = ask_model(state, deps, record, evidence, found)
         except LLMError as exc:
             return _escalate(f"the model could not diagnose the failure: {exc}")
+        except PromptTooLarge as exc:
+            return _escalate(f"no diagnosis from the model: {exc}")
     attempt.diagnosis = _with_condition(diagnosis, evidence)
     if diagnosis.category in UNFIXABLE:
         return _escalate(f"not healable by a code or configuration change ({diagnosis.category}): "
@@ -62,17 +64,18 @@ def ask_model(state: HealState, deps: Deps, record: IncidentRecord, evidence: Ev
     values = dict(
         job=record.job,
         evidence=untrusted.block("driver log", evidence.distilled or "(the run left no driver log)"),
-        spark=untrusted.block("job settings", json.dumps(state.get("base_spark") or {}, indent=2, sort_keys=True)),
+        spark=untrusted.block("job settings", json.dumps(state.get("base_spark") or {}, sort_keys=True)),
         rule_findings=_findings(found),
         feedback=untrusted.block("earlier attempts", state.get("feedback") or "none"),
     )
     system = prompts.render("system")
     empty = untrusted.block("application code", "")
-    room = room_for_code(deps.settings.prompt_token_budget, system + prompts.render("diagnose", code=empty, **values))
-    code = untrusted.block("application code",  # the failing lines fit
-                           code_window(state.get("base_code") or "", room, evidence.user_line))
+    context = shown_code(state.get("base_code") or "", evidence, deps.settings,
+                         system + prompts.render("diagnose", code=empty, code_note="", **values))
+    code = untrusted.block("application code", context.text)
     messages = [{"role": "system", "content": system},
-                {"role": "user", "content": prompts.render("diagnose", code=code, **values)}]
+                {"role": "user", "content": prompts.render("diagnose", code=code, code_note=context_note(context),
+                                                           **values)}]
     try:
         answer, calls = deps.llm.structured("diagnose", messages, prompts.DiagnosisAnswer,  # type: ignore[union-attr]
                                             attempt=state["attempt"])

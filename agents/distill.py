@@ -33,6 +33,9 @@ HEAD_LINES = 12
 TAIL_LINES = 60  # the last lines that are not log4j INFO/DEBUG chatter or Java stack frames
 MAX_KEY_EXCERPTS = 200  # per log: the first FIRST_KEY_EXCERPTS and the latest ones are kept
 FIRST_KEY_EXCERPTS = 20
+_SITE_CALL = re.compile(r'"(\w+)" was called from\s*$')
+_SITE_PLACE = re.compile(r"(?:\d+\| )?(\S+?):(\d+)\b")
+MAX_APP_FRAMES = 8  # application-file frames kept per traceback, innermost last
 CONTEXT_AFTER = 2  # lines kept after a key line (Java "at ..." frames skipped)
 MAX_KEY_LINES = 40  # in Evidence.key_lines
 MIN_BUDGET = 16
@@ -130,6 +133,9 @@ class _Scan:
     json_message: str | None = None
     user_frame: _Frame | None = None
     app_frame: _Frame | None = None
+    app_lines: list[int] = field(default_factory=list)  # the application file's frames, failing one last
+    site: str | None = None  # Spark's query context: '"__truediv__" was called from app.py:21'
+    site_line: int | None = None
 
     @property
     def excerpts(self) -> list[tuple[int, list[str]]]:
@@ -182,10 +188,20 @@ def _scan(name: str, text: str, app_file_name: str | None) -> _Scan:
     open_excerpt: list[str] | None = None
     after_left = 0
     last_frame: _Frame | None = None
+    called: str | None = None  # the function of a '"f" was called from' line, until its next line
     for number, raw in enumerate(_iter_lines(text), start=1):
         line = raw[:MAX_LINE_CHARS].rstrip("\r")
         scan.lines = number
         stripped = line.lstrip()
+        if called is not None:  # Spark's DataFrame query context names where the expression was built
+            site = _SITE_PLACE.match(stripped)
+            if site and (not app_file_name or site.group(1).rsplit("/", 1)[-1] == app_file_name):
+                scan.site = f'"{called}" was called from {site.group(1)}:{site.group(2)}'
+                scan.site_line = int(site.group(2))
+            called = None
+        match = _SITE_CALL.search(stripped)
+        if match:
+            called = match.group(1)
         is_java_frame = stripped.startswith("at ") or (stripped.startswith("... ") and stripped.endswith("more"))
         if len(scan.head) < HEAD_LINES and not is_java_frame:
             scan.head.append((number, line[:MAX_SHOWN_LINE_CHARS]))
@@ -209,6 +225,9 @@ def _scan(name: str, text: str, app_file_name: str | None) -> _Scan:
                     key = True
                     if app_file_name and last_frame.file.rsplit("/", 1)[-1] == app_file_name:
                         scan.app_frame = last_frame
+                        if last_frame.line in scan.app_lines:  # a traceback printed again
+                            scan.app_lines.remove(last_frame.line)
+                        scan.app_lines = (scan.app_lines + [last_frame.line])[-MAX_APP_FRAMES:]
         elif stripped.startswith("Caused by:"):
             scan.caused_by = stripped
             key = True
@@ -282,6 +301,16 @@ def _pick_frame(scans: list[_Scan]) -> _Frame | None:
             if frame is not None:
                 return frame
     return None
+
+
+def _app_lines(scans: list[_Scan], frame: _Frame | None) -> list[int]:
+    """The application file's lines in the traceback, the failing one last, then the line where
+    Spark says the failing expression was built: where the code the model sees is centred."""
+    lines = next((list(scan.app_lines) for scan in scans if scan.app_lines), [frame.line] if frame else [])
+    site = next((scan.site_line for scan in scans if scan.site_line), None)
+    if site is not None:
+        lines = [n for n in lines if n != site] + [site]
+    return lines
 
 
 def _fit_lines(lines: list[str], budget_chars: int, *, keep_end: bool) -> list[str]:
@@ -431,6 +460,8 @@ def distill(
         suggestions=suggestions,
         user_frame=frame.text() if frame else None,
         user_line=frame.line if frame else None,
+        user_lines=_app_lines(scans, frame),
+        site=next((scan.site for scan in scans if scan.site), None),
         caused_by=caused_by,
         exception=exception[:MAX_LINE_CHARS] if exception else None,
         key_lines=key_lines[-MAX_KEY_LINES:],

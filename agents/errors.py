@@ -12,7 +12,8 @@
     │   └── InvalidInput         bad input from a caller or a file (a missing template, a bad value);
     │       │                    inside an incident it ends it as "error": the input itself is wrong
     │       ├── UnsupportedJob   a job the healer cannot patch (not Python, no application file)
-    │       └── PromptTooLarge   the code a model must see does not fit the prompt token budget
+    │       ├── PromptTooLarge   the code a model must see does not fit the prompt token budget
+    │       └── EditsDoNotApply  the model's edits do not apply to the file (lists every problem)
     └── LLMError                 the model could not help
         ├── LLMUnavailable       endpoint down, timed out or refused our credentials (after retries)
         └── LLMBadAnswer         no valid structured answer within the retry limit
@@ -93,3 +94,14 @@ class UnsupportedJob(InvalidInput):
 
 class PromptTooLarge(InvalidInput):
     """The application file does not fit the prompt token budget, so a model cannot patch it whole."""
+
+
+class EditsDoNotApply(InvalidInput):
+    """The model's edits cannot be applied to the application file; none was applied.
+
+    ``problems`` lists every problem of every edit, so the model can fix them all in one answer.
+    """
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))

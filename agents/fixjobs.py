@@ -10,6 +10,7 @@ import copy
 import re
 from typing import Any
 
+from agents import candidates
 from agents.errors import EndIncident, TryAgainLater
 from agents.record import Attempt, IncidentRecord
 from agents.sandbox.report import SandboxOutput
@@ -100,15 +101,21 @@ def prepare_fix(client: CdeClient, state: HealState, record: IncidentRecord,
     swap = None
     if attempt.patch.kind == "code":
         code = state.get("fixed_code")  # the record's copy is redacted; the checkpoint's is what we deploy
+        resource = fix_resource_name(name, attempt.candidate)
         assert original.resource and original.file_path and code is not None
-        copy_resource_with_fix(client, original.resource, name, original.file_path, code)
-        attempt.fix_resource = name
-        swap = (original.resource, name)
+        copy_resource_with_fix(client, original.resource, resource, original.file_path, code)
+        attempt.fix_resource = resource
+        swap = (original.resource, resource)
     else:  # config or rerun: the code last tried, whose resource already exists
         attempt.fix_resource = resource_of(state, record)
         if attempt.fix_resource and attempt.fix_resource != original.resource:
             swap = (original.resource or "", attempt.fix_resource)
     return name, spark, swap
+
+
+def fix_resource_name(fix_job: str, candidate: int) -> str:
+    """The resource holding a candidate's code: `<job>-fix-<n>`, `<job>-fix-<n>-c2`, ..."""
+    return fix_job + candidates.suffix(candidate)
 
 
 def earlier_outputs(record: IncidentRecord, number: int) -> list[SandboxOutput]:

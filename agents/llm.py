@@ -228,7 +228,7 @@ class HealerLLM:
             call = LlmCall(stage=stage, attempt=attempt, mode=mode, prompt=self._redacted(sent))
             call.estimated_prompt_tokens = estimate_tokens(
                 "".join(m["content"] for m in sent)
-                + (json.dumps(schema.model_json_schema()) if mode != "json_in_text" else "")
+                + (json.dumps(prompts.compact_schema(schema)) if mode != "json_in_text" else "")
             )
             calls.append(call)
             started = time.monotonic()
@@ -265,7 +265,7 @@ class HealerLLM:
         """The messages for ``mode``: in json_in_text the schema joins the last user message."""
         if mode != "json_in_text":
             return list(base)
-        instructions = prompts.render("json_answer", schema=json.dumps(schema.model_json_schema(), indent=2))
+        instructions = prompts.render("json_answer", schema=json.dumps(prompts.compact_schema(schema)))
         messages = list(base)
         for i in range(len(messages) - 1, -1, -1):
             if messages[i]["role"] == "user":
@@ -286,7 +286,7 @@ class HealerLLM:
             response_format = {
                 "name": schema.__name__,
                 "description": (schema.__doc__ or "").strip(),
-                "schema": schema.model_json_schema(),
+                "schema": prompts.compact_schema(schema),
                 "strict": False,
             }
             runnable: Any = self._chat.with_structured_output(response_format, method="json_schema", include_raw=True)

@@ -50,6 +50,8 @@ def find_new_failures(client: CdeClient, settings: Settings, records: RecordStor
 def _runs_started_by(record: IncidentRecord) -> list[int]:
     runs = [(a.fix_run_id, a.check_run_id, a.production_stats_run_id) for a in record.attempts]
     runs += [(a.preflight.run_id, a.preflight.check_run_id) for a in record.attempts if a.preflight]
+    runs += [(c.preflight.run_id, c.preflight.check_run_id) for a in record.attempts for c in a.candidates
+             if c.preflight]
     return [rid for group in runs for rid in group if rid is not None]
 
 

@@ -13,17 +13,16 @@ from typing import Any, Literal
 from langgraph.types import Command
 
 from agents import prompts, untrusted
-from agents.budget import room_for_code
+from agents.budget import context_note, shown_code
 from agents.diffs import config_diff, unified_diff
-from agents.errors import LLMError, PromptTooLarge
+from agents.edits import apply_edits
+from agents.errors import EditsDoNotApply, LLMError, PromptTooLarge
 from agents.guard import check_patch
 from agents.guard.config import CONF_KEYS, REMEDY_ONLY_KEYS
-from agents.prompts import number_lines
-from agents.record import Diagnosis, IncidentRecord, Patch
+from agents.record import Attempt, Candidate, Diagnosis, Evidence, IncidentRecord, Patch
 from agents.remedies import fix_by_rules
 from agents.stage import apply_spark_changes, current_attempt, current_evidence
 from agents.state import Deps, HealState
-from agents.tokens import estimate_tokens
 
 
 def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Literal["preflight", "escalate"]]:
@@ -32,43 +31,45 @@ def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Liter
     assert diagnosis is not None, "patch runs after diagnose"
     base_code = state.get("base_code") or ""
     earlier = [a.patch for a in record.attempts if a.patch is not None and a.number < attempt.number]
-    attempt.patch = None
+    attempt.patch, attempt.candidates, attempt.candidate = None, [], 1
     attempt.guard = []  # a re-run after a crash judges again; verdicts of the lost run are not kept twice
-    accepted: Patch | None = None
+    accepted: list[Candidate] = []
     rejections: list[str] = []
 
     evidence = current_evidence(state, record)
     ruled = _rule_diagnosis(diagnosis, attempt.rule_finding)
     if ruled is not None and (deps.settings.deterministic_fixes or deps.llm is None):
         proposal = fix_by_rules(ruled, evidence, base_code, state.get("base_spark") or {})
-        if proposal is not None:
-            accepted = _judge(proposal, base_code, state.get("base_spark") or {}, earlier, deps,
-                              attempt.guard, rejections, diagnosis)
-    if accepted is None and deps.llm is not None:
+        if proposal is not None and _judge(proposal, base_code, state.get("base_spark") or {}, earlier, deps,
+                                           attempt.guard, rejections, diagnosis) is not None:
+            accepted = [Candidate(number=1, patch=proposal, accepted=True)]  # a rule's fix stays alone
+    if not accepted and deps.llm is not None:
         try:
-            accepted = _ask_model(state, deps, record, diagnosis, earlier, attempt.guard, rejections)
+            accepted = _ask_model(state, deps, record, diagnosis, earlier, attempt, rejections)
         except LLMError as exc:
             return _escalate(f"the model could not propose a patch: {exc}")
         except PromptTooLarge as exc:
             return _escalate(f"no patch from the model: {exc}")
-    if accepted is None:
+    if not accepted:
         why = "; ".join(rejections[-3:]) or (
             f"rule {diagnosis.rule!r} matched but has no safe fix here, and no model is configured"
             if diagnosis.rule else "no rule knows a fix for this failure and no model is configured")
         return _escalate(f"no acceptable patch for attempt {attempt.number}: {why}")
 
-    attempt.patch = accepted
     original = record.original
     assert original is not None
-    if accepted.kind == "code":
-        attempt.fixed_code = accepted.code
-        attempt.diff = unified_diff(original.code or "", accepted.code or "", original.file_path or "app.py")
-        return Command(goto="preflight", update={"fixed_code": accepted.code})
+    first = accepted[0]
+    attempt.patch, attempt.candidate = first.patch, first.number
+    if first.patch.kind == "code":
+        codes = {str(c.number): c.patch.code for c in accepted}
+        attempt.fixed_code, attempt.diff = first.patch.code, first.diff
+        return Command(goto="preflight", update={"fixed_code": first.patch.code, "candidate_codes": codes})
+    attempt.candidates = []  # a config or rerun patch is one fix, not a candidate among others
     attempt.fixed_code = base_code
-    new_spark = apply_spark_changes(state.get("base_spark") or {}, accepted)
+    new_spark = apply_spark_changes(state.get("base_spark") or {}, first.patch)
     attempt.diff = (config_diff(original.definition.get("spark") or {}, new_spark)
-                    if accepted.kind == "config" else "")
-    return Command(goto="preflight", update={"fixed_code": base_code})
+                    if first.patch.kind == "config" else "")
+    return Command(goto="preflight", update={"fixed_code": base_code, "candidate_codes": {}})
 
 
 def _rule_diagnosis(diagnosis: Diagnosis, found: Diagnosis | None) -> Diagnosis | None:
@@ -99,42 +100,117 @@ def _judge(proposal: Patch, base_code: str, base_spark: dict[str, Any], earlier:
 
 
 def _ask_model(state: HealState, deps: Deps, record: IncidentRecord, diagnosis: Diagnosis,
-               earlier: list[Patch], verdicts: list, rejections: list[str]) -> Patch | None:
+               earlier: list[Patch], attempt: Attempt, rejections: list[str]) -> list[Candidate]:
+    """The model's proposals, each applied and judged: the accepted ones in the model's order (code
+    fixes are candidates, up to HEAL_CANDIDATES; config and rerun patches come alone). Every
+    candidate is recorded on the attempt, rejected ones with why. Answers that only ask to see more
+    of the file get those lines in the next prompt, HEAL_MAX_LINE_REQUESTS times at most."""
     assert deps.llm is not None
+    settings = deps.settings
     base_code = state.get("base_code") or ""
     evidence = current_evidence(state, record)
-    system = prompts.render("system")
-    for _ in range(deps.settings.max_patch_tries):
-        template = "patch_retry" if rejections else "patch"
-        values = dict(
-            job=record.job,
-            diagnosis=untrusted.block("diagnosis", untrusted.defuse(diagnosis.model_dump_json(indent=2))),
-            evidence=untrusted.block("driver log", evidence.distilled or "(no driver log)"),
-            spark=untrusted.block("job settings", json.dumps(state.get("base_spark") or {}, indent=2, sort_keys=True)),
-            feedback=untrusted.block("earlier attempts", state.get("feedback") or "none"),
-            rejections="\n".join(f"- {r}" for r in rejections) or "none",
-            conf_keys=", ".join(sorted(set(CONF_KEYS) - REMEDY_ONLY_KEYS)),
-        )
-        empty = untrusted.block("application code", "")
-        room = room_for_code(deps.settings.prompt_token_budget, system + prompts.render(template, code=empty, **values))
-        code = untrusted.block("application code", number_lines(base_code))
-        if estimate_tokens(code) > room:  # the model must see, and return, the whole file
-            raise PromptTooLarge(
-                f"the application file (about {estimate_tokens(code)} tokens) does not fit the prompt budget "
-                f"of {deps.settings.prompt_token_budget} tokens (HEAL_PROMPT_TOKEN_BUDGET)")
-        messages = [{"role": "system", "content": system},
-                    {"role": "user", "content": prompts.render(template, code=code, **values)}]
+    requested: list[tuple[int, int]] = []
+    tries = 0
+    while tries < settings.max_patch_tries:
+        messages = _patch_messages(state, deps, record, diagnosis, evidence, rejections, requested)
         try:
             answer, calls = deps.llm.structured("patch", messages, prompts.PatchAnswer, attempt=state["attempt"])
         except LLMError as exc:
             record.llm_calls.extend(exc.calls)
             raise
         record.llm_calls.extend(calls)
-        accepted = _judge(answer.to_patch(), base_code, state.get("base_spark") or {}, earlier, deps,
-                          verdicts, rejections, diagnosis)
-        if accepted is not None:
-            return accepted
-    return None
+        wanted = answer.line_request()
+        if wanted is not None and len(requested) < settings.max_line_requests:
+            requested.append(wanted)  # a look at more of the file is not a try
+            continue
+        tries += 1
+        if wanted is not None:
+            rejections.append(f"no more lines can be shown (HEAL_MAX_LINE_REQUESTS={settings.max_line_requests}): "
+                              "answer with the change now")
+            continue
+        if answer.kind != "code":
+            judged = _judge(answer.config_patch(), base_code, state.get("base_spark") or {}, earlier, deps,
+                            attempt.guard, rejections, diagnosis)
+            if judged is not None:
+                return [Candidate(number=1, patch=judged, accepted=True)]
+            continue
+        found = _candidates(answer, base_code, state, deps, record, diagnosis, earlier, attempt, rejections)
+        if any(c.accepted for c in found):
+            attempt.candidates = found
+            return [c for c in found if c.accepted]
+    return []
+
+
+def _candidates(answer: prompts.PatchAnswer, base_code: str, state: HealState, deps: Deps, record: IncidentRecord,
+                diagnosis: Diagnosis, earlier: list[Patch], attempt: Attempt,
+                rejections: list[str]) -> list[Candidate]:
+    """Each code proposal of the answer applied to the file and judged by the guard."""
+    original = record.original
+    assert original is not None
+    proposals = answer.proposals(deps.settings.candidates)
+    found: list[Candidate] = []
+    for number, (explanation, edits, whole_file) in enumerate(proposals, start=1):
+        label = f"candidate {number}: " if len(proposals) > 1 else ""
+        try:
+            if edits:
+                code = apply_edits(base_code, edits)
+            elif whole_file:
+                code = whole_file
+            else:
+                raise EditsDoNotApply(["a code patch needs `edits` (or, failing that, the whole file in `code`)"])
+        except EditsDoNotApply as exc:
+            rejections.append(f"{label}the edits do not apply: " + "; ".join(exc.problems))
+            found.append(Candidate(number=number, patch=Patch(kind="code", explanation=explanation, edits=edits),
+                                   verdict="rejected: its edits do not apply"))
+            continue
+        proposal = Patch(kind="code", explanation=explanation, code=code, edits=edits, source="model")
+        reasons: list[str] = []
+        judged = _judge(proposal, base_code, state.get("base_spark") or {}, earlier, deps, attempt.guard,
+                        reasons, diagnosis)
+        rejections.extend(label + r for r in reasons)
+        found.append(Candidate(
+            number=number, patch=proposal, accepted=judged is not None,
+            diff=unified_diff(original.code or "", code, original.file_path or "app.py"),
+            verdict="" if judged is not None else "rejected by the guard: " + "; ".join(reasons)))
+    return found
+
+
+def _patch_messages(state: HealState, deps: Deps, record: IncidentRecord, diagnosis: Diagnosis, evidence: Evidence,
+                    rejections: list[str], requested: list[tuple[int, int]]) -> list[dict[str, str]]:
+    """The patch prompt: the code shown is the failure's context within HEAL_CODE_TOKEN_BUDGET, plus
+    the lines the model asked for, all within HEAL_PROMPT_TOKEN_BUDGET."""
+    settings = deps.settings
+    system = prompts.render("system")
+    config = diagnosis.category in ("config", "unknown")
+    values = dict(
+        job=record.job,
+        diagnosis=untrusted.block("diagnosis", untrusted.defuse(_diagnosis_text(diagnosis))),
+        evidence=untrusted.block("driver log", evidence.distilled or "(no driver log)"),
+        spark=untrusted.block("job settings", json.dumps(state.get("base_spark") or {}, sort_keys=True)),
+        feedback=untrusted.block("earlier attempts", state.get("feedback") or "none"),
+        rejections=prompts.render("rejections", rejections="\n".join(f"- {r}" for r in rejections[-6:]))
+        if rejections else "",
+        alternatives=(f" When unsure, add up to {settings.candidates - 1} different fixes as `alternatives`, "
+                      "best first: each is tried in a sandbox until one works." if settings.candidates > 1 else ""),
+        config=("`spark_changes` (driverMemory, driverCores, executorMemory, executorCores, numExecutors) "
+                "and/or `conf_changes` for these spark.conf keys only: "
+                + ", ".join(sorted(set(CONF_KEYS) - REMEDY_ONLY_KEYS)) if config else
+                "`spark_changes` for the job's memory and cores, `conf_changes` for Spark settings"),
+    )
+    context = shown_code(state.get("base_code") or "", evidence, settings, system + prompts.render(
+        "patch", code=untrusted.block("application code", ""), code_note="", **values), requested)
+    return [{"role": "system", "content": system},
+            {"role": "user", "content": prompts.render("patch", code=untrusted.block("application code", context.text),
+                                                       code_note=context_note(context), **values)}]
+
+
+def _diagnosis_text(diagnosis: Diagnosis) -> str:
+    parts = [f"category {diagnosis.category}", diagnosis.root_cause]
+    if diagnosis.condition:
+        parts.append(f"Spark condition {diagnosis.condition}")
+    if diagnosis.evidence:
+        parts.append("evidence: " + " | ".join(e[:200] for e in diagnosis.evidence[:3]))
+    return "; ".join(parts)
 
 
 def _escalate(reason: str) -> Command:

@@ -13,19 +13,22 @@ started with a requestID of the incident and attempt.
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from langgraph.types import Command
 
+from agents import candidates
 from agents.fixjobs import (
     PREFLIGHT_SUFFIX,
     choose_fix_name,
+    copy_resource_with_fix,
     earlier_outputs,
     ensure_same_job,
     fix_job_spec,
+    fix_resource_name,
     prepare_fix,
 )
-from agents.record import IncidentRecord, Preflight
+from agents.record import Attempt, IncidentRecord, Preflight
 from agents.runs import follow, preflight_request_id, run_seconds, start_run
 from agents.sandbox.jobs import ensure_bundle, outputs_conf, sandbox_conf, sandbox_database, sandboxed_spec
 from agents.sandbox.report import BadSandboxReport, parse_report
@@ -33,11 +36,14 @@ from agents.stage import crash_point, current_attempt, next_attempt
 from agents.state import Deps, HealState
 from cde_client import CdeClient, Conflict, NotFound
 
+if TYPE_CHECKING:
+    from agents.config import Settings
+
 MAX_BACKOFF_S = 600.0  # the longest wait before a re-run, however many came before
 
 
 def preflight(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Literal["compare", "log_fetch",
-                                                                                     "escalate"]]:
+                                                                                     "preflight", "escalate"]]:
     client, settings = deps.client, deps.settings
     attempt = current_attempt(record, state["attempt"])
     original = record.original
@@ -49,17 +55,9 @@ def preflight(state: HealState, deps: Deps, record: IncidentRecord) -> Command[L
     name, spark, swap = prepare_fix(client, state, record, attempt)
     _not_taken(client, name, fix_job_spec(original.definition, name, spark, swap))
     if attempt.preflight is None:
-        attempt.preflight = Preflight(
-            job=name + PREFLIGHT_SUFFIX, sample=settings.preflight_sample,
-            database=sandbox_database(settings.sandbox_database, record.run_id, attempt.number))
+        attempt.preflight = _planned(settings, record, attempt.number, attempt.candidate, name)
     run_info = attempt.preflight
-    conf = sandbox_conf(database=run_info.database, sample=run_info.sample, location=settings.sandbox_location,
-                        outputs=outputs_conf(earlier_outputs(record, attempt.number)))
-    spec = sandboxed_spec(fix_job_spec(original.definition, run_info.job, spark, swap), ensure_bundle(client), conf)
-    try:
-        client.create_job(spec)
-    except Conflict:
-        ensure_same_job(client, run_info.job, spec)
+    _create_job(client, settings, record, attempt, run_info, spark, swap)
     deps.records.save(record)
     crash_point(deps, "preflight.job_created")
     if run_info.run_id is None and attempt.patch.kind == "rerun":
@@ -68,6 +66,7 @@ def preflight(state: HealState, deps: Deps, record: IncidentRecord) -> Command[L
         run_info.run_id = start_run(client, run_info.job,
                                     preflight_request_id(record.incident_id, attempt.number, run_info.job))
         deps.records.save(record)
+    _start_side_by_side(state, deps, record, attempt, spark)
     run = follow(client, run_info.run_id, settings.run_timeout_s, settings.run_poll_s)
     run_info.status, run_info.duration_s = run.status, run_seconds(run)
     run_info.report = None
@@ -78,11 +77,57 @@ def preflight(state: HealState, deps: Deps, record: IncidentRecord) -> Command[L
     if run.status == "succeeded":
         return Command(goto="compare", update={"base_spark": spark})
     attempt.verdict = f"pre-flight {run.status}"
+    following = candidates.move_on(state, attempt, attempt.verdict)
+    if following is not None:
+        return following
     patch = attempt.patch
+    tried = (f" All {len(attempt.candidates)} candidates failed: {candidates.summary(attempt)}."
+             if len(attempt.candidates) > 1 else "")
     feedback = (f"Attempt {attempt.number}: the patch ({patch.kind}: {patch.explanation}) ran in a sandbox first "
-                f"(pre-flight job {run_info.job}, run {run.id}) and ended {run.status}; nothing was deployed. "
+                f"(pre-flight job {run_info.job}, run {run.id}) and ended {run.status}; nothing was deployed.{tried} "
                 "Its log follows as the evidence.")
     return next_attempt(state, settings, attempt, analyzed_run=run.id, feedback=feedback, base_spark=spark)
+
+
+def _planned(settings: Settings, record: IncidentRecord, attempt: int, candidate: int, fix_job: str) -> Preflight:
+    """A candidate's pre-flight, named before anything is created: `<fix>[-c<k>]-preflight` writing to
+    the attempt's (and candidate's) sandbox database."""
+    return Preflight(job=fix_job + candidates.suffix(candidate) + PREFLIGHT_SUFFIX, sample=settings.preflight_sample,
+                     database=sandbox_database(settings.sandbox_database, record.run_id, attempt, candidate))
+
+
+def _create_job(client: CdeClient, settings: Settings, record: IncidentRecord, attempt: Attempt,
+                run_info: Preflight, spark: dict, swap: tuple[str, str] | None) -> None:
+    assert record.original is not None
+    conf = sandbox_conf(database=run_info.database, sample=run_info.sample, location=settings.sandbox_location,
+                        outputs=outputs_conf(earlier_outputs(record, attempt.number)))
+    spec = sandboxed_spec(fix_job_spec(record.original.definition, run_info.job, spark, swap),
+                          ensure_bundle(client), conf)
+    try:
+        client.create_job(spec)
+    except Conflict:
+        ensure_same_job(client, run_info.job, spec)
+
+
+def _start_side_by_side(state: HealState, deps: Deps, record: IncidentRecord, attempt: Attempt, spark: dict) -> None:
+    """With HEAL_PARALLEL_PREFLIGHTS > 1, the next candidates' pre-flights start now too (each run id
+    kept on its candidate before the next starts), so a CDE that runs jobs side by side judges them
+    together; compare stops those no longer needed once one passes."""
+    client, settings, original = deps.client, deps.settings, record.original
+    assert original is not None and original.resource and original.file_path and attempt.fix_job
+    codes = state.get("candidate_codes") or {}
+    for entry in candidates.waiting(attempt)[:settings.parallel_preflights - 1]:
+        code = codes.get(str(entry.number))
+        if code is None or (entry.preflight and entry.preflight.run_id is not None):
+            continue
+        resource = fix_resource_name(attempt.fix_job, entry.number)
+        copy_resource_with_fix(client, original.resource, resource, original.file_path, code)
+        if entry.preflight is None:
+            entry.preflight = _planned(settings, record, attempt.number, entry.number, attempt.fix_job)
+        _create_job(client, settings, record, attempt, entry.preflight, spark, (original.resource, resource))
+        entry.preflight.run_id = start_run(client, entry.preflight.job, preflight_request_id(
+            record.incident_id, attempt.number, entry.preflight.job))
+        deps.records.save(record)
 
 
 def _not_taken(client: CdeClient, name: str, spec: dict) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from agents.edits import Edit, apply_edits
 from agents.errors import InvalidInput
 from agents.record import Category, Diagnosis, Patch, PatchKind
 
@@ -78,6 +79,19 @@ def render(name: str, /, directory: Path = PROMPTS_DIR, **values: Any) -> str:
     return Template(_load(name, directory)).substitute({k: _as_text(v) for k, v in values.items()})
 
 
+def compact_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    """The answer's JSON schema without pydantic's titles: what the model needs, in fewer tokens."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items() if not (k == "title" and isinstance(v, str))}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return walk(schema.model_json_schema())
+
+
 def number_lines(code: str) -> str:
     """Code with right-aligned line numbers ("  12| ..."), as the prompts show it."""
     lines = code.splitlines()
@@ -110,39 +124,62 @@ class DiagnosisAnswer(BaseModel):
         )
 
 
+class Alternative(BaseModel):
+    """Another code fix to try when the first fails."""
+
+    explanation: str = Field(description="What it changes, in one sentence.")
+    edits: list[Edit] = Field(description="Its edits of the file shown.")
+
+
 class PatchAnswer(BaseModel):
     """The smallest change that fixes the failed job."""
 
     kind: PatchKind = Field(description="code: edit the application file; config: change settings; rerun: no change")
-    explanation: str = Field(description="What the change does and why it fixes the cause, in one or two sentences.")
+    explanation: str = Field(description="What the change does and why, in one sentence.")
+    edits: list[Edit] = Field(default_factory=list, description="For kind code: the edits of the file shown.")
+    alternatives: list[Alternative] = Field(
+        default_factory=list, description="For kind code, when unsure: other fixes to try, best first.")
+    need_lines: list[int] = Field(
+        default_factory=list, description="To see more of the file first: [first line, last line], and nothing else.")
     code: str | None = Field(
-        default=None, description="For kind code only: the complete new application file, without line numbers."
-    )
+        default=None, description="For kind code, only if edits are impossible: the whole new file.")
     spark_changes: dict[str, str] = Field(
-        default_factory=dict,
-        description='For kind config: job settings to change, e.g. {"driverMemory": "2g", "executorCores": "2"}.',
-    )
+        default_factory=dict, description='For kind config: job settings, e.g. {"driverMemory": "2g"}.')
     conf_changes: dict[str, str] = Field(
-        default_factory=dict,
-        description='For kind config: spark.conf keys to set, e.g. {"spark.driver.maxResultSize": "2g"}.',
-    )
+        default_factory=dict, description='For kind config: spark.conf keys, e.g. {"spark.driver.maxResultSize": "2g"}.')
     args: list[str] | None = Field(
-        default=None,
-        description="For kind config, only when the job is missing arguments: its complete new argument list. "
-        "Existing arguments stay as they are, in order; only missing ones may be appended.",
-    )
+        default=None, description="For kind config, only when arguments are missing: the complete new list "
+        "(existing ones unchanged, in order; missing ones appended).")
 
-    def to_patch(self) -> Patch:
+    def line_request(self) -> tuple[int, int] | None:
+        """The lines the model asks to see before it answers, when that is all it answers."""
+        if len(self.need_lines) not in (1, 2) or self.edits or self.code:
+            return None
+        first, last = self.need_lines[0], self.need_lines[-1]
+        return (min(first, last), max(first, last))
+
+    def config_patch(self) -> Patch:
+        """The answer as a config or rerun patch (a config answer carrying code is left for the
+        guard to reject)."""
         spark: dict[str, Any] = {
             k: int(v) if k in COUNT_FIELDS and str(v).strip().isdigit() else v for k, v in self.spark_changes.items()
         }
         if self.args is not None:
             spark["args"] = list(self.args)
-        return Patch(
-            kind=self.kind,
-            explanation=self.explanation,
-            code=self.code or None,  # a config answer carrying code is left for the guard to reject
-            spark_changes=spark,
-            conf_changes=dict(self.conf_changes),
-            source="model",
-        )
+        return Patch(kind=self.kind, explanation=self.explanation, code=self.code or None, spark_changes=spark,
+                     conf_changes=dict(self.conf_changes), source="model")
+
+    def to_patch(self, base_code: str = "") -> Patch:
+        """The first proposal as a patch: a code answer's edits applied to `base_code` (raises
+        EditsDoNotApply when they do not apply)."""
+        if self.kind != "code":
+            return self.config_patch()
+        explanation, edits, whole_file = self.proposals(1)[0]
+        code = apply_edits(base_code, edits) if edits else whole_file
+        return Patch(kind="code", explanation=explanation, code=code, edits=edits, source="model")
+
+    def proposals(self, limit: int) -> list[tuple[str, list[Edit], str | None]]:
+        """For a code answer: up to `limit` proposals (explanation, edits, whole file), the first
+        one first; a whole new file only when the answer gave no edits."""
+        first = (self.explanation, list(self.edits), None if self.edits else self.code)
+        return [first, *((a.explanation, list(a.edits), None) for a in self.alternatives)][:max(limit, 1)]

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from agents.edits import Edit
 from agents.files import private_dir
 from agents.redact import redact
 from agents.sandbox.report import SandboxReport
@@ -77,6 +78,8 @@ class Evidence(BaseModel):
     suggestions: list[str] = Field(default_factory=list)
     user_frame: str | None = None  # last traceback frame in user code: 'File "...", line N, in f'
     user_line: int | None = None
+    user_lines: list[int] = Field(default_factory=list)  # the application file's frames, failing one last
+    site: str | None = None  # Spark's query context: '"__truediv__" was called from app.py:21'
     caused_by: str | None = None
     exception: str | None = None  # last "SomeError: message" line
     key_lines: list[str] = Field(default_factory=list)  # error lines found in the logs, for rules
@@ -109,6 +112,7 @@ class Patch(BaseModel):
     kind: PatchKind
     explanation: str = ""
     code: str | None = None  # full new application file, for kind == "code"
+    edits: list[Edit] = Field(default_factory=list)  # the model's edits that made `code` (none: a whole file)
     spark_changes: dict[str, Any] = Field(default_factory=dict)  # e.g. {"driverMemory": "2g"}
     conf_changes: dict[str, str] = Field(default_factory=dict)  # spark.conf keys
     source: Literal["rule", "model"] = "model"
@@ -143,6 +147,20 @@ class Preflight(BaseModel):
     check_passed: bool | None = None
 
 
+class Candidate(BaseModel):
+    """One of the code fixes the model proposed in an attempt; they are tried in the sandbox in turn
+    and the first whose pre-flight and data comparison pass is deployed."""
+
+    number: int  # 1: the model's first proposal
+    patch: Patch
+    diff: str = ""
+    accepted: bool = False  # the edits applied and the guard passed it
+    preflight: Preflight | None = None
+    comparison: list[ComparisonRow] = Field(default_factory=list)
+    comparison_passed: bool | None = None
+    verdict: str = ""  # rejected: ... | pre-flight failed | data comparison failed: ... | passed | not tried: ...
+
+
 class Attempt(BaseModel):
     number: int
     evidence: Evidence | None = None  # the failure this attempt answers (after attempt 1: the last fix run's)
@@ -156,6 +174,8 @@ class Attempt(BaseModel):
     fix_job: str | None = None
     fix_run_id: int | None = None
     fix_run_status: str | None = None
+    candidates: list[Candidate] = Field(default_factory=list)  # the model's code fixes; patch..comparison: the current
+    candidate: int = 1  # the candidate whose patch, pre-flight and comparison the fields here hold
     preflight: Preflight | None = None
     comparison: list[ComparisonRow] = Field(default_factory=list)  # the pre-flight's outputs against the last good
     comparison_passed: bool | None = None

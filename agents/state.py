@@ -25,6 +25,7 @@ class HealState(TypedDict, total=False):
     base_code: str | None  # code the next patch starts from (original, then the last deployed fix)
     base_spark: dict  # job's spark section the next patch starts from
     fixed_code: str | None  # the accepted patch's code, as deployed (the record's copy is redacted)
+    candidate_codes: dict  # candidate number (str) → its code, for the model's accepted code fixes
     feedback: str  # why the last attempt failed, for the next prompt
     outcome: str  # final state, once decided: healed | escalated | rejected | error
     reason: str

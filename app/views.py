@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from agents.diffs import unified_diff
-from agents.record import TERMINAL_STATES, IncidentRecord, incident_id
+from agents.record import TERMINAL_STATES, Attempt, IncidentRecord, incident_id
 from agents.redact import redact
 from app.service import FailedRunRow, StatusStrip
 
@@ -284,7 +284,8 @@ NO_COMPARISON = "No data comparison yet: the outputs of a fix are compared after
 def comparison_html(record: IncidentRecord | None) -> str:
     """The latest compared attempt's data comparison: output, metric, last good, observed, verdict;
     the pre-flight's rows, then the production run's."""
-    attempt = next((a for a in reversed(record.attempts) if a.comparison), None) if record else None
+    attempt = next((a for a in reversed(record.attempts) if a.comparison or len(a.candidates) > 1),
+                   None) if record else None
     if attempt is None:
         return f'<div class="hd-comparison hd-empty">{_esc(NO_COMPARISON)}</div>'
     preflight = attempt.preflight
@@ -302,10 +303,28 @@ def comparison_html(record: IncidentRecord | None) -> str:
                 f"<td>{_esc(row.last_good)}</td><td>{_esc(row.observed)}</td><td>{verdict}</td></tr>")
     failed = [r.note for r in attempt.comparison + attempt.production_comparison if not r.ok and r.note]
     notes = "".join(f"<li>{_esc(n)}</li>" for n in failed)
-    return (f'<div class="hd-comparison"><div class="hd-comparison-caption">{_esc(caption)}</div>'
+    return (f'<div class="hd-comparison">{candidates_html(attempt)}'
+            f'<div class="hd-comparison-caption">{_esc(caption)}</div>'
             "<table><thead><tr><th>Run</th><th>Output</th><th>Metric</th><th>Last good</th><th>Observed</th>"
             f"<th>Verdict</th></tr></thead><tbody>{''.join(body)}</tbody></table>"
             + (f'<ul class="hd-comparison-notes">{notes}</ul>' if notes else "") + "</div>")
+
+
+def candidates_html(attempt: Attempt) -> str:
+    """The model's candidate fixes of an attempt, when it proposed several: each one's change, its
+    pre-flight and its verdict, in the order they were tried."""
+    if len(attempt.candidates) < 2:
+        return ""
+    rows = []
+    for candidate in attempt.candidates:
+        preflight = candidate.preflight
+        run = f"{preflight.job} run {preflight.run_id}" if preflight and preflight.run_id is not None else "—"
+        tone = "hd-ok" if candidate.verdict == "passed" else ("hd-bad" if candidate.verdict else "")
+        rows.append(f'<tr class="{tone}"><td>{candidate.number}</td><td>{_esc(candidate.patch.explanation)}</td>'
+                    f"<td>{_esc(run)}</td><td>{_esc(candidate.verdict or 'waiting')}</td></tr>")
+    return (f'<div class="hd-comparison-caption">Attempt {attempt.number}: {len(attempt.candidates)} candidate '
+            "fixes, tried in the sandbox in turn</div><table class=\"hd-candidates\"><thead><tr><th>#</th>"
+            f"<th>Change</th><th>Pre-flight</th><th>Verdict</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
 def card_html(card: JobCard | None, title: str = "") -> str:

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from agents.record import IncidentRecord
+from agents.record import IncidentRecord, LlmCall
 
 CHECK_PASSED, CHECK_FAILED, CHECK_NONE = "passed", "failed", "none"
 
@@ -65,6 +65,9 @@ class HealRow:
     model_calls: int = 0
     prompt_tokens: int = 0  # sum of the endpoint's usage
     estimated_prompt_tokens: int = 0  # sum of the healer's offline estimates
+    max_prompt_tokens: int | None = None  # the largest prompt of one call (usage, else the estimate)
+    patch_output_tokens: int | None = None  # the largest answer of one patch call (usage)
+    calls: list[dict[str, Any]] = field(default_factory=list)  # per call: stage, attempt, mode, tokens
     raw_log_bytes: int | None = None
     distilled_tokens: int | None = None
     diagnosis: str = "-"  # rule | model (of the first attempt)
@@ -121,8 +124,10 @@ def healer_run_ids(record: IncidentRecord) -> tuple[list[int], list[int]]:
 
 def sandbox_run_ids(record: IncidentRecord) -> tuple[list[int], list[int]]:
     """(pre-flight run ids, other sandbox-launcher run ids: checks on the sandbox, measurements)."""
-    preflights = [a.preflight.run_id for a in record.attempts if a.preflight and a.preflight.run_id is not None]
-    others = [a.preflight.check_run_id for a in record.attempts if a.preflight and a.preflight.check_run_id is not None]
+    runs = [a.preflight for a in record.attempts if a.preflight]
+    runs += [c.preflight for a in record.attempts for c in a.candidates if c.preflight]  # the candidates tried
+    preflights = list(dict.fromkeys(p.run_id for p in runs if p.run_id is not None))
+    others = list(dict.fromkeys(p.check_run_id for p in runs if p.check_run_id is not None))
     others += [a.production_stats_run_id for a in record.attempts if a.production_stats_run_id is not None]
     return preflights, others
 
@@ -161,6 +166,12 @@ def row_from_record(info: ScenarioInfo, record: IncidentRecord,
         model_calls=len(record.llm_calls),
         prompt_tokens=sum(c.prompt_tokens or 0 for c in record.llm_calls),
         estimated_prompt_tokens=sum(c.estimated_prompt_tokens for c in record.llm_calls),
+        max_prompt_tokens=max((call_prompt_tokens(c) for c in record.llm_calls), default=None),
+        patch_output_tokens=max((c.completion_tokens for c in record.llm_calls
+                                 if c.stage == "patch" and c.completion_tokens is not None), default=None),
+        calls=[{"stage": c.stage, "attempt": c.attempt, "mode": c.mode, "prompt_tokens": c.prompt_tokens,
+                "completion_tokens": c.completion_tokens, "estimated_prompt_tokens": c.estimated_prompt_tokens}
+               for c in record.llm_calls],
         raw_log_bytes=record.evidence.raw_log_bytes if record.evidence else None,
         distilled_tokens=record.evidence.distilled_tokens if record.evidence else None,
         diagnosis=diagnosed[0].source if diagnosed else "-",
@@ -176,6 +187,11 @@ def row_from_record(info: ScenarioInfo, record: IncidentRecord,
     if row.time_s is not None and row.floor_s is not None:
         row.own_s = round(row.time_s - row.floor_s, 3)
     return row
+
+
+def call_prompt_tokens(call: LlmCall) -> int:
+    """A call's prompt size: the endpoint's count when it reported one, else our estimate."""
+    return call.prompt_tokens if call.prompt_tokens is not None else call.estimated_prompt_tokens
 
 
 def _healed_by_first_patch(record: IncidentRecord) -> bool:
@@ -220,6 +236,9 @@ class Summary:
     model_calls: int
     prompt_tokens: int
     estimated_prompt_tokens: int
+    median_prompt_per_call: float | None = None  # tokens, over every call of every row
+    max_prompt_per_call: int | None = None
+    median_patch_output_tokens: float | None = None  # over the patch calls
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -235,7 +254,13 @@ class Summary:
                 f"median time to heal {secs(self.median_time_to_heal_s)} vs floor {secs(self.median_floor_s)} "
                 f"(own {secs(self.median_own_s)}), "
                 f"model calls {self.model_calls}, prompt tokens {self.prompt_tokens} "
-                f"(estimated {self.estimated_prompt_tokens})")
+                f"(estimated {self.estimated_prompt_tokens}), per call median {_tokens(self.median_prompt_per_call)} "
+                f"max {_tokens(self.max_prompt_per_call)}, patch answers median "
+                f"{_tokens(self.median_patch_output_tokens)} tokens")
+
+
+def _tokens(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
 
 
 def _median(values: Iterable[float | None]) -> float | None:
@@ -261,4 +286,12 @@ def summarize(rows: list[HealRow]) -> Summary:
         model_calls=sum(r.model_calls for r in rows),
         prompt_tokens=sum(r.prompt_tokens for r in rows),
         estimated_prompt_tokens=sum(r.estimated_prompt_tokens for r in rows),
+        median_prompt_per_call=_median(_call_prompt(c) for r in rows for c in r.calls),
+        max_prompt_per_call=max((_call_prompt(c) for r in rows for c in r.calls), default=None),
+        median_patch_output_tokens=_median(c["completion_tokens"] for r in rows for c in r.calls
+                                           if c["stage"] == "patch"),
     )
+
+
+def _call_prompt(call: Mapping[str, Any]) -> int:
+    return call["prompt_tokens"] if call.get("prompt_tokens") is not None else call["estimated_prompt_tokens"]

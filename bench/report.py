@@ -44,6 +44,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("model calls", lambda r: str(r.model_calls), numeric=True),
     Column("prompt tok", lambda r: str(r.prompt_tokens), numeric=True),
     Column("est tok", lambda r: str(r.estimated_prompt_tokens), numeric=True),
+    Column("max prompt/call", lambda r: _count(r.max_prompt_tokens), numeric=True),
+    Column("patch out tok", lambda r: _count(r.patch_output_tokens), numeric=True),
     Column("raw log B", lambda r: _count(r.raw_log_bytes), numeric=True),
     Column("distilled tok", lambda r: _count(r.distilled_tokens), numeric=True),
     Column("diagnosis", lambda r: r.diagnosis + (f" ({r.rule})" if r.rule else "")),
@@ -70,7 +72,9 @@ FOOTNOTE = ("time: the failed run's start → the incident's last stage's end. f
             "duration + the model's time + every run the healer started (pre-flights, checks on the sandbox, "
             "fix runs, measurements, checks). own: time − floor (the healer's own work and waiting). "
             "pre-flight s: the fix's runs in the sandbox; fix run s: its runs in production. compared: the last "
-            "data comparison. false heal: healed by a known-wrong (deceptive) fix.")
+            "data comparison. false heal: healed by a known-wrong (deceptive) fix. prompt tok: the endpoint's "
+            "usage (the scripted server counts four characters a token of what it is sent, schema included); "
+            "max prompt/call: the largest prompt of one call; patch out tok: the largest patch answer.")
 
 
 def format_table(rows: list[HealRow], summary: Summary) -> str:

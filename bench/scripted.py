@@ -5,7 +5,8 @@ from here too) and never with the product. Per scenario, one
 diagnosis and (unless it must escalate) one patch, in the shapes the healer asks for
 (`agents.prompts.DiagnosisAnswer`, `PatchAnswer`):
 
-- a code file named as the application file → a code patch with that file's content;
+- a code file named as the application file → a code patch: the edits from the scenario's
+  application file to it (search/replace blocks, as the healer asks for them);
 - `fix.json` (`{"spark": {..., "conf": {...}}}`) → a config patch: its `conf` as conf_changes,
   `args` as args, the other `spark` fields as spark_changes;
 - remedy "rerun" → a rerun patch; expected "escalate" → a diagnosis of category "data", no patch.
@@ -17,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from agents.edits import edits_from_files
 from bench.errors import NoKnownFix
 from sample_jobs import Scenario
 
@@ -73,7 +75,13 @@ def folder_patch(scenario: Scenario, folder: Path, explanation: str) -> dict[str
         others = sorted(p.name for p in folder.glob("*")) if folder.is_dir() else []
         raise NoKnownFix(f"scenario {scenario.name}: no known fix of the application file "
                          f"{scenario.app_file} in {folder} (found: {', '.join(others) or 'nothing'})")
-    answer["code"] = path.read_text(encoding="utf-8")
+    fixed = path.read_text(encoding="utf-8")
+    original = scenario.resource_files(scenario.app_resource).get(scenario.app_file)
+    if original is not None and original.is_file():  # as the healer asks: only the edits, never the whole file
+        edits = edits_from_files(original.read_text(encoding="utf-8"), fixed)
+        answer["edits"] = [e.model_dump(exclude_defaults=True) | {"replacement": e.replacement} for e in edits]
+    else:
+        answer["code"] = fixed
     return answer
 
 

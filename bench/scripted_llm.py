@@ -36,6 +36,8 @@ from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
+from agents.tokens import estimate_tokens
+
 LLAMA_CPP_JSON_SCHEMA_ERROR = (
     'response_format type must be one of "text" or "json_object", but got: json_schema'
 )
@@ -48,8 +50,8 @@ class Answer:
     """One scripted reply: ``text`` is the answer's content (or a tool call's arguments)."""
 
     text: str
-    prompt_tokens: int = 100
-    completion_tokens: int = 20
+    prompt_tokens: int | None = None  # None: counted from the request, as a server does (see `usage`)
+    completion_tokens: int | None = None  # None: counted from `text`
     delay_s: float = 0.0
     status: int = 200  # non-200: an error reply with ``text`` as the message
     finish_reason: str | None = None  # default: "stop", or "tool_calls" for a tool call
@@ -195,12 +197,20 @@ class _Handler(BaseHTTPRequestHandler):
             "created": int(time.time()),
             "model": request.body.get("model", "scripted"),
             "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-            "usage": {
-                "prompt_tokens": answer.prompt_tokens,
-                "completion_tokens": answer.completion_tokens,
-                "total_tokens": answer.prompt_tokens + answer.completion_tokens,
-            },
+            "usage": usage(request, answer),
         }
+
+
+def usage(request: Request, answer: Answer) -> dict[str, int]:
+    """The answer's usage: scripted figures when given, else counted as open servers count them
+    (llama.cpp, vLLM): the messages and the tools, which their chat templates put into the prompt,
+    but not a `json_schema` response format, which constrains decoding without entering the prompt;
+    and what it wrote. Four characters a token, the healer's offline estimate (no tokenizer here)."""
+    sent = "".join(str(m.get("content") or "") for m in request.body.get("messages") or [])
+    sent += json.dumps(request.body.get("tools") or "") if request.mode == "function_calling" else ""
+    prompt = answer.prompt_tokens if answer.prompt_tokens is not None else estimate_tokens(sent)
+    completion = answer.completion_tokens if answer.completion_tokens is not None else estimate_tokens(answer.text)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 class _Server(ThreadingHTTPServer):

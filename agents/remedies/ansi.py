@@ -114,7 +114,9 @@ class Site:
 
 def failure_site(evidence: Evidence) -> Site:
     sql = _search(evidence, _SQL_CONTEXT)
-    frame = _DATAFRAME_SITE.search(evidence.distilled or "")
+    # the query context as distillation kept it whatever the prompt's budget, else the distilled text
+    frame = _DATAFRAME_SITE.search((evidence.site or "").replace(" was called from ", " was called from\n")
+                                   or evidence.distilled or "")
     return Site(
         sql_line=int(sql.group(1)) if sql else None,
         sql_position=int(sql.group(2)) if sql else None,

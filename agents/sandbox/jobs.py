@@ -22,10 +22,11 @@ MOUNT_PREFIX = "healer-sandbox"  # the bundle's dirPrefix in a sandboxed job
 CONF_PREFIX = "spark.healer.sandbox."
 
 
-def sandbox_database(prefix: str, run_id: int, attempt: int) -> str:
-    """The attempt's sandbox database: named after the incident's failed run and the attempt, so the
-    launcher can drop the incident's earlier ones (`<prefix>_<run>_<n>`)."""
-    return f"{prefix}_{run_id}_{attempt}"
+def sandbox_database(prefix: str, run_id: int, attempt: int, candidate: int = 1) -> str:
+    """The attempt's sandbox database: named after the incident's failed run, the attempt and (after
+    the first) the candidate, so the launcher can drop the incident's earlier ones
+    (`<prefix>_<run>_<n>`, `<prefix>_<run>_<n>_c<k>`)."""
+    return f"{prefix}_{run_id}_{attempt}" + (f"_c{candidate}" if candidate > 1 else "")
 
 
 def ensure_bundle(client: CdeClient) -> str:

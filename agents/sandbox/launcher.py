@@ -83,7 +83,7 @@ CONF = "spark.healer.sandbox."
 MAX_STATS_COLUMNS = 200
 SAMPLE_SEED = 42
 DATABASE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-ATTEMPT_NAME = re.compile(r"^(?P<incident>[a-z0-9_]+_\d+_)(?P<attempt>\d+)$")
+ATTEMPT_NAME = re.compile(r"^(?P<incident>[a-z0-9_]+_\d+_)(?P<attempt>\d+)(?:_c\d+)?$")  # _c<k>: a candidate
 # Statements Spark runs that sqlglot keeps as an opaque Command: only these read-only ones pass.
 READ_ONLY_COMMANDS = frozenset({"SHOW", "DESCRIBE", "DESC", "EXPLAIN", "LIST", "RESET", "CLEAR", "ADD"})
 # SQL writes whose target must exist (with its data) before the statement runs in the sandbox.
@@ -493,7 +493,7 @@ class Sandbox:
         database = self.settings.database
         run_sql = original(type(spark), "sql")
         attempt = ATTEMPT_NAME.match(database)
-        if attempt:  # drop the incident's earlier attempts: same `<prefix>_<run>_`, smaller n
+        if attempt:  # drop the incident's earlier attempts (and their candidates): same `<prefix>_<run>_`, smaller n
             for db in spark.catalog.listDatabases(attempt["incident"] + "*"):
                 other = ATTEMPT_NAME.match(db.name)
                 if other and other["incident"] == attempt["incident"] and int(other["attempt"]) < int(attempt["attempt"]):

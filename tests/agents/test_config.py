@@ -39,7 +39,9 @@ CONTRACT = {
     "DASHBOARD_PASSWORD": "dashboard_password", "HEAL_PREFLIGHT_SAMPLE": "preflight_sample",
     "HEAL_SANDBOX_DATABASE": "sandbox_database", "HEAL_SANDBOX_LOCATION": "sandbox_location",
     "HEAL_COMPARE_ROW_TOLERANCE": "compare_row_tolerance", "HEAL_COMPARE_NULL_JUMP": "compare_null_jump",
-    "HEAL_COMPARE_DISTINCT_DROP": "compare_distinct_drop",
+    "HEAL_COMPARE_DISTINCT_DROP": "compare_distinct_drop", "HEAL_CODE_TOKEN_BUDGET": "code_token_budget",
+    "HEAL_MAX_LINE_REQUESTS": "max_line_requests", "HEAL_CANDIDATES": "candidates",
+    "HEAL_PARALLEL_PREFLIGHTS": "parallel_preflights",
 }
 
 
@@ -115,7 +117,7 @@ def test_every_problem_is_listed_at_once():
     found = problems({"JOBS_API_URL": "cde.example.com", "HEAL_MODE": "fast", "HEAL_MAX_ATTEMPTS": "many",
                       "HEAL_MAX_PATCH_TRIES": "0", "LLM_TIMEOUT_S": "nan", "HEAL_POLL_INTERVAL_S": "0.01",
                       "HEAL_DETERMINISTIC_FIXES": "maybe", "LLM_ENDPOINT_BASE_URL": "ftp://models",
-                      "CDE_TOKEN_URL": "/token", "HEAL_PROMPT_TOKEN_BUDGET": "2000", "LLM_MAX_RETRIES": "1.5"},
+                      "CDE_TOKEN_URL": "/token", "HEAL_PROMPT_TOKEN_BUDGET": "1500", "LLM_MAX_RETRIES": "1.5"},
                      data_dirr="x")
     assert found == [
         "JOBS_API_URL must be an http(s) URL, got 'cde.example.com'",
@@ -130,8 +132,8 @@ def test_every_problem_is_listed_at_once():
         "HEAL_DETERMINISTIC_FIXES must be true or false, got 'maybe'",
         "unknown setting 'data_dirr'",
         "WORKLOAD_USER and WORKLOAD_PASSWORD must be set (or CDE_TOKEN)",
-        "HEAL_PROMPT_TOKEN_BUDGET must exceed HEAL_EVIDENCE_TOKEN_BUDGET by at least 1000 tokens "
-        "(instructions and code need room too)",
+        "HEAL_PROMPT_TOKEN_BUDGET must exceed HEAL_EVIDENCE_TOKEN_BUDGET + HEAL_CODE_TOKEN_BUDGET by at least "
+        "1000 tokens (the instructions need room too)",
     ]
 
 

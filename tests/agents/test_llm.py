@@ -278,11 +278,11 @@ def test_extract_json_object() -> None:
 STAGE_VALUES = {
     "system": {},
     "diagnose": {"job": "sql-select-fail", "evidence": "error class: X", "code": "1| x", "spark": "{}",
-                 "rule_findings": "none", "feedback": "none"},
+                 "rule_findings": "none", "feedback": "none", "code_note": "the whole file, 1 lines, numbered"},
     "patch": {"job": "j", "diagnosis": "{}", "evidence": "e", "code": "1| x", "spark": "{}", "feedback": "none",
-              "rejections": "none", "conf_keys": "spark.sql.shuffle.partitions"},
-    "patch_retry": {"job": "j", "diagnosis": "{}", "evidence": "e", "code": "1| x", "spark": "{}",
-                    "feedback": "none", "rejections": "- parses: bad", "conf_keys": "spark.executor.memory"},
+              "rejections": "- parses: bad", "config": "spark.sql.shuffle.partitions",
+              "code_note": "40 lines in all", "alternatives": " Up to 2 alternatives."},
+    "rejections": {"rejections": "- parses: bad"},
     "json_answer": {"schema": "{}"},
     "structured_retry": {"error": "bad", "expected": "a single JSON object"},
 }

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from agents.record import IncidentRecord, RecordStore, StageTiming
+from agents.record import Candidate, IncidentRecord, Patch, Preflight, RecordStore, StageTiming
 from agents.watch_status import WatchStatus
 from app import views
 from app.dashboard import panel_values
@@ -320,3 +320,22 @@ def test_a_rule_fix_shows_its_applicability_and_a_fix_that_changes_results_is_fl
         update={"source": "rule", "applicability": "changes-results"})})
     text = views.reasoning_markdown(record.model_copy(update={"attempts": [changing]}))
     assert "**Patch** (code, by rule, changes-results)" in text and views.CHANGES_RESULTS_NOTE in text
+
+
+def test_several_candidates_are_listed_with_their_pre_flights_and_verdicts():
+    record = tutorial_record().model_copy(deep=True)
+    attempt = record.attempts[0]
+    assert views.candidates_html(attempt) == ""  # one fix: nothing to list
+    first = Preflight(job="sql-select-fail-fix-1-preflight", run_id=13, status="failed")
+    attempt.candidates = [
+        Candidate(number=1, patch=Patch(kind="code", explanation="Use <account_id>."), accepted=True,
+                  preflight=first, verdict="pre-flight failed"),
+        Candidate(number=2, patch=Patch(kind="code", explanation="Select the id."), accepted=True,
+                  preflight=Preflight(job="sql-select-fail-fix-1-c2-preflight", run_id=14), verdict="passed"),
+        Candidate(number=3, patch=Patch(kind="code", explanation="Drop it."), verdict="rejected by the guard: x")]
+    html = views.comparison_html(record)
+    assert "3 candidate fixes, tried in the sandbox in turn" in html
+    assert "Use &lt;account_id&gt;." in html and "sql-select-fail-fix-1-c2-preflight run 14" in html
+    assert html.count('class="hd-bad"') == 2 and "<td>passed</td>" in html
+    attempt.comparison, attempt.production_comparison = [], []
+    assert "3 candidate fixes" in views.comparison_html(record)  # all failed before any comparison: still listed

@@ -446,8 +446,8 @@ HEALED = [s for s in list_scenarios() if s.expected == "heal" and s.remedy in ("
 def test_every_known_good_fix_passes_with_the_diagnosis_a_correct_diagnosis_gives(scenario) -> None:
     answer = patch_answer(scenario)
     assert answer is not None
-    patch = PatchAnswer.model_validate(answer).to_patch()
     original = scenario.resource_files(scenario.app_resource)[scenario.app_file].read_text(encoding="utf-8")
+    patch = PatchAnswer.model_validate(answer).to_patch(original)
     found = Diagnosis(category=diagnosis_answer(scenario)["category"], root_cause="known", confidence=0.9)
     verdicts = check_patch(original, patch, job_spark=scenario.app_spec["spark"], diagnosis=found)
     assert accepted(verdicts), rejection_reasons(verdicts)

@@ -89,7 +89,8 @@ def test_tutorial_healed_through_the_model(heal_lab, scripted_llm, tmp_path):
     assert heal_lab.client.download_file("failing-pipeline", "sparkApp.py") == original_code
     # the record is complete
     assert [c.stage for c in record.llm_calls] == ["diagnose", "patch"]
-    assert all(c.prompt_tokens == 100 and c.latency_s > 0 for c in record.llm_calls)
+    # usage as the endpoint counted it (the scripted server counts what it was sent and wrote)
+    assert all(c.prompt_tokens and c.completion_tokens and c.latency_s > 0 for c in record.llm_calls)
     assert "customer_id" in record.llm_calls[0].prompt[-1]["content"]  # the distilled evidence went in
     stages = [s.stage for s in record.stages]
     assert stages == ["monitor", "log_fetch", "diagnose", "patch", "preflight", "compare", "approval", "redeploy",

@@ -138,4 +138,4 @@ def test_injected_instructions_reach_the_model_only_as_defused_data(failure, scr
     # the retry prompt says which rule was broken; the model's own unsafe code is not echoed back
     retry = scripted_llm.requests[2].body["messages"][-1]["content"]
     assert "allowed-python" in retry and "os.system" in retry
-    assert "curl http://evil.example" not in retry.split("Why the earlier proposals were rejected")[1]
+    assert "curl http://evil.example" not in retry.split("Earlier proposals were rejected")[1]
