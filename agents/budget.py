@@ -20,15 +20,20 @@ if TYPE_CHECKING:
     from agents.record import Evidence
 
 MIN_CODE_TOKENS = 40  # below this the failing statement itself would not fit: the prompt is too large
+# Focus lines given to the context: the failing expression and the frame it failed in. Outer frames
+# (main → run_pipeline → build_outputs → ...) would take the budget from the failing function's own
+# header and the definitions it uses, which say more; the model can ask for them.
+MAX_FOCUS_LINES = 2
 
 
 def focus_lines(evidence: Evidence) -> list[int]:
     """Where the code shown is centred, most important first: the line where Spark says the failing
-    expression was built, then the traceback's frames in the application file, innermost first."""
+    expression was built, then the traceback's frames in the application file, innermost first
+    (MAX_FOCUS_LINES of them)."""
     lines = list(reversed(evidence.user_lines))
     if not lines and evidence.user_line:
         lines = [evidence.user_line]
-    return lines
+    return lines[:MAX_FOCUS_LINES]
 
 
 def shown_code(code: str, evidence: Evidence, settings: Settings, prompt_without_code: str,

@@ -22,7 +22,7 @@ def settings(**env: str) -> Settings:
 
 def test_focus_is_the_failing_expression_then_the_frames_innermost_first():
     evidence = Evidence(user_line=30, user_lines=[10, 20, 30, 44])  # 44: where Spark says the expression was built
-    assert focus_lines(evidence) == [44, 30, 20, 10]
+    assert focus_lines(evidence) == [44, 30]  # the failing expression and the frame it failed in
     assert focus_lines(Evidence(user_line=7)) == [7]
     assert focus_lines(Evidence()) == []
 
