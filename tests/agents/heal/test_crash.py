@@ -41,7 +41,7 @@ def test_killed_at_each_stage_then_restarted_heals_once(heal_lab, tmp_path):
     assert heal_lab.runs_of(attempt["fix_job"]) == [attempt["fix_run_id"]]
     # one pre-flight, one user check on its sandbox, one measurement of the production outputs
     preflight = attempt["preflight"]
-    assert heal_lab.runs_of(preflight["job"]) == [preflight["run_id"], attempt["production_stats_run_id"]]
+    assert sorted(heal_lab.runs_of(preflight["job"])) == [preflight["run_id"], attempt["production_stats_run_id"]]
     assert heal_lab.runs_of(preflight["check_job"]) == [preflight["check_run_id"]]
     assert set(heal_lab.preflight_jobs(JOB)) - preflight_jobs_before == {preflight["job"], preflight["check_job"]}
     # the patch stage ran twice (killed after it), yet its guard verdicts are recorded once

@@ -131,31 +131,3 @@ def test_model_endpoint_timing_out_escalates_without_deploying(heal_lab, scripte
     record = heal(heal_lab, tmp_path, scripted_llm, failed_run, LLM_MAX_RETRIES="0", LLM_TIMEOUT_S="1")
     assert record.state == "escalated" and "could not diagnose" in record.reason
     assert heal_lab.fix_jobs(JOB) == jobs_before
-
-
-def test_code_too_large_for_the_prompt_budget_escalates(heal_lab, scripted_llm, tmp_path, failed_run):
-    """A 3,000-line application: the diagnosis sees a window around the failing line; a model
-    cannot return the whole file within the budget, so our code escalates instead of asking."""
-    client, padded = heal_lab.client, "campaign-kpis-padded"
-    lines = [f"# {i:04d}: configuration notes kept with the job, long enough to matter" for i in range(3000)]
-    client.create_resource(padded)
-    client.upload_file(padded, APP, BROKEN.replace("import sys\n", "import sys\n" + "\n".join(lines) + "\n"))
-    spec = heal_lab.client.get_job(JOB).raw
-    client.create_job({"name": padded, "type": "spark", "mounts": [{"resourceName": padded}],
-                       "spark": {**spec["spark"], "file": APP}})
-    run = client.wait_run(client.run_job(padded), timeout_s=600)
-    assert run.status == "failed"
-    scripted_llm.add(DIAGNOSIS)
-    healer = heal_lab.healer(tmp_path, scripted_llm, HEAL_DETERMINISTIC_FIXES="false")
-    try:
-        record = healer.heal(padded, run.id)
-    finally:
-        healer.close()
-
-    assert record.state == "escalated" and "does not fit the prompt budget" in record.reason
-    assert heal_lab.fix_jobs(padded) == []
-    diagnose_prompt = record.llm_calls[0].prompt[-1]["content"]
-    assert "lines above not shown" in diagnose_prompt  # the padding before the failing code
-    failing = record.evidence.user_line
-    assert failing is not None and failing > 3000 and f"{failing}| " in diagnose_prompt
-    assert record.llm_calls[0].estimated_prompt_tokens <= 6000

@@ -4,13 +4,16 @@ report, and a production run whose real outputs are not like the last good ones.
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
+
+import requests
 
 from agents.config import Settings
 from agents.healer import Healer
 from agents.sandbox.bundle import sandbox_bundle
-from cde_client import CdeClient
+from cde_client import CdeClient, CdeError
 from tests.fixtures.cde_local import ORDERS_APP as APP
 from tests.fixtures.cde_local import ORDERS_CODE as CODE
 from tests.fixtures.cde_local import ORDERS_LOG as LOG
@@ -33,12 +36,14 @@ def heal(cde, client: CdeClient, data_dir: Path, job: str, **extra: str):
 
 
 def succeed_fix_runs(cde, client: CdeClient, job: str, stop: threading.Event) -> None:
-    """The cluster: every production fix run of `job` succeeds (its sandbox runs are the player's)."""
+    """The cluster: every production fix run of `job` succeeds (its sandbox runs are the player's).
+    Read from the backend, beside the API (and any faults injected into it)."""
+    fix = re.compile(re.escape(job) + r"-fix-\d+$")
     while not stop.wait(0.1):
-        for run in client.list_runs(filters=[f"job[rlike]^{job}-fix-[0-9]+$"]):
-            if run.status == "starting":
-                cde.backend.set_run_status(run.id, "running")
-                cde.backend.set_run_status(run.id, "succeeded")
+        for run in cde.backend.store.runs_in_status(("starting",)):
+            if fix.match(run["job"]):
+                cde.backend.set_run_status(run["id"], "running")
+                cde.backend.set_run_status(run["id"], "succeeded")
 
 
 def test_the_preflight_runs_the_fixed_file_unchanged_through_the_launcher_into_the_sandbox(
@@ -122,3 +127,53 @@ def test_a_production_run_whose_outputs_went_wrong_is_not_a_heal(local_cde_manua
     assert attempt.verdict.startswith("production comparison failed: the fix writes 4 rows to mart.lab_output "
                                       "where the last good run wrote 120")
     assert attempt.production_stats_run_id is not None
+
+
+def test_heals_through_token_expiry_and_error_bursts(local_cde_manual, sandbox_player, tmp_path):
+    """Tokens live 2 s and bursts of 503 and 429 hit the middle of the incident: healed all the same."""
+    cde = local_cde_manual
+    client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
+    job = unique("orders-report")
+    faults = f"{cde.base_url}/local/faults"
+    stop = threading.Event()
+    cluster = threading.Thread(target=succeed_fix_runs, args=(cde, client, job, stop), daemon=True)
+
+    def bursts() -> None:  # bursts once the incident is open, while its runs are being followed
+        while not stop.wait(0.2) and not list((tmp_path / "incidents").glob("*.json")):
+            pass
+        while not stop.wait(1):
+            requests.put(faults, json={"error_burst": 2}, timeout=10)
+
+    noise = threading.Thread(target=bursts, daemon=True)
+    record = None
+    try:
+        run_id = deploy_failed_run(cde, client, job, {APP: CODE}, LOG, ARGS)
+        requests.put(faults, json={"token_ttl_s": 2, "throttle_burst": 3, "retry_after_s": 1},
+                     timeout=10).raise_for_status()
+        cluster.start()
+        noise.start()
+        healer = Healer(Settings.from_env({
+            "JOBS_API_URL": cde.jobs_api_url, "WORKLOAD_USER": USER, "WORKLOAD_PASSWORD": PASSWORD,
+            "HEALER_DATA_DIR": str(tmp_path), "JOB_NAME": job, "HEAL_RUN_POLL_S": "0.5",
+            "HEAL_RUN_TIMEOUT_S": "60"}, dotenv=None))
+        try:
+            for _ in range(5):  # a burst that outlasts the client's retries leaves the incident open:
+                try:            # the next cycle resumes it from its checkpoint, as the watcher does
+                    record = healer.heal(job, run_id)
+                    break
+                except CdeError:
+                    continue
+        finally:
+            healer.close()
+        left = requests.get(faults, timeout=10).json()
+    finally:
+        stop.set()
+        noise.join(10)
+        cluster.join(10)
+        requests.delete(faults, timeout=10)
+        client.close()
+    assert record is not None and record.state == "healed", record and record.reason
+    assert left["throttle_burst"] == 0  # the 429s were served to the healer, and it went on
+    attempt = record.attempts[0]
+    assert [r.id for r in CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD).list_runs(
+        filters=[f"job[eq]{attempt.fix_job}"])] == [attempt.fix_run_id]
