@@ -200,13 +200,14 @@ def test_bad_settings_are_refused_before_any_work(tmp_path):
 
 
 def test_bench_heal_runs_result_size_end_to_end(tmp_path):
-    """One real run: local CDE, real Spark (generator, failing app, fix, check), rules only."""
+    """One real run: local CDE, real Spark (generator, failing app, fix, check), rules only. It is
+    also the real-Spark test of a configuration remedy: the rule raises spark.driver.maxResultSize."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "JOBS_API", "WORKLOAD_", "HEAL"))}
     env["PYTHONPATH"] = str(ROOT)
     out = tmp_path / "results"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "heal", "--scenarios", "result_size", "--model", "none",
-         "--out", str(out), "--run-timeout", "600"],
+         "--out", str(out), "--run-timeout", "600", "--keep-data", str(tmp_path / "kept")],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=850,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -230,3 +231,13 @@ def test_bench_heal_runs_result_size_end_to_end(tmp_path):
                                            + row["preflight_s"] + row["sandbox_runs_s"])
     assert data["summary"]["healed"] == 1 and data["model"] == "none: rules only"
     assert "| result_size | resource_limit | heal | healed | yes | passed | passed | - | 1 |" in md_path.read_text()
+
+    # the configuration remedy, from the healer's record: the job's settings changed, not its code
+    [record_path] = (tmp_path / "kept").rglob("incidents/*.json")
+    record = IncidentRecord.model_validate_json(record_path.read_text())
+    attempt = record.attempts[0]
+    assert attempt.diagnosis.rule == "max-result-size" and attempt.patch.kind == "config"
+    assert attempt.fixed_code == record.original.code
+    raised = attempt.patch.conf_changes["spark.driver.maxResultSize"]
+    assert raised != record.original.definition["spark"]["conf"]["spark.driver.maxResultSize"]
+    assert "spark.driver.maxResultSize" in attempt.diff and attempt.check_passed is True
