@@ -43,6 +43,10 @@ def summary(record: IncidentRecord, settings: Settings) -> int:
         d = attempt.diagnosis
         say(f"  diagnosis ({d.source}{', rule ' + d.rule if d.rule else ''}): {d.category}, "
             f"confidence {d.confidence:.2f}: {d.root_cause}")
+    if attempt and len(attempt.candidates) > 1:
+        say(f"  {len(attempt.candidates)} candidate fixes, tried in the sandbox in turn:")
+        for candidate in attempt.candidates:
+            say(f"    {candidate.number}. {candidate.patch.explanation}: {candidate.verdict or 'not tried'}")
     if attempt and attempt.preflight:
         pre = attempt.preflight
         verdict = {True: "passed", False: "FAILED", None: "not made"}[attempt.comparison_passed]

@@ -6,9 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from agents.config import Settings
 from agents.record import Candidate, IncidentRecord, Patch, Preflight, RecordStore, StageTiming
 from agents.watch_status import WatchStatus
-from app import views
+from app import console, views
 from app.dashboard import panel_values
 from app.service import FailedRunRow, StatusStrip
 from tests.fixtures.app import (
@@ -339,3 +340,14 @@ def test_several_candidates_are_listed_with_their_pre_flights_and_verdicts():
     assert html.count('class="hd-bad"') == 2 and "<td>passed</td>" in html
     attempt.comparison, attempt.production_comparison = [], []
     assert "3 candidate fixes" in views.comparison_html(record)  # all failed before any comparison: still listed
+
+
+def test_the_cli_summary_lists_the_candidates(capsys):
+    record = tutorial_record().model_copy(deep=True)
+    record.attempts[0].candidates = [
+        Candidate(number=1, patch=Patch(kind="code", explanation="Use account_id."), verdict="pre-flight failed"),
+        Candidate(number=2, patch=Patch(kind="code", explanation="Select the id."), verdict="passed")]
+    console.summary(record, Settings(jobs_api_url="http://cde.example/dex/api/v1"))
+    out = capsys.readouterr().out
+    assert "2 candidate fixes, tried in the sandbox in turn:" in out
+    assert "1. Use account_id.: pre-flight failed" in out and "2. Select the id.: passed" in out
