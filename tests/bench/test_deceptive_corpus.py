@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from agents.prompts import PatchAnswer
 from bench.scripted import DECEPTIVE_DIR, deceptive_answers, deceptive_variants
 from sample_jobs import get_scenario, list_scenarios
 
@@ -69,5 +70,6 @@ def test_variant_is_well_formed(scenario, variant: Path) -> None:
 @pytest.mark.parametrize(("scenario", "variant"), VARIANTS[:1], ids=lambda x: getattr(x, "name", None))
 def test_the_scripted_model_answers_the_wrong_fix_first(scenario, variant: Path) -> None:
     answers = deceptive_answers(get_scenario(scenario.name), variant)
-    wrong = answers[1]
-    assert wrong["code"] == (variant / scenario.app_file).read_text(encoding="utf-8")
+    original = scenario.resource_files(scenario.app_resource)[scenario.app_file].read_text(encoding="utf-8")
+    wrong = PatchAnswer.model_validate(answers[1]).to_patch(original)  # as edits of the original
+    assert wrong.code == (variant / scenario.app_file).read_text(encoding="utf-8")

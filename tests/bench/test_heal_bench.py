@@ -158,7 +158,10 @@ def test_scripted_answers_are_the_known_good_fixes():
     tutorial = get_scenario("tutorial")
     diagnosis, patch = scripted.answers(tutorial)
     assert DiagnosisAnswer.model_validate(diagnosis).category == "code"
-    assert PatchAnswer.model_validate(patch).code == (FIXES_DIR / "tutorial" / "sparkApp.py").read_text()
+    original = tutorial.resource_files(tutorial.app_resource)[tutorial.app_file].read_text()
+    answer = PatchAnswer.model_validate(patch)
+    assert answer.code is None and answer.edits  # the edits, not the file written back
+    assert answer.to_patch(original).code == (FIXES_DIR / "tutorial" / "sparkApp.py").read_text()
 
     _, config = scripted.answers(get_scenario("result_size"))
     fix = json.loads((FIXES_DIR / "result_size" / "fix.json").read_text())
