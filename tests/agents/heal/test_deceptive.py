@@ -50,7 +50,8 @@ def test_a_wrong_fix_that_exits_0_is_caught_by_the_data_and_never_reaches_produc
 
     assert record.state == "escalated", record.reason
     attempt = record.attempts[0]
-    assert attempt.patch.code == wrong["code"] and all(v.ok for v in attempt.guard)  # the guard let it through
+    wrong_code = (DECEPTIVE_DIR / name / variant / scenario.app_file).read_text(encoding="utf-8")
+    assert attempt.patch.code == wrong_code and all(v.ok for v in attempt.guard)  # the guard let it through
     assert attempt.preflight.status == "succeeded"  # it exits 0
     assert attempt.comparison_passed is False
     caught = [r for r in attempt.comparison if not r.ok]
