@@ -24,12 +24,15 @@ MAX_FIX_NUMBER = 999  # names <job>-fix-1 .. -999
 
 
 def next_fix_name(client: CdeClient, job: str, taken: set[str]) -> str:
-    """The first `<job>-fix-<n>` that no job and no earlier attempt uses."""
-    pattern = re.compile(re.escape(job) + r"-fix-(\d+)$")
-    existing = {j.name for j in client.list_jobs(filters=[f"name[like]{job}-fix-%"]) if pattern.match(j.name)}
+    """The first `<job>-fix-<n>` that no job and no earlier attempt uses. A number is taken by its
+    pre-flight jobs too (`<job>-fix-<n>[-c<k>]-preflight`, left by an incident that never deployed):
+    a new incident must never run another's sandbox job, made with that incident's sandbox."""
+    pattern = re.compile(re.escape(job) + r"-fix-(\d+)(?:-[\w.-]+)?$")
+    used = {int(m.group(1)) for j in client.list_jobs(filters=[f"name[like]{job}-fix-%"])
+            if (m := pattern.match(j.name))}
     for n in range(1, MAX_FIX_NUMBER + 1):
         name = f"{job}-fix-{n}"
-        if name not in existing and name not in taken:
+        if n not in used and name not in taken:
             return name
     raise EndIncident(f"job {job!r} already has {MAX_FIX_NUMBER} fix jobs; clean up old ones")
 

@@ -62,7 +62,9 @@ def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Liter
     attempt.patch, attempt.candidate = first.patch, first.number
     if first.patch.kind == "code":
         codes = {str(c.number): c.patch.code for c in accepted}
-        attempt.fixed_code, attempt.diff = first.patch.code, first.diff
+        attempt.fixed_code = first.patch.code
+        attempt.diff = first.diff or unified_diff(original.code or "", first.patch.code or "",
+                                                  original.file_path or "app.py")  # a rule's fix
         return Command(goto="preflight", update={"fixed_code": first.patch.code, "candidate_codes": codes})
     attempt.candidates = []  # a config or rerun patch is one fix, not a candidate among others
     attempt.fixed_code = base_code

@@ -70,8 +70,9 @@ def test_the_preflight_runs_the_fixed_file_unchanged_through_the_launcher_into_t
         assert conf["spark.healer.sandbox.database"] == f"qa_sandbox_{record.run_id}_1" == attempt.preflight.database
         assert (conf["spark.healer.sandbox.sample"], conf["spark.healer.sandbox.location"]) == (
             "fraction:0.1", "s3a://bucket/sandbox")
-        # the code run in the sandbox is byte for byte the fix
+        # the code run in the sandbox is byte for byte the fix, the rule's edit shown as a diff
         assert client.download_file(attempt.fix_job, APP).decode() == attempt.fixed_code
+        assert attempt.patch.source == "rule" and '+orders.groupBy("customer_id")' in attempt.diff
         assert {f.path for f in client.get_resource(bundle.name).files} == set(bundle.files)
     finally:
         client.close()
@@ -177,3 +178,28 @@ def test_heals_through_token_expiry_and_error_bursts(local_cde_manual, sandbox_p
     attempt = record.attempts[0]
     assert [r.id for r in CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD).list_runs(
         filters=[f"job[eq]{attempt.fix_job}"])] == [attempt.fix_run_id]
+
+
+def test_a_pre_flight_left_by_another_incident_is_never_reused(local_cde_manual, sandbox_player, tmp_path):
+    """An incident that stopped after its pre-flight (rejected, escalated) leaves `<job>-fix-1-preflight`
+    behind, made for its own sandbox: the next incident takes the next fix number."""
+    cde = local_cde_manual
+    client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
+    job = unique("orders-report")
+    stop = threading.Event()
+    cluster = threading.Thread(target=succeed_fix_runs, args=(cde, client, job, stop), daemon=True)
+    cluster.start()
+    try:
+        client.create_resource(f"{job}-leftover")
+        client.create_job({"name": f"{job}-fix-1-preflight", "type": "spark",
+                           "mounts": [{"resourceName": f"{job}-leftover"}],
+                           "spark": {"file": APP, "conf": {"spark.healer.sandbox.database": "healer_sandbox_999_9"}}})
+        record = heal(cde, client, tmp_path, job)
+    finally:
+        stop.set()
+        cluster.join(5)
+        client.close()
+    attempt = record.attempts[0]
+    assert record.state == "healed", record.reason
+    assert attempt.fix_job == f"{job}-fix-2" and attempt.preflight.job == f"{job}-fix-2-preflight"
+    assert attempt.preflight.report.database == attempt.preflight.database != "healer_sandbox_999_9"
