@@ -1,5 +1,7 @@
 """`python -m bench heal [--scenarios a,b,...] [--out DIR] [--model scripted|env|none] [--cde local|env]
-[--keep-data DIR] [--run-timeout S] [--deceptive]` and `python -m bench guard` (the patch guard's probe).
+[--keep-data DIR] [--run-timeout S] [--deceptive]`, `python -m bench guard` (the patch guard's probe) and
+`python -m bench endpoint [--scenarios a,b] [--model-path FILE.gguf] [--chat-format F] [--no-rules]
+[--probe-only] ...` (the heal benchmark through a llama-cpp-python server it starts: bench/endpoint.py).
 
 Prints the table (stdout; progress goes to stderr) and writes it as JSON and Markdown under --out.
 Exit status: 0 when the table was produced (whatever the outcomes), 2 for bad input or
@@ -13,6 +15,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.endpoint import (
+    DEFAULT_SCENARIOS,
+    MODEL_DISTRIBUTION,
+    N_CTX,
+    START_TIMEOUT_S,
+    EndpointOptions,
+    run_endpoint_bench,
+)
 from bench.errors import BenchUsageError
 from bench.heal import DEFAULT_OUT, RUN_TIMEOUT_S, HealBenchOptions, run_heal_bench
 from sample_jobs import ScenarioError
@@ -22,7 +32,7 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description="Benchmarks that print figures")
     commands = parser.add_subparsers(dest="command", required=True)
     heal = commands.add_parser("heal", help="run sample scenarios through the self-healing agent")
@@ -42,6 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="replay the known-wrong fixes of bench/deceptive (one row each, scripted model): "
                            "none may be called healed")
     commands.add_parser("guard", help="unsafe and ordinary patches through the patch guard")
+    _add_endpoint_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "guard":
         from bench.guard_probe import run_guard_bench
@@ -49,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_guard_bench()
         print(result.table, flush=True)
         return 1 if result.passed_unsafe or result.rejected_safe else 0
+    if args.command == "endpoint":
+        if args.scenarios == ():
+            parser.error("--scenarios needs at least one name")
+        return _run_endpoint(args)
     if args.scenarios == () and any(a.startswith("--scenarios") for a in (argv or sys.argv[1:])):
         parser.error("--scenarios needs at least one name")
     options = HealBenchOptions(scenarios=args.scenarios, out_dir=args.out, model=args.model, cde=args.cde,
@@ -60,6 +80,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(result.table, flush=True)
+    print(f"\nreports: {result.json_path}  {result.md_path}", flush=True)
+    return 130 if result.interrupted else 0
+
+
+def _add_endpoint_parser(commands: argparse._SubParsersAction) -> None:
+    endpoint = commands.add_parser(
+        "endpoint", help="the heal benchmark through a real OpenAI-compatible server (llama-cpp-python) it starts")
+    endpoint.add_argument("--scenarios", type=_names, default=DEFAULT_SCENARIOS, metavar="A,B,...",
+                          help=f"scenarios to run (default: {','.join(DEFAULT_SCENARIOS)})")
+    endpoint.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where to write the reports ({DEFAULT_OUT})")
+    endpoint.add_argument("--model-path", type=Path, default=None, metavar="FILE.gguf",
+                          help=f"the GGUF to serve (default: the one of the {MODEL_DISTRIBUTION} package)")
+    endpoint.add_argument("--chat-format", default=None, metavar="NAME",
+                          help="llama-cpp-python's --chat_format, e.g. chatml-function-calling (default: the "
+                               "GGUF's chat template; gemma for the package's model, whose GGUF has none)")
+    endpoint.add_argument("--n-ctx", type=int, default=N_CTX, metavar="N", help=f"the server's context ({N_CTX})")
+    endpoint.add_argument("--threads", type=int, default=None, metavar="N", help="the server's threads (half the CPUs: more spin-wait against Spark)")
+    endpoint.add_argument("--llm-timeout", type=float, default=None, metavar="S",
+                          help="LLM_TIMEOUT_S for the healer (default: from the measured tokens/s)")
+    endpoint.add_argument("--no-rules", action="store_true",
+                          help="HEAL_DETERMINISTIC_FIXES=false: every patch from the model, none from a rule")
+    endpoint.add_argument("--probe-only", action="store_true",
+                          help="measure the server (speed, structured-output modes) and run no scenario")
+    endpoint.add_argument("--keep-data", type=Path, default=None, metavar="DIR",
+                          help="keep the local CDE's and the healers' data in DIR (default: a temporary directory)")
+    endpoint.add_argument("--run-timeout", type=float, default=RUN_TIMEOUT_S, metavar="S",
+                          help=f"seconds any one Spark run may take ({RUN_TIMEOUT_S:.0f})")
+    endpoint.add_argument("--start-timeout", type=float, default=START_TIMEOUT_S, metavar="S",
+                          help=f"seconds the server may take to answer /v1/models ({START_TIMEOUT_S:.0f})")
+
+
+def endpoint_options(args: argparse.Namespace) -> EndpointOptions:
+    """The command line's options as the benchmark takes them."""
+    extra = {"threads": args.threads} if args.threads is not None else {}
+    return EndpointOptions(scenarios=args.scenarios, out_dir=args.out, model_path=args.model_path,
+                           chat_format=args.chat_format, n_ctx=args.n_ctx, llm_timeout_s=args.llm_timeout,
+                           rules=not args.no_rules, keep_data=args.keep_data, run_timeout_s=args.run_timeout,
+                           start_timeout_s=args.start_timeout, probe_only=args.probe_only, **extra)
+
+
+def _run_endpoint(args: argparse.Namespace) -> int:
+    try:
+        result = run_endpoint_bench(endpoint_options(args))
+    except (BenchUsageError, ScenarioError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(result.text, flush=True)
     print(f"\nreports: {result.json_path}  {result.md_path}", flush=True)
     return 130 if result.interrupted else 0
 

@@ -67,7 +67,7 @@ class HealRow:
     estimated_prompt_tokens: int = 0  # sum of the healer's offline estimates
     max_prompt_tokens: int | None = None  # the largest prompt of one call (usage, else the estimate)
     patch_output_tokens: int | None = None  # the largest answer of one patch call (usage)
-    calls: list[dict[str, Any]] = field(default_factory=list)  # per call: stage, attempt, mode, tokens
+    calls: list[dict[str, Any]] = field(default_factory=list)  # per call: stage, attempt, mode, tokens, latency, error
     raw_log_bytes: int | None = None
     distilled_tokens: int | None = None
     diagnosis: str = "-"  # rule | model (of the first attempt)
@@ -170,7 +170,8 @@ def row_from_record(info: ScenarioInfo, record: IncidentRecord,
         patch_output_tokens=max((c.completion_tokens for c in record.llm_calls
                                  if c.stage == "patch" and c.completion_tokens is not None), default=None),
         calls=[{"stage": c.stage, "attempt": c.attempt, "mode": c.mode, "prompt_tokens": c.prompt_tokens,
-                "completion_tokens": c.completion_tokens, "estimated_prompt_tokens": c.estimated_prompt_tokens}
+                "completion_tokens": c.completion_tokens, "estimated_prompt_tokens": c.estimated_prompt_tokens,
+                "latency_s": c.latency_s, "error": c.error}
                for c in record.llm_calls],
         raw_log_bytes=record.evidence.raw_log_bytes if record.evidence else None,
         distilled_tokens=record.evidence.distilled_tokens if record.evidence else None,

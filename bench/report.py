@@ -122,3 +122,49 @@ def write_reports(out_dir: Path, stem: str, rows: list[HealRow], summary: Summar
     json_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     md_path.write_text(format_markdown(rows, summary, meta), encoding="utf-8")
     return json_path, md_path
+
+
+# --- the model calls of every row, one line each (the endpoint benchmark prints them) -------------
+
+CALL_HEADERS = ("scenario", "stage", "attempt", "mode", "prompt tok", "completion tok", "latency s", "tok/s",
+                "error")
+CALL_NUMERIC = frozenset({"attempt", "prompt tok", "completion tok", "latency s", "tok/s"})
+MAX_CALL_ERROR_CHARS = 120  # in the table; the JSON report keeps the whole error
+
+
+def _call_cells(rows: list[HealRow]) -> list[list[str]]:
+    cells = []
+    for row in rows:
+        for call in row.calls:
+            latency, completion = call.get("latency_s"), call.get("completion_tokens")
+            speed = f"{completion / latency:.1f}" if completion and latency else "-"
+            error = " ".join(str(call.get("error") or "").split())
+            cells.append([row.scenario, call["stage"], str(call["attempt"]), call["mode"] or "-",
+                          _count(call["prompt_tokens"]), _count(completion), _secs(latency), speed,
+                          error[:MAX_CALL_ERROR_CHARS] + ("…" if len(error) > MAX_CALL_ERROR_CHARS else "")])
+    return cells
+
+
+def format_calls(rows: list[HealRow]) -> str:
+    """Every model call of every row as a fixed-width table (tok/s: completion tokens per second of the
+    call's latency, prompt processing included)."""
+    cells = _call_cells(rows)
+    if not cells:
+        return "(no model calls)"
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(CALL_HEADERS)]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v.rjust(w) if h in CALL_NUMERIC else v.ljust(w)
+                         for v, w, h in zip(values, widths, CALL_HEADERS, strict=True)).rstrip()
+
+    return "\n".join([line(list(CALL_HEADERS)), "  ".join("-" * w for w in widths)] + [line(r) for r in cells])
+
+
+def format_calls_markdown(rows: list[HealRow]) -> str:
+    cells = _call_cells(rows)
+    if not cells:
+        return "(no model calls)"
+    out = ["| " + " | ".join(CALL_HEADERS) + " |",
+           "|" + "|".join("---:" if h in CALL_NUMERIC else "---" for h in CALL_HEADERS) + "|"]
+    out += ["| " + " | ".join(_md_escape(v) for v in r) + " |" for r in cells]
+    return "\n".join(out)
