@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -44,6 +46,19 @@ def succeed_fix_runs(cde, client: CdeClient, job: str, stop: threading.Event) ->
             if fix.match(run["job"]):
                 cde.backend.set_run_status(run["id"], "running")
                 cde.backend.set_run_status(run["id"], "succeeded")
+
+
+@contextmanager
+def fix_runs_succeed(cde, client: CdeClient, job: str) -> Iterator[None]:
+    """While inside: the cluster (`succeed_fix_runs`) ends every production fix run of `job` in success."""
+    stop = threading.Event()
+    cluster = threading.Thread(target=succeed_fix_runs, args=(cde, client, job, stop), daemon=True)
+    cluster.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        cluster.join(5)
 
 
 def test_the_preflight_runs_the_fixed_file_unchanged_through_the_launcher_into_the_sandbox(
@@ -113,14 +128,10 @@ def test_a_production_run_whose_outputs_went_wrong_is_not_a_heal(local_cde_manua
     client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
     job = unique("orders-report")
     sandbox_player.script(job, production=[{**GOOD, "stats": stats(4)}])  # 4 rows where the last good had 120
-    stop = threading.Event()
-    cluster = threading.Thread(target=succeed_fix_runs, args=(cde, client, job, stop), daemon=True)
-    cluster.start()
     try:
-        record = heal(cde, client, tmp_path, job)
+        with fix_runs_succeed(cde, client, job):
+            record = heal(cde, client, tmp_path, job)
     finally:
-        stop.set()
-        cluster.join(5)
         client.close()
     attempt = record.attempts[0]
     assert attempt.comparison_passed is True and attempt.fix_run_status == "succeeded"
@@ -186,18 +197,14 @@ def test_a_pre_flight_left_by_another_incident_is_never_reused(local_cde_manual,
     cde = local_cde_manual
     client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
     job = unique("orders-report")
-    stop = threading.Event()
-    cluster = threading.Thread(target=succeed_fix_runs, args=(cde, client, job, stop), daemon=True)
-    cluster.start()
     try:
         client.create_resource(f"{job}-leftover")
         client.create_job({"name": f"{job}-fix-1-preflight", "type": "spark",
                            "mounts": [{"resourceName": f"{job}-leftover"}],
                            "spark": {"file": APP, "conf": {"spark.healer.sandbox.database": "healer_sandbox_999_9"}}})
-        record = heal(cde, client, tmp_path, job)
+        with fix_runs_succeed(cde, client, job):
+            record = heal(cde, client, tmp_path, job)
     finally:
-        stop.set()
-        cluster.join(5)
         client.close()
     attempt = record.attempts[0]
     assert record.state == "healed", record.reason
