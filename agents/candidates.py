@@ -82,3 +82,10 @@ def summary(attempt: Attempt) -> str:
     """The candidates and their verdicts, for the next prompt and the escalation reason."""
     return "; ".join(f"candidate {c.number} ({c.patch.explanation[:120]}): {c.verdict or 'not tried'}"
                      for c in attempt.candidates)
+
+
+def all_failed(attempt: Attempt) -> str:
+    """For the next attempt's feedback: every candidate's verdict, when there were several."""
+    if len(attempt.candidates) < 2:
+        return ""
+    return f" All {len(attempt.candidates)} candidates failed: {summary(attempt)}."

@@ -54,8 +54,7 @@ def compare(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Lit
     following = candidates.move_on(state, attempt, attempt.verdict)
     if following is not None:
         return following
-    tried = (f" All {len(attempt.candidates)} candidates failed: {candidates.summary(attempt)}."
-             if len(attempt.candidates) > 1 else "")
+    tried = candidates.all_failed(attempt)
     feedback = (f"Attempt {attempt.number}: the fix ran in a sandbox (pre-flight run {run_info.run_id}) and exited 0, "
                 f"but its output is not like the job's last good output: {found}. Nothing was deployed.{tried} A fix "
                 "must remove the cause and keep the output the job is meant to write.")

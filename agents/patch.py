@@ -15,7 +15,6 @@ from langgraph.types import Command
 from agents import prompts, untrusted
 from agents.budget import context_note, shown_code
 from agents.diffs import config_diff, unified_diff
-from agents.edits import apply_edits
 from agents.errors import EditsDoNotApply, LLMError, PromptTooLarge
 from agents.guard import check_patch
 from agents.guard.config import CONF_KEYS, REMEDY_ONLY_KEYS
@@ -42,7 +41,8 @@ def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Liter
         proposal = fix_by_rules(ruled, evidence, base_code, state.get("base_spark") or {})
         if proposal is not None and _judge(proposal, base_code, state.get("base_spark") or {}, earlier, deps,
                                            attempt.guard, rejections, diagnosis) is not None:
-            accepted = [Candidate(number=1, patch=proposal, accepted=True)]  # a rule's fix stays alone
+            accepted = [Candidate(number=1, patch=proposal, accepted=True,  # a rule's fix stays alone
+                                  diff=_code_diff(record, proposal) if proposal.kind == "code" else "")]
     if not accepted and deps.llm is not None:
         try:
             accepted = _ask_model(state, deps, record, diagnosis, earlier, attempt, rejections)
@@ -62,9 +62,7 @@ def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Liter
     attempt.patch, attempt.candidate = first.patch, first.number
     if first.patch.kind == "code":
         codes = {str(c.number): c.patch.code for c in accepted}
-        attempt.fixed_code = first.patch.code
-        attempt.diff = first.diff or unified_diff(original.code or "", first.patch.code or "",
-                                                  original.file_path or "app.py")  # a rule's fix
+        attempt.fixed_code, attempt.diff = first.patch.code, first.diff
         return Command(goto="preflight", update={"fixed_code": first.patch.code, "candidate_codes": codes})
     attempt.candidates = []  # a config or rerun patch is one fix, not a candidate among others
     attempt.fixed_code = base_code
@@ -147,34 +145,32 @@ def _candidates(answer: prompts.PatchAnswer, base_code: str, state: HealState, d
                 diagnosis: Diagnosis, earlier: list[Patch], attempt: Attempt,
                 rejections: list[str]) -> list[Candidate]:
     """Each code proposal of the answer applied to the file and judged by the guard."""
-    original = record.original
-    assert original is not None
     proposals = answer.proposals(deps.settings.candidates)
     found: list[Candidate] = []
     for number, (explanation, edits, whole_file) in enumerate(proposals, start=1):
         label = f"candidate {number}: " if len(proposals) > 1 else ""
         try:
-            if edits:
-                code = apply_edits(base_code, edits)
-            elif whole_file:
-                code = whole_file
-            else:
-                raise EditsDoNotApply(["a code patch needs `edits` (or, failing that, the whole file in `code`)"])
+            proposal = prompts.code_patch(base_code, explanation, edits, whole_file)
         except EditsDoNotApply as exc:
             rejections.append(f"{label}the edits do not apply: " + "; ".join(exc.problems))
             found.append(Candidate(number=number, patch=Patch(kind="code", explanation=explanation, edits=edits),
                                    verdict="rejected: its edits do not apply"))
             continue
-        proposal = Patch(kind="code", explanation=explanation, code=code, edits=edits, source="model")
         reasons: list[str] = []
         judged = _judge(proposal, base_code, state.get("base_spark") or {}, earlier, deps, attempt.guard,
                         reasons, diagnosis)
         rejections.extend(label + r for r in reasons)
         found.append(Candidate(
-            number=number, patch=proposal, accepted=judged is not None,
-            diff=unified_diff(original.code or "", code, original.file_path or "app.py"),
+            number=number, patch=proposal, accepted=judged is not None, diff=_code_diff(record, proposal),
             verdict="" if judged is not None else "rejected by the guard: " + "; ".join(reasons)))
     return found
+
+
+def _code_diff(record: IncidentRecord, patch: Patch) -> str:
+    """The unified diff from the original application file to the patch's code."""
+    original = record.original
+    assert original is not None
+    return unified_diff(original.code or "", patch.code or "", original.file_path or "app.py")
 
 
 def _patch_messages(state: HealState, deps: Deps, record: IncidentRecord, diagnosis: Diagnosis, evidence: Evidence,

@@ -80,9 +80,7 @@ def preflight(state: HealState, deps: Deps, record: IncidentRecord) -> Command[L
     following = candidates.move_on(state, attempt, attempt.verdict)
     if following is not None:
         return following
-    patch = attempt.patch
-    tried = (f" All {len(attempt.candidates)} candidates failed: {candidates.summary(attempt)}."
-             if len(attempt.candidates) > 1 else "")
+    patch, tried = attempt.patch, candidates.all_failed(attempt)
     feedback = (f"Attempt {attempt.number}: the patch ({patch.kind}: {patch.explanation}) ran in a sandbox first "
                 f"(pre-flight job {run_info.job}, run {run.id}) and ended {run.status}; nothing was deployed.{tried} "
                 "Its log follows as the evidence.")

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agents.edits import Edit, apply_edits
-from agents.errors import InvalidInput
+from agents.errors import EditsDoNotApply, InvalidInput
 from agents.record import Category, Diagnosis, Patch, PatchKind
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
@@ -174,12 +174,22 @@ class PatchAnswer(BaseModel):
         EditsDoNotApply when they do not apply)."""
         if self.kind != "code":
             return self.config_patch()
-        explanation, edits, whole_file = self.proposals(1)[0]
-        code = apply_edits(base_code, edits) if edits else whole_file
-        return Patch(kind="code", explanation=explanation, code=code, edits=edits, source="model")
+        return code_patch(base_code, *self.proposals(1)[0])
 
     def proposals(self, limit: int) -> list[tuple[str, list[Edit], str | None]]:
         """For a code answer: up to `limit` proposals (explanation, edits, whole file), the first
         one first; a whole new file only when the answer gave no edits."""
         first = (self.explanation, list(self.edits), None if self.edits else self.code)
         return [first, *((a.explanation, list(a.edits), None) for a in self.alternatives)][:max(limit, 1)]
+
+
+def code_patch(base_code: str, explanation: str, edits: list[Edit], whole_file: str | None) -> Patch:
+    """One code proposal as a patch: its edits applied to `base_code`, else its whole new file.
+    Raises EditsDoNotApply when the edits do not apply, or when there is neither."""
+    if edits:
+        code = apply_edits(base_code, edits)
+    elif whole_file:
+        code = whole_file
+    else:
+        raise EditsDoNotApply(["a code patch needs `edits` (or, failing that, the whole file in `code`)"])
+    return Patch(kind="code", explanation=explanation, code=code, edits=edits, source="model")

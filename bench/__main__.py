@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.endpoint import (
     DEFAULT_SCENARIOS,
@@ -74,12 +75,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = HealBenchOptions(scenarios=args.scenarios, out_dir=args.out, model=args.model, cde=args.cde,
                                keep_data=args.keep_data, run_timeout_s=args.run_timeout,
                                deceptive=args.deceptive)
+    return _run_and_print(lambda: run_heal_bench(options), lambda result: result.table)
+
+
+def _run_and_print(run: Callable[[], Any], text: Callable[[Any], str]) -> int:
+    """Runs a benchmark and prints its table and reports: the exit status of the module's docstring."""
     try:
-        result = run_heal_bench(options)
+        result = run()
     except (BenchUsageError, ScenarioError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(result.table, flush=True)
+    print(text(result), flush=True)
     print(f"\nreports: {result.json_path}  {result.md_path}", flush=True)
     return 130 if result.interrupted else 0
 
@@ -121,14 +127,7 @@ def endpoint_options(args: argparse.Namespace) -> EndpointOptions:
 
 
 def _run_endpoint(args: argparse.Namespace) -> int:
-    try:
-        result = run_endpoint_bench(endpoint_options(args))
-    except (BenchUsageError, ScenarioError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(result.text, flush=True)
-    print(f"\nreports: {result.json_path}  {result.md_path}", flush=True)
-    return 130 if result.interrupted else 0
+    return _run_and_print(lambda: run_endpoint_bench(endpoint_options(args)), lambda result: result.text)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ from bench.heal import (
     RUN_TIMEOUT_S,
     HealBenchOptions,
     HealBenchResult,
+    progress_to_stderr,
     run_heal_bench,
     select_scenarios,
 )
@@ -417,12 +418,8 @@ class EndpointResult:
     interrupted: bool = False
 
 
-def _stderr(message: str) -> None:
-    print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def run_endpoint_bench(options: EndpointOptions, *, environ: Mapping[str, str] | None = None,
-                       dotenv: Path | None = Path(".env"), progress: Progress = _stderr) -> EndpointResult:
+                       dotenv: Path | None = Path(".env"), progress: Progress = progress_to_stderr) -> EndpointResult:
     """Starts the server, measures it, runs the heal benchmark through it, always stops it; writes reports."""
     select_scenarios(options.scenarios)  # unknown names: an error before anything starts
     if importlib.util.find_spec("llama_cpp") is None:

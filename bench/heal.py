@@ -88,7 +88,8 @@ class HealBenchResult:
     interrupted: bool = False
 
 
-def _stderr(message: str) -> None:
+def progress_to_stderr(message: str) -> None:
+    """The benchmarks' progress lines, time-stamped, on stderr (the table goes to stdout)."""
     print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
@@ -287,7 +288,7 @@ def _check_settings(cde_vars: Mapping[str, str], model_vars: Mapping[str, str], 
 
 
 def run_heal_bench(options: HealBenchOptions, *, environ: Mapping[str, str] | None = None,
-                   dotenv: Path | None = Path(".env"), progress: Progress = _stderr) -> HealBenchResult:
+                   dotenv: Path | None = Path(".env"), progress: Progress = progress_to_stderr) -> HealBenchResult:
     """Runs the benchmark and writes its reports; raises BenchUsageError before any work on bad input."""
     if options.run_timeout_s <= 0:
         raise BenchUsageError("the run timeout must be positive")
