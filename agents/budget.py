@@ -24,6 +24,9 @@ MIN_CODE_TOKENS = 40  # below this the failing statement itself would not fit: t
 # (main → run_pipeline → build_outputs → ...) would take the budget from the failing function's own
 # header and the definitions it uses, which say more; the model can ask for them.
 MAX_FOCUS_LINES = 2
+# The diagnosis needs the failing lines and what is next to them; the patch also the definitions
+# they use. So the diagnosis prompt shows code within this share of HEAL_CODE_TOKEN_BUDGET.
+DIAGNOSIS_CODE_SHARE = 0.5
 
 
 def focus_lines(evidence: Evidence) -> list[int]:
@@ -37,9 +40,9 @@ def focus_lines(evidence: Evidence) -> list[int]:
 
 
 def shown_code(code: str, evidence: Evidence, settings: Settings, prompt_without_code: str,
-               requested: Sequence[tuple[int, int]] = ()) -> CodeContext:
-    """The excerpt of `code` the prompt shows. Raises PromptTooLarge when the rest of the prompt
-    leaves no room for even the failing statement."""
+               requested: Sequence[tuple[int, int]] = (), *, share: float = 1.0) -> CodeContext:
+    """The excerpt of `code` the prompt shows, within `share` of the code budget. Raises
+    PromptTooLarge when the rest of the prompt leaves no room for even the failing statement."""
     room = settings.prompt_token_budget - estimate_tokens(prompt_without_code)
     if room < MIN_CODE_TOKENS:
         raise PromptTooLarge(
@@ -47,13 +50,14 @@ def shown_code(code: str, evidence: Evidence, settings: Settings, prompt_without
             f"of {settings.prompt_token_budget} (HEAL_PROMPT_TOKEN_BUDGET)")
     lines = code.splitlines()
     asked = sum(estimate_tokens("\n".join(lines[max(a, 1) - 1:b])) + 2 * (b - a + 1) for a, b in requested)
-    return code_context(code, focus_lines(evidence), min(room, settings.code_token_budget + asked), requested)
+    budget = max(MIN_CODE_TOKENS, int(settings.code_token_budget * share))
+    return code_context(code, focus_lines(evidence), min(room, budget + asked), requested)
 
 
-def context_note(context: CodeContext) -> str:
-    """What the prompt says about the code it shows."""
+def context_note(context: CodeContext, *, can_ask: bool = True) -> str:
+    """What the prompt says about the code it shows (and, where the answer can ask for lines, how)."""
     if context.complete:
         return f"the whole file, {context.total_lines} lines, numbered"
     return (f"{context.total_lines} lines in all; shown, numbered: "
             + ", ".join(f"{a}–{b}" if a != b else str(a) for a, b in context.shown)
-            + "; ask with `need_lines` for others")
+            + ("; ask with `need_lines` for others" if can_ask else ""))

@@ -35,6 +35,7 @@ from agents.remedies.registry import APPLICABILITIES
 from agents.sandbox.report import sample_spec
 
 HealMode = Literal["auto", "approve"]
+StructuredOutput = Literal["auto", "json_schema", "function_calling", "json_in_text"]
 MIN_ROOM_BESIDE_EVIDENCE = 1000  # prompt tokens kept for instructions beside the distilled log and the code
 DOTENV = Path(".env")
 SANDBOX_PREFIX = re.compile(r"[a-z][a-z0-9_]{0,39}\Z")
@@ -118,15 +119,26 @@ class Settings:
         "LLM_MAX_STRUCTURED_RETRIES", 2, minimum=0, help="re-asks after an answer that does not fit the schema")
     llm_timeout_s: float = setting(
         "LLM_TIMEOUT_S", 120.0, minimum=1, help="seconds one model request may take in all, retries included")
+    llm_max_tokens: int = setting(
+        "LLM_MAX_TOKENS", 4096, minimum=64,
+        help="tokens one answer may have at most (the request's max_tokens): a runaway model stops there")
+    llm_structured_output: StructuredOutput = setting(
+        "LLM_STRUCTURED_OUTPUT", "auto",
+        help="`auto`: json_schema, else a forced tool call, else JSON in the text, keeping what works; or the "
+        "mode to use from the first call (`json_schema`, `function_calling`, `json_in_text`)")
+    llm_system_role: bool = setting(
+        "LLM_SYSTEM_ROLE", True,
+        help="send the instructions as a system message; `false`: at the head of the user message, for chat "
+        "templates that drop system messages (Gemma under llama-cpp-python's `gemma` format)")
     prompt_token_budget: int = setting(
         "HEAL_PROMPT_TOKEN_BUDGET", 4000, minimum=500,
         help="estimated tokens in one prompt at most, lines the model asked to see included")
     evidence_token_budget: int = setting(
-        "HEAL_EVIDENCE_TOKEN_BUDGET", 350, minimum=100, help="tokens of distilled log inside that prompt")
+        "HEAL_EVIDENCE_TOKEN_BUDGET", 250, minimum=100, help="tokens of distilled log inside that prompt")
     code_token_budget: int = setting(
-        "HEAL_CODE_TOKEN_BUDGET", 300, minimum=50,
-        help="tokens of application code inside that prompt: the lines around the failure and the definitions "
-        "they use, whatever the file's size")
+        "HEAL_CODE_TOKEN_BUDGET", 250, minimum=50,
+        help="tokens of application code inside the patch prompt: the lines around the failure and the "
+        "definitions they use, whatever the file's size (the diagnosis prompt shows half as much)")
     max_line_requests: int = setting(
         "HEAL_MAX_LINE_REQUESTS", 2, minimum=0,
         help="times per patch the model may ask to see more lines of the file before it answers")

@@ -214,46 +214,49 @@ class _Selection:
 
 def _select(selection: _Selection, model: _Model, focus: Sequence[int], wanted: Sequence[Span]) -> None:
     statements = [model.statement(line) for line in focus]
-    # 1. the failing statements whole (else the line alone), the requested ranges, a few lines around
+    # 1. the failing statement whole (else its line alone) and the ranges asked for
     if focus and not selection.add(statements[0]):
         selection.add((focus[0], focus[0]), force=True)
     for start, end in wanted:
         if not selection.add((start, end)):
             selection.add_lines(start, end)
-    for line, statement in zip(focus[1:], statements[1:], strict=True):
-        if not selection.add(statement):
+    # 2. frame by frame, innermost first (the failing expression's own context before an outer
+    #    caller's): the statement, a few lines around it, the headers of the functions, classes and
+    #    loops around it, and what it uses (not the lines around it: their helpers are noise) --
+    #    assignments followed to DEFINITION_DEPTH, functions, classes
+    followed: set[Span] = set()
+    definitions: list[Span] = []
+    for index, (line, statement) in enumerate(zip(focus, statements, strict=True)):
+        if index and not selection.add(statement):
             selection.add((line, line))
-    for start, end in statements:
+        start, end = statement
         if start > 1:
             selection.add((max(start - CONTEXT_LINES, 1), start - 1))
         if end < model.n:
             selection.add((end + 1, min(end + CONTEXT_LINES, model.n)))
-    # 2. the headers of the functions, classes and loops around them
-    headers = [header for line in focus for header in model.enclosing_headers(line)]
-    for header in headers:
-        selection.add(header)
-    # 3. what the failing lines use (not the lines around them: their helpers are noise):
-    #    assignments followed to DEFINITION_DEPTH, functions, classes; then the module constants of
-    #    everything shown, and the headers around definitions taken from other functions
-    frontier = [line for line in _lines([*statements, *wanted, *headers]) if selection.shows((line, line))]
-    followed: set[Span] = set()
-    definitions: list[Span] = []
-    for _ in range(DEFINITION_DEPTH):
-        reached: list[int] = []
-        while frontier:
-            free: list[int] = []  # a definition shown already costs nothing: follow it at this depth
-            for target in model.targets(frontier):
-                if target.kind == "import" or target.span in followed:
-                    continue
-                followed.add(target.span)
-                lines = range(target.span[0], target.span[1] + 1)
-                if selection.shows(target.span):
-                    free.extend(lines)
-                elif selection.add(target.span):
-                    definitions.append(target.span)
-                    reached.extend(lines)
-            frontier = free
-        frontier = reached
+        headers = model.enclosing_headers(line)
+        for header in headers:
+            selection.add(header)
+        seeds = [statement, *headers, *(wanted if index == 0 else ())]
+        frontier = [shown for shown in _lines(seeds) if selection.shows((shown, shown))]
+        for _ in range(DEFINITION_DEPTH):
+            reached: list[int] = []
+            while frontier:
+                free: list[int] = []  # a definition shown already costs nothing: follow it at this depth
+                for target in model.targets(frontier):
+                    if target.kind == "import" or target.span in followed:
+                        continue
+                    followed.add(target.span)
+                    lines = range(target.span[0], target.span[1] + 1)
+                    if selection.shows(target.span):
+                        free.extend(lines)
+                    elif selection.add(target.span):
+                        definitions.append(target.span)
+                        reached.extend(lines)
+                frontier = free
+            frontier = reached
+    # 3. the module constants of everything shown, and the headers around definitions taken from
+    #    other functions
     for target in model.targets(_shown_lines(selection)):
         if target.constant and selection.add(target.span):
             definitions.append(target.span)

@@ -7,13 +7,12 @@ alone. Whether to give up is decided here, by our code: missing data cannot be h
 
 from __future__ import annotations
 
-import json
 from typing import Literal
 
 from langgraph.types import Command
 
 from agents import prompts, untrusted
-from agents.budget import context_note, shown_code
+from agents.budget import DIAGNOSIS_CODE_SHARE, context_note, shown_code
 from agents.errors import LLMError, PromptTooLarge
 from agents.record import Diagnosis, Evidence, IncidentRecord
 from agents.remedies import diagnose_by_rules
@@ -52,6 +51,7 @@ def diagnose(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Li
             return _escalate(f"the model could not diagnose the failure: {exc}")
         except PromptTooLarge as exc:
             return _escalate(f"no diagnosis from the model: {exc}")
+        diagnosis = _rule_stands(diagnosis, found)
     attempt.diagnosis = _with_condition(diagnosis, evidence)
     if diagnosis.category in UNFIXABLE:
         return _escalate(f"not healable by a code or configuration change ({diagnosis.category}): "
@@ -61,21 +61,22 @@ def diagnose(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Li
 
 def ask_model(state: HealState, deps: Deps, record: IncidentRecord, evidence: Evidence,
               found: Diagnosis | None) -> Diagnosis:
-    values = dict(
-        job=record.job,
-        evidence=untrusted.block("driver log", evidence.distilled or "(the run left no driver log)"),
-        spark=untrusted.block("job settings", json.dumps(state.get("base_spark") or {}, sort_keys=True)),
-        rule_findings=_findings(found),
-        feedback=untrusted.block("earlier attempts", state.get("feedback") or "none"),
-    )
+    def data(code: str, note: str) -> str:
+        return prompts.incident_data([
+            ("Evidence from the driver log", evidence.distilled or "(the run left no driver log)"),
+            ("Rule findings", _findings(found)),
+            (f"Application code ({note})", code),
+            ("Job settings", prompts.job_settings(state.get("base_spark"))),
+            ("Earlier attempts", state.get("feedback") or ""),
+        ])
+
     system = prompts.render("system")
-    empty = untrusted.block("application code", "")
     context = shown_code(state.get("base_code") or "", evidence, deps.settings,
-                         system + prompts.render("diagnose", code=empty, code_note="", **values))
-    code = untrusted.block("application code", context.text)
+                         system + prompts.render("diagnose", job=record.job, data=data("", "")),
+                         share=DIAGNOSIS_CODE_SHARE)
     messages = [{"role": "system", "content": system},
-                {"role": "user", "content": prompts.render("diagnose", code=code, code_note=context_note(context),
-                                                           **values)}]
+                {"role": "user", "content": prompts.render("diagnose", job=record.job,
+                                                           data=data(context.text, context_note(context, can_ask=False)))}]
     try:
         answer, calls = deps.llm.structured("diagnose", messages, prompts.DiagnosisAnswer,  # type: ignore[union-attr]
                                             attempt=state["attempt"])
@@ -88,6 +89,16 @@ def ask_model(state: HealState, deps: Deps, record: IncidentRecord, evidence: Ev
     return diagnosis
 
 
+def _rule_stands(model: Diagnosis, found: Diagnosis | None) -> Diagnosis:
+    """The model's diagnosis, unless it would give up (a `data` problem) where a rule recognised
+    Spark's error condition as one a change fixes: then the rule's diagnosis stands, saying so.
+    Giving up is our code's call, and a rule matches the condition itself, not a reading of it."""
+    if found is None or model.category not in UNFIXABLE or found.category in UNFIXABLE:
+        return model
+    return found.model_copy(update={"root_cause": f"{found.root_cause} (The model judged it a {model.category} "
+                                    f"problem: {model.root_cause[:300]} The rule's finding stands.)"})
+
+
 def _with_condition(diagnosis: Diagnosis, evidence: Evidence) -> Diagnosis:
     """The diagnosis naming Spark's error condition and its category: our code's, whoever diagnosed."""
     diagnosis.condition = evidence.error_class
@@ -98,10 +109,8 @@ def _with_condition(diagnosis: Diagnosis, evidence: Evidence) -> Diagnosis:
 def _findings(found: Diagnosis | None) -> str:
     if found is None:
         return "No deterministic rule matched."
-    # the finding quotes log lines: data from the job, never instructions
-    return untrusted.block("rule findings", untrusted.defuse(
-        f"Rule {found.rule!r} matched: category {found.category}, {found.root_cause} "
-        f"(evidence: {'; '.join(found.evidence)})"))
+    # the finding quotes the job's data (its evidence lines are the log's, shown just above)
+    return untrusted.defuse(f"Rule {found.rule!r} matched: category {found.category}, {found.root_cause}")
 
 
 def _escalate(reason: str) -> Command:

@@ -39,6 +39,8 @@ MAX_APP_FRAMES = 8  # application-file frames kept per traceback, innermost last
 CONTEXT_AFTER = 2  # lines kept after a key line (Java "at ..." frames skipped)
 MAX_KEY_LINES = 40  # in Evidence.key_lines
 MIN_BUDGET = 16
+SECTION = "\n== "  # starts each log excerpt after the summary (summary lines never start with "== ")
+JSON_RECORD_PREFIX = "[log record] "  # how a Spark 4 JSON log record is shown
 
 # Paths of library code: frames there are not the user's.
 _LIBRARY_MARKERS = (
@@ -69,6 +71,10 @@ _LOG4J_TIME = r"(?:\d\d/\d\d/\d\d|\d{4}-\d\d-\d\d)[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?
 _LOG4J_PREFIX = re.compile(_LOG4J_TIME)
 _LOG4J_LEVEL = re.compile(_LOG4J_TIME + r"(ERROR|WARN) ")
 _LOG4J_CHATTER = re.compile(_LOG4J_TIME + r"(INFO|DEBUG|TRACE) ")
+# Lines every Spark driver prints while it starts, whatever the job: never evidence.
+_SPARK_BANNER = re.compile(
+    r"Using Spark's default log4j profile|WARNING: Using incubator modules|NativeCodeLoader: Unable to load"
+    r"|Setting default log level to|To adjust logging level use sc\.setLogLevel")
 _SUGGESTIONS = re.compile(r"Did you mean one of the following\? \[([^\]]*)\]")
 _QUOTED_NAME = re.compile(r"(?:`[^`]*`\.)*`[^`]*`")
 
@@ -203,7 +209,9 @@ def _scan(name: str, text: str, app_file_name: str | None) -> _Scan:
         if match:
             called = match.group(1)
         is_java_frame = stripped.startswith("at ") or (stripped.startswith("... ") and stripped.endswith("more"))
-        if len(scan.head) < HEAD_LINES and not is_java_frame:
+        # The head and tail leave out what every Spark driver prints (start-up banner, INFO chatter).
+        quiet = is_java_frame or _LOG4J_CHATTER.match(line) is not None or _SPARK_BANNER.search(line) is not None
+        if len(scan.head) < HEAD_LINES and not quiet:
             scan.head.append((number, line[:MAX_SHOWN_LINE_CHARS]))
         shown = line
         key = False
@@ -212,7 +220,7 @@ def _scan(name: str, text: str, app_file_name: str | None) -> _Scan:
             error_class, parameters, message = _parse_json_record(raw)
             if error_class:
                 scan.json_class, scan.json_parameters, scan.json_message = error_class, parameters, message
-                shown = f"[log record] {message or error_class}".replace("\n", " ")
+                shown = f"{JSON_RECORD_PREFIX}{message or error_class}".replace("\n", " ")
                 key = True
         elif is_java_frame:
             pass
@@ -266,14 +274,14 @@ def _scan(name: str, text: str, app_file_name: str | None) -> _Scan:
                     del scan.key_texts[: 2 * MAX_KEY_LINES]
             after_left = CONTEXT_AFTER
             before.clear()
-        elif after_left > 0 and open_excerpt is not None and not is_java_frame:
+        elif after_left > 0 and open_excerpt is not None and not quiet:
             open_excerpt.append(line[:MAX_SHOWN_LINE_CHARS])
             after_left -= 1
         elif is_java_frame:
             after_left = 0  # a Java stack follows: its frames say nothing the key line did not
         else:
             before.append(line[:MAX_SHOWN_LINE_CHARS])
-        if stripped and not is_java_frame and not _LOG4J_CHATTER.match(line):
+        if stripped and not quiet:
             scan.tail.append((number, shown[:MAX_SHOWN_LINE_CHARS]))
     return scan
 
@@ -346,6 +354,21 @@ def _excerpt_lines(scan: _Scan) -> list[str]:
     return out
 
 
+_MARKER_ONLY = re.compile(r"^(?:[\s^~]*|Traceback \(most recent call last\):)$")  # carets, the traceback's title
+_LIBRARY_FRAME = re.compile(r'^\s*File "([^"]+)", line \d+|^(/\S+?):\d+: \w*Warning\b')  # frames, warnings
+
+
+def _says_nothing_new(numbered: str, header_text: str) -> bool:
+    """A shown log line that adds nothing for the reader: a line the summary already quotes, a
+    caret marker, or a traceback frame in library code (the user's frames are what matter)."""
+    text = numbered.split("| ", 1)[-1]
+    frame = _LIBRARY_FRAME.match(text)
+    said = text.strip().removeprefix(JSON_RECORD_PREFIX)
+    return (_MARKER_ONLY.match(text) is not None
+            or (frame is not None and is_library_path(frame.group(1) or frame.group(2)))
+            or (len(said) >= 20 and said in header_text))
+
+
 def _compose(
     header: list[str], scans: list[_Scan], budget_chars: int
 ) -> str:
@@ -357,26 +380,32 @@ def _compose(
     left = budget_chars - len(header_text)
     sections: list[tuple[str, list[str], bool]] = []
     for scan in scans:
-        sections.append((f"== key lines of {scan.name} ==", _excerpt_lines(scan), True))
+        sections.append((f"{SECTION}key lines of {scan.name} ==", _excerpt_lines(scan), True))
     for scan in scans:
         tail = [f"{n:>6}| {text}" for n, text in scan.tail]
-        sections.append((f"== end of {scan.name} ({scan.lines} lines) ==", tail, True))
-    for scan in scans:
+        sections.append((f"{SECTION}end of {scan.name} ({scan.lines} lines) ==", tail, True))
+    for scan in scans if not any(s.exception for s in scans) else ():  # how it began: only when no error is known
         head = [f"{n:>6}| {text}" for n, text in scan.head if text.strip()]
-        sections.append((f"== start of {scan.name} ==", head, False))
+        sections.append((f"{SECTION}start of {scan.name} ==", head, False))
     shown: set[str] = set()
     for title, lines, keep_end in sections:
-        lines = [line for line in lines if line not in shown]
+        lines = [line for line in lines if line not in shown and not _says_nothing_new(line, header_text)]
         if not lines or left < len(title) + 40:
             continue
         kept = _fit_lines(lines, left - len(title) - 2, keep_end=keep_end)
         if not kept:
             continue
         shown.update(kept)
-        block = "\n" + title + "\n" + "\n".join(kept)
+        block = title + "\n" + "\n".join(kept)
         parts.append(block)
         left -= len(block)
     return "".join(parts)
+
+
+def summary(distilled: str) -> str:
+    """The summary at the head of a distilled text (error class, parameters, suggestions, exception,
+    user frame, failing expression), without the log excerpts after it."""
+    return distilled.split(SECTION, 1)[0]
 
 
 def distill(
@@ -447,6 +476,9 @@ def distill(
         header.append("last cause: " + caused_by[:MAX_SHOWN_LINE_CHARS])
     if frame:
         header.append("user code: " + frame.text() + (f"\n    {frame.code[:MAX_SHOWN_LINE_CHARS]}" if frame.code else ""))
+    site = next((scan.site for scan in scans if scan.site), None)
+    if site:  # where the failing expression was built: for a DataFrame, not where the action ran
+        header.append("failing expression: " + site[:MAX_SHOWN_LINE_CHARS])
 
     key_lines: list[str] = []
     for scan in scans:
@@ -461,7 +493,7 @@ def distill(
         user_frame=frame.text() if frame else None,
         user_line=frame.line if frame else None,
         user_lines=_app_lines(scans, frame),
-        site=next((scan.site for scan in scans if scan.site), None),
+        site=site,
         caused_by=caused_by,
         exception=exception[:MAX_LINE_CHARS] if exception else None,
         key_lines=key_lines[-MAX_KEY_LINES:],

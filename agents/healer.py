@@ -54,6 +54,9 @@ def make_llm(settings: Settings):
         timeout_s=settings.llm_timeout_s,
         max_retries=settings.llm_max_retries,
         max_structured_retries=settings.max_structured_retries,
+        max_tokens=settings.llm_max_tokens,
+        mode=None if settings.llm_structured_output == "auto" else settings.llm_structured_output,
+        system_role=settings.llm_system_role,
         secrets=settings.secrets,
     )
 

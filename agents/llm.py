@@ -139,6 +139,20 @@ def _restored(answer: T, redactor: Redactor) -> T:
     return type(answer).model_validate(walk(answer.model_dump()))
 
 
+def _without_system_role(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The messages with the system ones put at the head of the first user message: for chat
+    templates that have no system role and drop those messages."""
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    rest = [dict(m) for m in messages if m["role"] != "system"]
+    if not system:
+        return rest
+    for message in rest:
+        if message["role"] == "user":
+            message["content"] = system + "\n\n" + message["content"]
+            return rest
+    return [{"role": "user", "content": system}, *rest]
+
+
 def _to_langchain(messages: list[dict[str, str]]) -> list[BaseMessage]:
     kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
     return [kinds[m["role"]](content=m["content"]) for m in messages]
@@ -157,13 +171,16 @@ class HealerLLM:
         temperature: float = 0.0,
         *,
         max_structured_retries: int = 2,
+        max_tokens: int | None = None,
         mode: Mode | None = None,
+        system_role: bool = True,
         secrets: Iterable[str] = (),
     ) -> None:
         if not base_url or not base_url.startswith(("http://", "https://")):
             raise InvalidInput(f"the model endpoint must be an http(s) URL, got {base_url!r}")
-        if timeout_s <= 0 or max_retries < 0 or max_structured_retries < 0:
-            raise InvalidInput("timeout_s must be positive; max_retries and max_structured_retries not negative")
+        if timeout_s <= 0 or max_retries < 0 or max_structured_retries < 0 or (max_tokens is not None and max_tokens < 1):
+            raise InvalidInput("timeout_s and max_tokens must be positive; max_retries and max_structured_retries "
+                               "not negative")
         if mode is not None and mode not in MODES:
             raise InvalidInput(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.base_url = base_url
@@ -172,6 +189,7 @@ class HealerLLM:
         self.max_structured_retries = max_structured_retries
         self._secrets = tuple(s for s in (api_key, *secrets) if s)  # ours: never sent, never recorded
         self._mode_index = MODES.index(mode) if mode else 0
+        self.system_role = system_role
         self._http = deadline_http_client(timeout_s, base_url)
         # The key lives only inside the client (a SecretStr there); never on this object's surface.
         self._chat = ChatOpenAI(
@@ -179,6 +197,9 @@ class HealerLLM:
             api_key=api_key or "not-needed",
             model=model,
             temperature=temperature,
+            # A runaway answer is cut off (then re-asked, shorter). Sent as `max_tokens`, which every
+            # OpenAI-compatible server reads (llama.cpp ignores the newer max_completion_tokens).
+            extra_body={"max_tokens": max_tokens} if max_tokens else None,
             timeout=timeout_s,
             max_retries=max_retries,
             use_responses_api=False,  # chat completions: what every OpenAI-compatible server serves
@@ -217,6 +238,8 @@ class HealerLLM:
         # Secrets never reach the model: masked with placeholders, put back into the answer.
         redactor = Redactor(self._secrets)
         base = [{"role": m["role"], "content": redactor.redact(m["content"])} for m in _as_message_dicts(messages)]
+        if not self.system_role:
+            base = _without_system_role(base)
         calls: list[LlmCall] = []
         conversation: list[dict[str, str]] = []  # re-asks appended after the base messages
         bad_answers = 0

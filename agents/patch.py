@@ -7,7 +7,6 @@ back for another try, up to `max_patch_tries`. LLM output is untrusted until the
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from langgraph.types import Command
@@ -15,6 +14,7 @@ from langgraph.types import Command
 from agents import prompts, untrusted
 from agents.budget import context_note, shown_code
 from agents.diffs import config_diff, unified_diff
+from agents.distill import summary
 from agents.errors import EditsDoNotApply, LLMError, PromptTooLarge
 from agents.guard import check_patch
 from agents.guard.config import CONF_KEYS, REMEDY_ONLY_KEYS
@@ -180,34 +180,43 @@ def _patch_messages(state: HealState, deps: Deps, record: IncidentRecord, diagno
     settings = deps.settings
     system = prompts.render("system")
     config = diagnosis.category in ("config", "unknown")
+    error = summary(evidence.distilled)  # the error without its log excerpts: those went into the diagnosis
     values = dict(
         job=record.job,
-        diagnosis=untrusted.block("diagnosis", untrusted.defuse(_diagnosis_text(diagnosis))),
-        evidence=untrusted.block("driver log", evidence.distilled or "(no driver log)"),
-        spark=untrusted.block("job settings", json.dumps(state.get("base_spark") or {}, sort_keys=True)),
-        feedback=untrusted.block("earlier attempts", state.get("feedback") or "none"),
         rejections=prompts.render("rejections", rejections="\n".join(f"- {r}" for r in rejections[-6:]))
         if rejections else "",
-        alternatives=(f" When unsure, add up to {settings.candidates - 1} different fixes as `alternatives`, "
-                      "best first: each is tried in a sandbox until one works." if settings.candidates > 1 else ""),
+        alternatives=(f" If unsure, add up to {settings.candidates - 1} other fixes as `alternatives`, best "
+                      "first: each is tried in a sandbox." if settings.candidates > 1 else ""),
         config=("`spark_changes` (driverMemory, driverCores, executorMemory, executorCores, numExecutors) "
                 "and/or `conf_changes` for these spark.conf keys only: "
                 + ", ".join(sorted(set(CONF_KEYS) - REMEDY_ONLY_KEYS)) if config else
                 "`spark_changes` for the job's memory and cores, `conf_changes` for Spark settings"),
     )
-    context = shown_code(state.get("base_code") or "", evidence, settings, system + prompts.render(
-        "patch", code=untrusted.block("application code", ""), code_note="", **values), requested)
+
+    def data(code: str, note: str) -> str:
+        return prompts.incident_data([
+            ("Diagnosis", untrusted.defuse(_diagnosis_text(diagnosis, error))),
+            ("The error, from the driver log", error or "(no driver log)"),
+            (f"Application code ({note})", code),
+            ("Job settings", prompts.job_settings(state.get("base_spark"))),
+            ("Earlier attempts", state.get("feedback") or ""),
+        ])
+
+    context = shown_code(state.get("base_code") or "", evidence, settings,
+                         system + prompts.render("patch", data=data("", ""), **values), requested)
     return [{"role": "system", "content": system},
-            {"role": "user", "content": prompts.render("patch", code=untrusted.block("application code", context.text),
-                                                       code_note=context_note(context), **values)}]
+            {"role": "user", "content": prompts.render("patch", data=data(context.text, context_note(context)),
+                                                       **values)}]
 
 
-def _diagnosis_text(diagnosis: Diagnosis) -> str:
+def _diagnosis_text(diagnosis: Diagnosis, error: str) -> str:
+    """The diagnosis in a line: its evidence only where the error shown below does not say it."""
     parts = [f"category {diagnosis.category}", diagnosis.root_cause]
     if diagnosis.condition:
         parts.append(f"Spark condition {diagnosis.condition}")
-    if diagnosis.evidence:
-        parts.append("evidence: " + " | ".join(e[:200] for e in diagnosis.evidence[:3]))
+    new = [e[:200] for e in diagnosis.evidence[:3] if e.strip() and e.strip() not in error]
+    if new:
+        parts.append("evidence: " + " | ".join(new))
     return "; ".join(parts)
 
 

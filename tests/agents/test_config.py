@@ -41,7 +41,8 @@ CONTRACT = {
     "HEAL_COMPARE_ROW_TOLERANCE": "compare_row_tolerance", "HEAL_COMPARE_NULL_JUMP": "compare_null_jump",
     "HEAL_COMPARE_DISTINCT_DROP": "compare_distinct_drop", "HEAL_CODE_TOKEN_BUDGET": "code_token_budget",
     "HEAL_MAX_LINE_REQUESTS": "max_line_requests", "HEAL_CANDIDATES": "candidates",
-    "HEAL_PARALLEL_PREFLIGHTS": "parallel_preflights",
+    "HEAL_PARALLEL_PREFLIGHTS": "parallel_preflights", "LLM_MAX_TOKENS": "llm_max_tokens",
+    "LLM_STRUCTURED_OUTPUT": "llm_structured_output", "LLM_SYSTEM_ROLE": "llm_system_role",
 }
 
 
@@ -108,6 +109,16 @@ def test_every_variable_is_read_into_its_field():
     assert (s.model_configured, s.model_label) == (True, "m")
 
 
+def test_the_model_endpoints_quirks_are_settings():
+    s = Settings.from_env({**BASE, "LLM_MAX_TOKENS": "900", "LLM_STRUCTURED_OUTPUT": "function_calling",
+                           "LLM_SYSTEM_ROLE": "false"}, dotenv=None)
+    assert (s.llm_max_tokens, s.llm_structured_output, s.llm_system_role) == (900, "function_calling", False)
+    defaults = Settings.from_env(BASE, dotenv=None)
+    assert (defaults.llm_max_tokens, defaults.llm_structured_output, defaults.llm_system_role) == (4096, "auto", True)
+    found = problems({**BASE, "LLM_STRUCTURED_OUTPUT": "xml", "LLM_MAX_TOKENS": "10"})
+    assert any(p.startswith("LLM_STRUCTURED_OUTPUT") for p in found) and any("LLM_MAX_TOKENS" in p for p in found)
+
+
 def test_the_documented_name_wins_over_its_alias():
     s = Settings.from_env({**BASE, "LLM_CDP_TOKEN": "cdp-1", "LLM_API_KEY": "other-2"}, dotenv=None)
     assert s.llm_api_key == "cdp-1"
@@ -117,7 +128,7 @@ def test_every_problem_is_listed_at_once():
     found = problems({"JOBS_API_URL": "cde.example.com", "HEAL_MODE": "fast", "HEAL_MAX_ATTEMPTS": "many",
                       "HEAL_MAX_PATCH_TRIES": "0", "LLM_TIMEOUT_S": "nan", "HEAL_POLL_INTERVAL_S": "0.01",
                       "HEAL_DETERMINISTIC_FIXES": "maybe", "LLM_ENDPOINT_BASE_URL": "ftp://models",
-                      "CDE_TOKEN_URL": "/token", "HEAL_PROMPT_TOKEN_BUDGET": "1500", "LLM_MAX_RETRIES": "1.5"},
+                      "CDE_TOKEN_URL": "/token", "HEAL_PROMPT_TOKEN_BUDGET": "1400", "LLM_MAX_RETRIES": "1.5"},
                      data_dirr="x")
     assert found == [
         "JOBS_API_URL must be an http(s) URL, got 'cde.example.com'",

@@ -79,6 +79,40 @@ def test_rejected_json_schema_falls_back_to_function_calling_and_is_remembered(s
     assert len(scripted_llm.requests) == 3
 
 
+def test_a_configured_mode_is_used_from_the_first_call(scripted_llm: ScriptedLLM) -> None:
+    scripted_llm.reject_json_schema = True  # never asked: LLM_STRUCTURED_OUTPUT=function_calling
+    scripted_llm.add(GOOD)
+    llm = make_llm(scripted_llm, mode="function_calling")
+    _, calls = llm.structured("diagnose", MESSAGES, DiagnosisAnswer)
+    assert [c.mode for c in calls] == ["function_calling"] and len(scripted_llm.requests) == 1
+
+
+def test_max_tokens_is_sent(scripted_llm: ScriptedLLM) -> None:
+    scripted_llm.add(GOOD)
+    make_llm(scripted_llm, max_tokens=900).structured("diagnose", MESSAGES, DiagnosisAnswer)
+    assert scripted_llm.requests[0].body["max_tokens"] == 900
+
+
+def test_without_a_system_role_the_instructions_head_the_user_message(scripted_llm: ScriptedLLM) -> None:
+    scripted_llm.add(GOOD).add(GOOD)
+    make_llm(scripted_llm, system_role=False).structured("diagnose", MESSAGES, DiagnosisAnswer)
+    [only] = scripted_llm.requests[0].body["messages"]
+    assert only == {"role": "user", "content": MESSAGES[0]["content"] + "\n\n" + MESSAGES[1]["content"]}
+    make_llm(scripted_llm).structured("diagnose", MESSAGES, DiagnosisAnswer)  # the default keeps the roles
+    assert [m["role"] for m in scripted_llm.requests[1].body["messages"]] == ["system", "user"]
+
+
+@pytest.mark.parametrize(("given", "read"), [(0.7, 0.7), (1, 1.0), (85, 0.85), (100, 1.0)])
+def test_a_confidence_given_as_a_percentage_is_read_as_one(given: float, read: float) -> None:
+    assert DiagnosisAnswer(**{**GOOD, "confidence": given}).confidence == pytest.approx(read)
+
+
+@pytest.mark.parametrize("given", [-0.1, 101, 1e9])
+def test_a_confidence_out_of_any_range_is_refused(given: float) -> None:
+    with pytest.raises(ValueError):
+        DiagnosisAnswer(**{**GOOD, "confidence": given})
+
+
 def test_no_tool_support_falls_back_to_json_in_text(scripted_llm: ScriptedLLM) -> None:
     scripted_llm.reject_json_schema = True
     scripted_llm.tools = "rejected"
@@ -277,11 +311,9 @@ def test_extract_json_object() -> None:
 # The values the stage nodes pass to each template.
 STAGE_VALUES = {
     "system": {},
-    "diagnose": {"job": "sql-select-fail", "evidence": "error class: X", "code": "1| x", "spark": "{}",
-                 "rule_findings": "none", "feedback": "none", "code_note": "the whole file, 1 lines, numbered"},
-    "patch": {"job": "j", "diagnosis": "{}", "evidence": "e", "code": "1| x", "spark": "{}", "feedback": "none",
-              "rejections": "- parses: bad", "config": "spark.sql.shuffle.partitions",
-              "code_note": "40 lines in all", "alternatives": " Up to 2 alternatives."},
+    "diagnose": {"job": "sql-select-fail", "data": '<untrusted kind="incident" id="1">\n## Job settings\n{}'},
+    "patch": {"job": "j", "data": "## Diagnosis\ncategory code", "rejections": "- parses: bad",
+              "config": "spark.sql.shuffle.partitions", "alternatives": " Up to 2 alternatives."},
     "rejections": {"rejections": "- parses: bad"},
     "json_answer": {"schema": "{}"},
     "structured_retry": {"error": "bad", "expected": "a single JSON object"},
@@ -298,8 +330,8 @@ def test_every_template_renders_with_the_stage_values() -> None:
 
 
 def test_render_errors_name_what_is_missing(tmp_path: Path) -> None:
-    with pytest.raises(InvalidInput, match="needs a value for: evidence"):
-        prompts.render("diagnose", **{k: v for k, v in STAGE_VALUES["diagnose"].items() if k != "evidence"})
+    with pytest.raises(InvalidInput, match="needs a value for: data"):
+        prompts.render("diagnose", **{k: v for k, v in STAGE_VALUES["diagnose"].items() if k != "data"})
     with pytest.raises(InvalidInput, match="no prompt template 'nope'"):
         prompts.render("nope")
     with pytest.raises(InvalidInput, match="bad prompt template name"):

@@ -144,6 +144,11 @@ def test_the_healer_gets_our_endpoint_and_keeps_the_callers_tuning():
                       "LLM_TIMEOUT_S": "240", "LLM_MAX_RETRIES": "1", "HEAL_MAX_ATTEMPTS": "2"}
     assert heal_environment(env, "http://127.0.0.1:9/v1", "gemma", 240.0, rules=False)[
         "HEAL_DETERMINISTIC_FIXES"] == "false"
+    # the gemma chat format drops system messages: the instructions go into the user message
+    other = {**env, "LLM_SYSTEM_ROLE": "true", "LLM_STRUCTURED_OUTPUT": "json_schema"}
+    assert heal_environment(other, "http://127.0.0.1:9/v1", "gemma", 240.0, True, "gemma")["LLM_SYSTEM_ROLE"] == "false"
+    assert "LLM_STRUCTURED_OUTPUT" not in heal_environment(other, "http://127.0.0.1:9/v1", "gemma", 240.0, True)
+    assert "LLM_SYSTEM_ROLE" not in heal_environment(other, "http://127.0.0.1:9/v1", "m", 240.0, True, "chatml")
 
 
 def test_llm_timeout_follows_the_measured_speed_within_bounds():

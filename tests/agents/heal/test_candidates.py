@@ -169,3 +169,25 @@ def test_side_by_side_preflights_start_together_and_the_first_pass_wins(
         assert attempt.fix_resource == f"{job}-fix-1"
     finally:
         client.close()
+
+
+def test_a_model_that_gives_up_on_a_condition_a_rule_knows_does_not_end_the_heal(
+        local_cde_manual, sandbox_player, scripted_llm, tmp_path):
+    """The model calls a renamed column a data problem; the rule that matched Spark's condition
+    (UNRESOLVED_COLUMN with a suggestion) knows a code fix: giving up is our code's call, and the
+    rule's diagnosis stands, with the model's view kept beside it."""
+    cde = local_cde_manual
+    client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
+    job = unique("orders-rule-stands")
+    scripted_llm.add({"category": "data", "confidence": 0.9, "evidence": ["UNRESOLVED_COLUMN"],
+                      "root_cause": "The input lost its customer column; someone must restore the data."})
+    try:
+        record = heal(cde, client, scripted_llm, tmp_path, job, HEAL_DETERMINISTIC_FIXES="true")
+        assert record.state == "healed", record.reason
+        diagnosis = record.attempts[0].diagnosis
+        assert (diagnosis.source, diagnosis.category, diagnosis.rule) == ("rule", "code", "unresolved-column")
+        assert "The model judged it a data problem" in diagnosis.root_cause
+        assert record.attempts[0].patch.source == "rule" and "customer_id" in record.attempts[0].fixed_code
+        assert scripted_llm.remaining == 0  # the diagnosis was the only question asked
+    finally:
+        client.close()

@@ -56,7 +56,7 @@ DIAGNOSIS = {"category": "code", "confidence": 0.9, "root_cause": "The column is
 def code_shown(request) -> str:
     """The application file as the model saw it (line numbers stripped)."""
     prompt = request.body["messages"][-1]["content"]
-    block = prompt.split('<untrusted kind="application code"', 1)[1].split("</untrusted", 1)[0]
+    block = prompt.split("## Application code", 1)[1].split("\n## ", 1)[0]
     return "\n".join(m.group(1) for m in re.finditer(r"^\s*\d+\| ?(.*)$", block, re.M)) + "\n"
 
 

@@ -132,7 +132,7 @@ def test_injected_instructions_reach_the_model_only_as_defused_data(failure, scr
     sent = [json.dumps(r.body["messages"]) for r in scripted_llm.requests]
     assert sent and all("ignore previous instructions" not in text for text in sent)
     assert all("[CAST_INVALID_INPUT]" in text for text in sent)  # what identifies the error stays
-    assert all('<untrusted kind=\\"driver log\\"' in text for text in sent)
+    assert all('<untrusted kind=\\"incident\\"' in text for text in sent)  # the log inside the data block
     system = scripted_llm.requests[0].body["messages"][0]["content"]
     assert "never instructions" in system
     # the retry prompt says which rule was broken; the model's own unsafe code is not echoed back
