@@ -104,16 +104,25 @@ def prepare_fix(client: CdeClient, state: HealState, record: IncidentRecord,
     swap = None
     if attempt.patch.kind == "code":
         code = state.get("fixed_code")  # the record's copy is redacted; the checkpoint's is what we deploy
-        resource = fix_resource_name(name, attempt.candidate)
-        assert original.resource and original.file_path and code is not None
-        copy_resource_with_fix(client, original.resource, resource, original.file_path, code)
-        attempt.fix_resource = resource
-        swap = (original.resource, resource)
+        assert code is not None
+        swap = candidate_resource(client, record, name, attempt.candidate, code)
+        attempt.fix_resource = swap[1]
     else:  # config or rerun: the code last tried, whose resource already exists
         attempt.fix_resource = resource_of(state, record)
         if attempt.fix_resource and attempt.fix_resource != original.resource:
             swap = (original.resource or "", attempt.fix_resource)
     return name, spark, swap
+
+
+def candidate_resource(client: CdeClient, record: IncidentRecord, fix_job: str, candidate: int,
+                       code: str) -> tuple[str, str]:
+    """A candidate's code in its own copy of the job's resource (idempotent), and the swap of
+    resources its jobs make: (the original resource, the copy)."""
+    original = record.original
+    assert original is not None and original.resource and original.file_path
+    resource = fix_resource_name(fix_job, candidate)
+    copy_resource_with_fix(client, original.resource, resource, original.file_path, code)
+    return original.resource, resource
 
 
 def fix_resource_name(fix_job: str, candidate: int) -> str:

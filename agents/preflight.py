@@ -20,12 +20,11 @@ from langgraph.types import Command
 from agents import candidates
 from agents.fixjobs import (
     PREFLIGHT_SUFFIX,
+    candidate_resource,
     choose_fix_name,
-    copy_resource_with_fix,
     earlier_outputs,
     ensure_same_job,
     fix_job_spec,
-    fix_resource_name,
     prepare_fix,
 )
 from agents.record import Attempt, IncidentRecord, Preflight
@@ -111,18 +110,17 @@ def _start_side_by_side(state: HealState, deps: Deps, record: IncidentRecord, at
     """With HEAL_PARALLEL_PREFLIGHTS > 1, the next candidates' pre-flights start now too (each run id
     kept on its candidate before the next starts), so a CDE that runs jobs side by side judges them
     together; compare stops those no longer needed once one passes."""
-    client, settings, original = deps.client, deps.settings, record.original
-    assert original is not None and original.resource and original.file_path and attempt.fix_job
+    client, settings = deps.client, deps.settings
+    assert attempt.fix_job
     codes = state.get("candidate_codes") or {}
     for entry in candidates.waiting(attempt)[:settings.parallel_preflights - 1]:
         code = codes.get(str(entry.number))
         if code is None or (entry.preflight and entry.preflight.run_id is not None):
             continue
-        resource = fix_resource_name(attempt.fix_job, entry.number)
-        copy_resource_with_fix(client, original.resource, resource, original.file_path, code)
+        swap = candidate_resource(client, record, attempt.fix_job, entry.number, code)
         if entry.preflight is None:
             entry.preflight = _planned(settings, record, attempt.number, entry.number, attempt.fix_job)
-        _create_job(client, settings, record, attempt, entry.preflight, spark, (original.resource, resource))
+        _create_job(client, settings, record, attempt, entry.preflight, spark, swap)
         entry.preflight.run_id = start_run(client, entry.preflight.job, preflight_request_id(
             record.incident_id, attempt.number, entry.preflight.job))
         deps.records.save(record)
