@@ -56,7 +56,10 @@ def _polls(requests: list[str]) -> int:
 def test_page_shows_the_tutorial_incident_and_asks_only_its_own_server(page, requests, dashboard_url):
     _pick(page, "sql-select-fail")
     _wait_text(page, "#hd-heading", "Incident sql-select-fail--12")
-    _wait_text(page, "#hd-original-code .cm-content", "customer_id")
+    # the code panels follow the heading in their own updates: wait for this incident's code in both
+    # (under load, the incident shown first can still be in them)
+    _wait_text(page, "#hd-original-code .cm-content", "Daily balance report")
+    _wait_text(page, "#hd-fixed-code .cm-content", "Daily balance report")
 
     original = page.locator("#hd-original-code .cm-content").inner_text()
     fixed = page.locator("#hd-fixed-code .cm-content").inner_text()
