@@ -75,7 +75,7 @@ GEN_PROBE_TOKENS = 128
 PROMPT_PROBE_WORDS = 1200  # about 2,000 tokens: prompt processing dominates
 # LLM_TIMEOUT_S from the speeds: a full prompt plus a long answer, times a margin for a machine
 # shared with Spark runs, within bounds.
-ANSWER_TOKENS = 1000
+ANSWER_TOKENS = 1000  # the longest answer the timeout allows for; the healer's LLM_MAX_TOKENS enforces it
 TIMEOUT_MARGIN = 3.0
 MIN_LLM_TIMEOUT_S, MAX_LLM_TIMEOUT_S = 120.0, 1800.0
 # what describes another endpoint than ours: never passed on to the healer
@@ -401,6 +401,7 @@ def heal_environment(env: Mapping[str, str], base_url: str, model_id: str, timeo
     another endpoint is not sent to this one)."""
     values = {k: v for k, v in env.items() if k not in ENDPOINT_VARS}
     values.update(LLM_ENDPOINT_BASE_URL=base_url, LLM_MODEL_ID=model_id, LLM_TIMEOUT_S=f"{timeout_s:g}")
+    values.setdefault("LLM_MAX_TOKENS", str(ANSWER_TOKENS))  # a runaway answer ends there, within the timeout
     if chat_format in FORMATS_WITHOUT_SYSTEM_ROLE:
         values["LLM_SYSTEM_ROLE"] = "false"
     if not rules:

@@ -141,7 +141,10 @@ def test_the_healer_gets_our_endpoint_and_keeps_the_callers_tuning():
            "LLM_API_KEY": "k", "LLM_TIMEOUT_S": "5", "LLM_MAX_RETRIES": "1", "HEAL_MAX_ATTEMPTS": "2"}
     values = heal_environment(env, "http://127.0.0.1:9/v1", "gemma", 240.0, rules=True)
     assert values == {"LLM_ENDPOINT_BASE_URL": "http://127.0.0.1:9/v1", "LLM_MODEL_ID": "gemma",
-                      "LLM_TIMEOUT_S": "240", "LLM_MAX_RETRIES": "1", "HEAL_MAX_ATTEMPTS": "2"}
+                      "LLM_TIMEOUT_S": "240", "LLM_MAX_RETRIES": "1", "HEAL_MAX_ATTEMPTS": "2",
+                      "LLM_MAX_TOKENS": "1000"}  # the answer the timeout was computed for
+    assert heal_environment({"LLM_MAX_TOKENS": "300"}, "http://127.0.0.1:9/v1", "m", 240.0, True)[
+        "LLM_MAX_TOKENS"] == "300"  # the caller's own limit stays
     assert heal_environment(env, "http://127.0.0.1:9/v1", "gemma", 240.0, rules=False)[
         "HEAL_DETERMINISTIC_FIXES"] == "false"
     # the gemma chat format drops system messages: the instructions go into the user message
