@@ -65,10 +65,7 @@ def ask_model(state: HealState, deps: Deps, record: IncidentRecord, evidence: Ev
         return prompts.incident_data([
             ("Evidence from the driver log", evidence.distilled or "(the run left no driver log)"),
             ("Rule findings", _findings(found)),
-            (f"Application code ({note})", code),
-            ("Job settings", prompts.job_settings(state.get("base_spark"))),
-            ("Earlier attempts", state.get("feedback") or ""),
-        ])
+        ], code=code, code_note=note, spark=state.get("base_spark"), feedback=state.get("feedback"))
 
     system = prompts.render("system")
     context = shown_code(state.get("base_code") or "", evidence, deps.settings,

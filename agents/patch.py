@@ -197,10 +197,7 @@ def _patch_messages(state: HealState, deps: Deps, record: IncidentRecord, diagno
         return prompts.incident_data([
             ("Diagnosis", untrusted.defuse(_diagnosis_text(diagnosis, error))),
             ("The error, from the driver log", error or "(no driver log)"),
-            (f"Application code ({note})", code),
-            ("Job settings", prompts.job_settings(state.get("base_spark"))),
-            ("Earlier attempts", state.get("feedback") or ""),
-        ])
+        ], code=code, code_note=note, spark=state.get("base_spark"), feedback=state.get("feedback"))
 
     context = shown_code(state.get("base_code") or "", evidence, settings,
                          system + prompts.render("patch", data=data("", ""), **values), requested)

@@ -94,15 +94,16 @@ def compact_schema(schema: type[BaseModel]) -> dict[str, Any]:
     return walk(schema.model_json_schema())
 
 
-def incident_data(sections: Sequence[tuple[str, str]]) -> str:
-    """A prompt's data (`$data`): its sections ("## heading" and text; those without text left
-    out) in one untrusted block, so the model reads all of it as data and never as instructions."""
+def incident_data(sections: Sequence[tuple[str, str]], *, code: str, code_note: str,
+                  spark: dict[str, Any] | None, feedback: str | None) -> str:
+    """A prompt's data (`$data`) in one untrusted block, so the model reads all of it as data and
+    never as instructions: the stage's own `sections` ("## heading" and text), then what every
+    stage shows -- the code, the job's spark section as compact JSON and, after a failed attempt,
+    what went wrong. Sections without text are left out."""
+    sections = [*sections, (f"Application code ({code_note})", code),
+                ("Job settings", json.dumps(spark or {}, sort_keys=True, separators=(", ", ":"))),
+                ("Earlier attempts", feedback or "")]
     return untrusted.block("incident", "\n\n".join(f"## {heading}\n{text}" for heading, text in sections if text))
-
-
-def job_settings(spark: dict[str, Any] | None) -> str:
-    """The job's spark section, as the prompts show it: compact JSON."""
-    return json.dumps(spark or {}, sort_keys=True, separators=(", ", ":"))
 
 
 def number_lines(code: str) -> str:
