@@ -279,7 +279,7 @@ def _scan(name: str, text: str, app_file_name: str | None) -> _Scan:
             after_left -= 1
         elif is_java_frame:
             after_left = 0  # a Java stack follows: its frames say nothing the key line did not
-        else:
+        elif not quiet:  # the line before a key line, unless it is chatter
             before.append(line[:MAX_SHOWN_LINE_CHARS])
         if stripped and not quiet:
             scan.tail.append((number, shown[:MAX_SHOWN_LINE_CHARS]))

@@ -60,3 +60,22 @@ def test_a_prompt_too_large_for_any_code_is_an_error():
         shown_code(CODE, Evidence(user_line=FAILING), config, "x" * 4 * 1490)
     room = shown_code(CODE, Evidence(user_line=FAILING), config, "x" * 4 * 1400)  # 100 tokens left
     assert room.tokens <= 100 and estimate_tokens(room.text) == room.tokens
+
+
+def test_the_diagnosis_shows_half_the_code_and_no_way_to_ask_for_more():
+    config = settings(code_token_budget=200)
+    half = shown_code(CODE, Evidence(user_lines=[FAILING]), config, "x", share=0.5)
+    full = shown_code(CODE, Evidence(user_lines=[FAILING]), config, "x")
+    assert half.tokens <= 100 < full.tokens
+    assert "ratio = F.col('spend') / F.col(RATE_COLUMN)" in half.text
+    assert "need_lines" not in context_note(half, can_ask=False) and "need_lines" in context_note(half)
+
+
+def test_the_failing_frame_s_definitions_come_before_an_outer_caller_s_statement():
+    # a caller far away, with a long header, whose frame is the second focus line
+    caller = ("def report(\n" + "".join(f"    option_{i}: int = {i},\n" for i in range(12)) + "):\n"
+              "    return kpis(spark.table('t')).collect()\n")
+    code = CODE + "\n\n" + caller
+    outer = code.splitlines().index("    return kpis(spark.table('t')).collect()") + 1
+    context = shown_code(code, Evidence(user_lines=[outer, FAILING]), settings(code_token_budget=90), "x")
+    assert "RATE_COLUMN = 'rate'" in context.text  # what the failing line uses, before the caller's header

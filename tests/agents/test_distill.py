@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from agents.distill import MAX_LINE_CHARS, distill, is_library_path
+from agents.distill import MAX_LINE_CHARS, distill, is_library_path, summary
 from agents.errors import InvalidInput
 from agents.tokens import estimate_tokens
-from tests.fixtures.agents import load_spark_log
+from tests.fixtures.agents import evidence_of, load_spark_log
 
 # name -> (error class, user line, text in the exception line)
 EXPECTED = {
@@ -205,3 +205,44 @@ def test_a_100_mb_log_stays_within_budget() -> None:
 def _logs(name: str) -> tuple[str, str]:
     log = load_spark_log(name)
     return log.stdout, log.stderr
+
+
+def test_the_distilled_text_leaves_out_what_every_driver_prints():
+    for name in ("unresolved_column", "python_keyerror", "ansi_divide_df"):
+        text = evidence_of(load_spark_log(name)).distilled
+        lines = [line.split("| ", 1)[-1] for line in text.splitlines()]
+        assert not any(set(line.strip()) <= set("^~") and line.strip() for line in lines), name  # caret lines
+        assert "Traceback (most recent call last):" not in lines, name
+        assert not any("site-packages" in line and line.lstrip().startswith("File ") for line in lines), name
+        assert "Using Spark's default log4j profile" not in text and "INFO SparkContext: Running Spark" not in text, name
+        assert all("[" in line for line in lines if " INFO " in line), name  # INFO lines only where they name the error
+        assert "== start of" not in text, name  # the error is known: how the log began says nothing
+
+
+def test_lines_the_summary_already_quotes_are_not_repeated():
+    evidence = evidence_of(load_spark_log("unresolved_column"))
+    excerpts = evidence.distilled.split("\n== ", 1)[1]
+    assert "cannot be resolved" not in excerpts  # the exception and its JSON record: in the summary only
+    assert "'Project ['customer_id" in excerpts  # the plan, which the summary does not say
+
+
+def test_the_summary_names_where_the_failing_expression_was_built():
+    evidence = evidence_of(load_spark_log("ansi_divide_df"))
+    assert 'failing expression: "__truediv__" was called from /app/mount/ansi_divide_df.py:11' in evidence.distilled
+    assert summary(evidence.distilled).endswith("ansi_divide_df.py:11")
+    assert "\n== " not in summary(evidence.distilled) and "== key lines" in evidence.distilled
+
+
+def test_a_log_without_an_exception_still_shows_how_it_began():
+    stderr = "\n".join(["Using Spark's default log4j profile: org/apache/spark/log4j2-defaults.properties",
+                        "26/11/21 08:53:58 INFO SparkContext: Running Spark version 4.0.0",
+                        "26/11/21 08:53:59 WARN Utils: Service 'sparkDriver' could not bind on port 7077",
+                        *(f"loading partition {i}" for i in range(80)),  # beyond the tail's reach
+                        "26/11/21 08:54:00 INFO BlockManager: Initialized BlockManager",
+                        "26/11/21 08:54:01 ERROR SparkContext: Error initializing SparkContext.",
+                        "the driver exited with code 137"])
+    text = distill("", stderr, token_budget=2000).distilled
+    assert "== start of stderr ==" in text and "could not bind on port 7077" in text
+    assert "Error initializing SparkContext" in text
+    assert "log4j profile" not in text and "Running Spark version" not in text
+    assert "Initialized BlockManager" not in text  # INFO chatter, not even as the line before a key line
