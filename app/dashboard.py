@@ -86,8 +86,8 @@ class Panel:
     send: Callable[[Any], Any] = _as_is
 
 
-# Slots, in page order (see build_dashboard): top, incidents, actions, heading, cards, cards-side,
-# code, log, log-folded (under "Full driver log"), reasoning, diff.
+# Slots, in page order (see build_dashboard): top, incidents, actions, approval (in the approval box),
+# heading, cards, cards-side, code, log, log-folded (under "Full driver log"), reasoning, diff.
 PANELS: tuple[Panel, ...] = (
     Panel("status", lambda p: views.status_html(p.status, error=p.status_error), "top",
           gr.HTML, {"elem_id": "hd-status"}),
@@ -97,6 +97,14 @@ PANELS: tuple[Panel, ...] = (
         "column_widths": ["15%", "20%", "10%", "20%", "7%", "28%"], "elem_id": "hd-incidents"}),
     Panel("approval", lambda p: views.awaiting_approval(p.record), "actions",  # the Approve/Reject box
           send=lambda awaiting: gr.update(visible=bool(awaiting))),
+    # The incident the box's buttons act on travels with the box, not in the page's `shown` state: a
+    # poll that started before the user picked another incident can answer after the pick and set
+    # `shown` back for a cycle, while the box the user sees (and clicks) is the picked incident's.
+    # Both values follow from the same incident id, so a refresh sends both or neither.
+    Panel("approval_note", lambda p: views.approval_note_html(views.awaiting_approval(p.record)), "approval",
+          gr.HTML, {"elem_id": "hd-approval-note"}),
+    Panel("approval_for", lambda p: views.awaiting_approval(p.record), "approval",
+          gr.Textbox, {"visible": False, "elem_id": "hd-approval-for"}),
     Panel("record_file", views.record_download, "actions", gr.File, {
         "label": "Incident record (JSON)", "interactive": False, "height": 64, "elem_id": "hd-record"},
           send=lambda download: download[0] if download else None),
@@ -174,8 +182,9 @@ def command_message(verb: str, call) -> str:
         return f"**{verb} failed:** {views.md_escape(type(exc).__name__ + ': ' + str(exc))}"
 
 
-def approve(service: DashboardService, shown: str | None) -> str:
-    record = service.incident(shown) if shown else None
+def approve(service: DashboardService, awaiting: str | None) -> str:
+    """Approves the fix of `awaiting`, the incident the approval box on the page names."""
+    record = service.incident(awaiting) if awaiting else None
     if record is None:
         return "**Approve:** no incident is shown."
     if record.state != "awaiting_approval":
@@ -183,8 +192,9 @@ def approve(service: DashboardService, shown: str | None) -> str:
     return command_message("Approve", lambda: service.commands.approve(record.incident_id))
 
 
-def reject(service: DashboardService, shown: str | None, reason: str) -> str:
-    record = service.incident(shown) if shown else None
+def reject(service: DashboardService, awaiting: str | None, reason: str) -> str:
+    """Rejects the fix of `awaiting`, the incident the approval box on the page names."""
+    record = service.incident(awaiting) if awaiting else None
     if record is None:
         return "**Reject:** no incident is shown."
     if record.state != "awaiting_approval":
@@ -237,11 +247,11 @@ def build_dashboard(service: DashboardService, poll_seconds: float = POLL_SECOND
     def show_newest(sent):
         return refresh(service, None, sent) + (None,)
 
-    def on_approve(shown, selected, sent):
-        return (approve(service, shown), *refresh(service, selected, sent))
+    def on_approve(awaiting, selected, sent):
+        return (approve(service, awaiting), *refresh(service, selected, sent))
 
-    def on_reject(shown, reason, selected, sent):
-        return (reject(service, shown, reason), "", *refresh(service, selected, sent))
+    def on_reject(awaiting, reason, selected, sent):
+        return (reject(service, awaiting, reason), "", *refresh(service, selected, sent))
 
     def on_heal(picked, selected, sent):
         message, show = heal_now(service, picked)
@@ -275,8 +285,7 @@ def build_dashboard(service: DashboardService, poll_seconds: float = POLL_SECOND
                 place("incidents")
             with gr.Column(scale=2, min_width=320, elem_classes="hd-actions"):
                 with gr.Group(visible=False, elem_id="hd-approval") as approval:
-                    gr.HTML('<div class="hd-approval-note">This fix is waiting for your approval '
-                            "before it is deployed.</div>")
+                    place("approval")
                     reason = gr.Textbox(label="Reason (sent with a rejection)", lines=1, max_lines=3)
                     with gr.Row():
                         approve_btn = gr.Button("Approve fix", variant="primary", elem_id="hd-approve")
@@ -332,8 +341,9 @@ def build_dashboard(service: DashboardService, poll_seconds: float = POLL_SECOND
                    concurrency_limit=None, **quiet)
         table.select(pick, [selected, sent], [*refreshed, selected], **quiet)
         newest_btn.click(show_newest, [sent], [*refreshed, selected], **quiet)
-        approve_btn.click(on_approve, [shown, selected, sent], [message, *refreshed], **quiet)
-        reject_btn.click(on_reject, [shown, reason, selected, sent], [message, reason, *refreshed], **quiet)
+        awaiting = built["approval_for"]
+        approve_btn.click(on_approve, [awaiting, selected, sent], [message, *refreshed], **quiet)
+        reject_btn.click(on_reject, [awaiting, reason, selected, sent], [message, reason, *refreshed], **quiet)
         runs_btn.click(on_runs, None, [heal_pick, runs_note], **quiet)
         heal_btn.click(on_heal, [heal_pick, selected, sent], [message, selected, *refreshed], **quiet)
     return demo

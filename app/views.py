@@ -757,8 +757,17 @@ def record_download(page: Page) -> tuple[str, str] | None:
     return str(page.record_file), page.record.updated_at
 
 
-def awaiting_approval(record: IncidentRecord | None) -> bool:
-    return record is not None and record.state == "awaiting_approval"
+def awaiting_approval(record: IncidentRecord | None) -> str:
+    """The incident whose fix waits for approval on this page, or "" (the approval box is hidden)."""
+    return record.incident_id if record is not None and record.state == "awaiting_approval" else ""
+
+
+def approval_note_html(awaiting: str) -> str:
+    """The approval box's note: it names the incident the buttons act on."""
+    if not awaiting:
+        return ""
+    return (f'<div class="hd-approval-note">The fix for incident {html.escape(awaiting)} is waiting for '
+            "your approval before it is deployed.</div>")
 
 
 def is_live(record: IncidentRecord | None) -> bool:

@@ -49,8 +49,10 @@ def test_page_follows_the_newest_incident_until_the_user_picks_one(app_lab: AppL
     assert "SELECT customer_id" in picked.values["original_code"]
     assert "SELECT account_id" in picked.values["fixed_code"]
     assert picked.values["record_file"][0] == str(service.record_path("sql-select-fail--12"))
-    assert picked.values["approval"] is False
-    assert dashboard.compute_page(service, "schema-drift--21", now).values["approval"] is True
+    assert picked.values["approval"] == ""
+    awaiting = dashboard.compute_page(service, "schema-drift--21", now).values
+    assert awaiting["approval"] == awaiting["approval_for"] == "schema-drift--21"
+    assert "schema-drift--21" in awaiting["approval_note"]
 
     missing = dashboard.compute_page(service, "gone--9", now)
     assert missing.shown == "gone--9"
@@ -94,6 +96,25 @@ def test_a_live_incident_updates_its_timeline_and_nothing_else_as_time_passes(ap
     _, sent = dashboard.changed_only(healed.values, {})
     healed_later = dashboard.compute_page(service, "sql-select-fail--12", now + timedelta(seconds=5))
     assert dashboard.changed_only(healed_later.values, sent)[0] == {}
+
+
+def test_a_late_poll_for_the_incident_shown_before_a_pick_leaves_the_approval_box_whole(app_lab: AppLab):
+    # A poll that started before the user picked the awaiting incident answers after the pick: it
+    # sets `shown` back for a cycle, but the approval box the user clicks still names the incident it
+    # was sent for (its note, visibility and incident travel together).
+    service = app_lab.service
+    _, before_pick, *_ = dashboard.refresh(service, "sql-select-fail--12", {})
+    _, after_pick, *picked = dashboard.refresh(service, "schema-drift--21", before_pick)
+    picked_values = dict(zip(PANEL_NAMES, picked, strict=True))
+    assert picked_values["approval_for"] == "schema-drift--21"
+    assert picked_values["approval"] == {"__type__": "update", "visible": True}
+
+    shown, _, *late = dashboard.refresh(service, "sql-select-fail--12", before_pick)
+    late_values = dict(zip(PANEL_NAMES, late, strict=True))
+    assert shown == "sql-select-fail--12"
+    assert all(_skipped(late_values[name]) for name in ("approval", "approval_note", "approval_for"))
+    assert "not awaiting approval" in dashboard.approve(service, shown)  # what `shown` would have done
+    assert "no incident is shown" in dashboard.approve(service, "")
 
 
 def test_approve_and_reject_only_act_on_an_incident_awaiting_approval(app_lab: AppLab):

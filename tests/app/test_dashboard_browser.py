@@ -46,7 +46,11 @@ def _pick(page, job: str) -> None:
 
 
 def _wait_text(page, selector: str, text: str) -> None:
-    page.locator(selector).filter(has_text=text).first.wait_for(timeout=WAIT_MS)
+    try:
+        page.locator(selector).filter(has_text=text).first.wait_for(timeout=WAIT_MS)
+    except Exception as exc:  # say what the page showed instead
+        shown = page.locator(selector).all_inner_texts()
+        raise AssertionError(f"{selector} never showed {text!r}; it shows {shown!r}") from exc
 
 
 def _polls(requests: list[str]) -> int:
@@ -141,6 +145,7 @@ def test_approve_button_resumes_the_healer_and_the_page_follows_to_healed(page, 
     _pick(page, job)
     _wait_text(page, "#hd-heading", f"Incident {incident}")
     page.locator("#hd-approve").wait_for(state="visible", timeout=WAIT_MS)
+    assert f"The fix for incident {incident} is waiting" in page.locator("#hd-approval-note").inner_text()
     assert dashboard_source.store.load(incident).state == "awaiting_approval"
 
     page.locator("#hd-approve").click()

@@ -259,15 +259,17 @@ def test_html_views_escape_log_and_record_text():
 
 def test_every_panel_for_each_kind_of_incident(stored):
     awaiting = panel_values(_page(stored["schema-drift"]))
-    assert awaiting["approval"] is True
+    assert awaiting["approval"] == awaiting["approval_for"] == "schema-drift--21"
+    assert "incident schema-drift--21 is waiting for your approval" in awaiting["approval_note"]
     assert 'F.col("quantity")' in awaiting["fixed_code"]
     assert "awaiting approval" in awaiting["heading"]
-    assert panel_values(_page(stored["sql-select-fail"]))["approval"] is False
+    healed = panel_values(_page(stored["sql-select-fail"]))
+    assert healed["approval"] == healed["approval_for"] == healed["approval_note"] == ""
     assert [views.is_live(stored[job]) for job in ("nightly-agg", "ingest-daily")] == [True, False]
 
     empty = panel_values(_page(None))
     assert (empty["original_code"], empty["fixed_code"], empty["approval"], empty["record_file"]) == (
-        "", "", False, None)
+        "", "", "", None)
     assert views.NO_INCIDENT in empty["heading"] and views.NO_INCIDENT == empty["reasoning"]
     assert "Incident gone--3: no record yet." in panel_values(_page(None, wanted="gone--3"))["heading"]
 
