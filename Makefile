@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean browser
+.PHONY: demo test lint venv clean browser metastore-launcher
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: $(STAMP) browser
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+
+# The local CDE's metastore launcher (cde_local/metastore.py), shipped compiled so that running it needs
+# only a Java runtime; rebuild it with a JDK after editing the source.
+metastore-launcher: $(STAMP)
+	javac --release 17 -Xlint:-path -cp "$$($(PY) -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/jars/*" \
+		-d cde_local/java cde_local/java/LoopbackMetastore.java
 
 clean:
 	rm -rf $(VENV) .pytest_cache

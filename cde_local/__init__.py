@@ -6,10 +6,15 @@
         cde.backend.faults.update(error_burst=2)
 
 Standalone: `python -m cde_local --port 8765 --data-dir ./data/cde`.
+
+Both serve with uvicorn's httptools parser (`http_server`): unlike its pure-Python h11 parser, it
+reads the absolute-form request line a client behind an HTTP proxy sends
+(`GET http://host:port/dex/api/v1/jobs HTTP/1.1`), which h11 took as the path (404).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import threading
 import time
@@ -19,7 +24,7 @@ import uvicorn
 
 from .backend import Backend
 from .config import LocalCdeConfig
-from .errors import LocalCdeError
+from .errors import ConfigError, LocalCdeError
 from .faults import FaultSettings
 from .server import API_PREFIX, TOKEN_PATH, create_app
 
@@ -38,9 +43,13 @@ SHUTDOWN_TIMEOUT_S = 10.0
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening-ready socket on (host, port); port 0 picks a free port."""
+    """A listening-ready socket on (host, port); port 0 picks a free port.
+
+    Made with protocol IPPROTO_TCP, not 0: accepted sockets inherit it, and asyncio sets TCP_NODELAY
+    on a connection only when `sock.proto == IPPROTO_TCP`. Without it every answer on a keep-alive
+    connection waited for the client's delayed ACK (about 40 ms on Linux)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -48,6 +57,16 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def http_server(app: Any, **options: Any) -> uvicorn.Server:
+    """A uvicorn server for `app` with the httptools parser (see the module docstring); `options`
+    go to uvicorn.Config. ConfigError when httptools is not installed."""
+    if importlib.util.find_spec("httptools") is None:
+        raise ConfigError(
+            "the local CDE needs httptools (uvicorn's C HTTP parser): pip install -r requirements.txt"
+        )
+    return uvicorn.Server(uvicorn.Config(app, http="httptools", lifespan="off", **options))
 
 
 def base_url_for(host: str, port: int) -> str:
@@ -98,9 +117,12 @@ class LocalCde:
             raise
         self.port = sock.getsockname()[1]
         backend.public_url = self.base_url
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(backend), log_level="warning", access_log=False, lifespan="off")
-        )
+        try:
+            server = http_server(create_app(backend), log_level="warning", access_log=False)
+        except ConfigError:
+            backend.close()
+            sock.close()
+            raise
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="cde-local-http", daemon=True
         )

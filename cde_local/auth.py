@@ -1,5 +1,9 @@
 """Knox-style tokens: HTTP Basic in, an HMAC-signed JWT out; bearer checks on every API call.
 
+Two kinds of principal get tokens: workload users (user name and password, the Knox routes) and
+access keys (key id and private key, the console's access-key route). A token names its principal
+as `sub`; the bearer check accepts both kinds, so an access key acts as a user named by its key id.
+
 The token is a real JWT (HS256) whose claims are `sub` (user), `iat`, `exp` (seconds, fractional
 so lifetimes down to one second are exact), `jti` (= `token_id`) and `iss`. The signing key is
 made once per data directory and kept in state.db, so tokens stay valid across a restart.
@@ -40,29 +44,41 @@ def _require_ascii(value: str, message: str) -> None:
         raise Unauthorized(message)
 
 
+def _check_credentials(authorization: str | None, known: dict[str, str], refusal: str) -> str:
+    """The name of a valid `Authorization: Basic ...` header whose name and password are in `known`."""
+    scheme, _, value = (authorization or "").partition(" ")
+    if scheme.lower() != "basic" or not value.strip():
+        raise Unauthorized("authentication required: send HTTP Basic credentials")
+    _require_ascii(value, "malformed HTTP Basic credentials")
+    try:
+        name, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("malformed HTTP Basic credentials") from None
+    expected = known.get(name)
+    if not sep or expected is None or not hmac.compare_digest(password.encode(), expected.encode()):
+        raise Unauthorized(refusal)
+    return name
+
+
 class TokenIssuer:
-    def __init__(self, store: Store, users: dict[str, str]) -> None:
+    def __init__(
+        self, store: Store, users: dict[str, str], access_keys: dict[str, str] | None = None
+    ) -> None:
         key = store.get_meta("token_key")
         if key is None:
             key = secrets.token_hex(32)
             store.set_meta("token_key", key)
         self._key = bytes.fromhex(key)
         self._users = users
+        self._access_keys = access_keys if access_keys is not None else {}
 
     def check_basic(self, authorization: str | None) -> str:
         """The user named by a valid `Authorization: Basic ...` header; Unauthorized otherwise."""
-        scheme, _, value = (authorization or "").partition(" ")
-        if scheme.lower() != "basic" or not value.strip():
-            raise Unauthorized("authentication required: send HTTP Basic credentials")
-        _require_ascii(value, "malformed HTTP Basic credentials")
-        try:
-            user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            raise Unauthorized("malformed HTTP Basic credentials") from None
-        expected = self._users.get(user)
-        if not sep or expected is None or not hmac.compare_digest(password.encode(), expected.encode()):
-            raise Unauthorized("invalid username or password")
-        return user
+        return _check_credentials(authorization, self._users, "invalid username or password")
+
+    def check_access_key(self, authorization: str | None) -> str:
+        """The key id of a valid `Authorization: Basic base64(key id:private key)`; Unauthorized otherwise."""
+        return _check_credentials(authorization, self._access_keys, "invalid access key id or private key")
 
     def issue(self, user: str, ttl_s: float) -> dict[str, Any]:
         """The Knox reply: all six fields; `expires_in` is ABSOLUTE epoch milliseconds."""
@@ -102,6 +118,6 @@ class TokenIssuer:
             raise Unauthorized("invalid token: bad claims") from None
         if time.time() >= expires:
             raise Unauthorized("token expired")
-        if user not in self._users:
+        if user not in self._users and user not in self._access_keys:
             raise Unauthorized("invalid token: unknown user")
         return user

@@ -18,7 +18,9 @@ Choices where CDE's behaviour is unconfirmed ([I] in cde-api.md):
   SIGTERM (SIGKILL after `kill_grace_s`) and the call waits (bounded) until the run has ended.
   Killing an ended run is a 400 `cannot kill job run <id> in status '<status>'`.
 - Logs: `driver/stdout`, `driver/stderr`, `submitter/stdout` exist (maybe empty) from creation on;
-  an unknown type is a 404. `follow=true` is accepted and answers what is there now.
+  `driver/event` (Spark's event log, JSON lines; eventlog.py) once Spark has created it, so far
+  as written while the run goes. A type the run does not have (yet) is a 404. `follow=true` is
+  accepted and answers what is there now.
 - A python-env accepts only `requirements.txt` (other paths: 400); uploading it starts a build;
   uploads or deletes while it builds are refused (409).
 - Stopping the server fails its unfinished runs (processes killed, reason in `submitter/stdout`);
@@ -35,11 +37,13 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import clock, filters, specs
+from . import clock, eventlog, filters, specs
 from .auth import TokenIssuer
 from .config import LocalCdeConfig
 from .errors import (
@@ -47,17 +51,23 @@ from .errors import (
     ConfigError,
     Conflict,
     JobNotFound,
+    MetastoreError,
     NotFound,
+    OAuthError,
     RequestIdConflict,
     ResourceNotFound,
     RunNotFound,
+    Unauthorized,
 )
 from .faults import Faults
+from .metastore import MetastoreService
 from .paths import LOG_TYPES, DataPaths, clean_relative_path, mount_prefix
 from .pyenv import BuildOutcome, PyEnvBuilder
 from .runner import (
     RunExecutor,
+    SubmitPlan,
     copy_mounts,
+    event_log_dir,
     live_group_members,
     log_line,
     plan_submit,
@@ -86,12 +96,14 @@ class Backend:
             directory.mkdir(parents=True, exist_ok=True)
         self.store = Store(self.paths.db)
         self.faults = Faults(config.faults, seed=config.fault_seed)
-        self.tokens = TokenIssuer(self.store, config.users)
+        self.tokens = TokenIssuer(self.store, config.users, config.access_keys)
         self.public_url = ""  # set by the server once it knows its address
         self._lock = threading.RLock()
         self._executor = RunExecutor(config, self) if config.run_mode == "spark" else None
         self._builder = PyEnvBuilder(config, self.paths, self._build_done)
         self._spark_home: Path | None = None
+        # Started by the first run that needs it (before_launch), stopped by close().
+        self.metastore = MetastoreService(self.paths.metastore, self.paths.warehouse, self._spark_dir)
         self._closed = False
         self._store_closed = False
         self._recover()
@@ -108,6 +120,7 @@ class Backend:
                 self._end_run(run_id, "failed", "the local CDE stopped before this run was launched")
         for run in self.store.runs_in_status(ACTIVE_STATUSES):  # manual mode, or a race with a launch
             self._end_run(run["id"], "failed", f"the local CDE stopped while this run was {run['status']}")
+        self.metastore.stop()  # after the runs: none is using it any more
         self._builder.shutdown()
         with self._lock:
             self._store_closed = True
@@ -115,7 +128,9 @@ class Backend:
         self._lock_file.close()
 
     def _recover(self) -> None:
-        """After a crash: fail runs left starting/running (ending leftover processes), and builds."""
+        """After a crash: fail runs left starting/running (ending leftover processes), and builds;
+        end the metastore service the crashed local CDE left running."""
+        self.metastore.kill_stale()
         for run in self.store.runs_in_status(ACTIVE_STATUSES):
             run_id = run["id"]
             group = self.store.process_group(run_id)
@@ -137,6 +152,25 @@ class Backend:
         user = self.tokens.check_basic(authorization)
         ttl = self.faults.token_ttl_s or self.config.token_ttl_s
         return self.tokens.issue(user, ttl)
+
+    def issue_access_key_token(self, authorization: str | None, grant_type: str | None) -> dict[str, Any]:
+        """The console's OAuth client-credentials answer for an access key: `access_token`,
+        `token_type`, `expires_in` (absolute epoch ms, as Knox). The client is checked first."""
+        try:
+            key_id = self.tokens.check_access_key(authorization)
+        except Unauthorized as exc:
+            headers = {"WWW-Authenticate": 'Basic realm="cde_local"'}
+            raise OAuthError(401, "invalid_client", exc.message, headers=headers) from None
+        if grant_type != "client_credentials":
+            got = "no single grant_type" if grant_type is None else f"grant_type '{grant_type[:40]}'"
+            raise OAuthError(
+                400,
+                "invalid_request" if grant_type is None else "unsupported_grant_type",
+                f"send the form body grant_type=client_credentials "
+                f"(application/x-www-form-urlencoded); got {got}",
+            )
+        reply = self.tokens.issue(key_id, self.faults.token_ttl_s or self.config.token_ttl_s)
+        return {name: reply[name] for name in ("access_token", "token_type", "expires_in")}
 
     def authenticate(self, authorization: str | None) -> str:
         return self.tokens.check_bearer(authorization)
@@ -181,8 +215,9 @@ class Backend:
             shutil.rmtree(self.paths.resource_dir(name), ignore_errors=True)  # leftovers of a crash
 
     def list_resources(self, query: filters.ListQuery, include_files: bool) -> dict[str, Any]:
-        items = [self._resource_view(doc, include_files) for doc in self.store.list_resources()]
-        page, meta = filters.apply(items, query, tiebreak="name")
+        page, meta = self.store.list_page(
+            "resources", query, view=lambda doc: self._resource_view(doc, include_files)
+        )
         return {"resources": page, "meta": meta}
 
     def describe_resource(self, name: str, include_files: bool) -> dict[str, Any]:
@@ -305,7 +340,7 @@ class Backend:
                 raise Conflict(f"job with name '{name}' already exists")
 
     def list_jobs(self, query: filters.ListQuery) -> dict[str, Any]:
-        page, meta = filters.apply(self.store.list_jobs(), query, tiebreak="name")
+        page, meta = self.store.list_page("jobs", query)
         return {"jobs": page, "meta": meta}
 
     def describe_job(self, name: str) -> dict[str, Any]:
@@ -476,6 +511,7 @@ class Backend:
                     paths=self.paths,
                     python=python,
                     spark_dir=self._spark_dir(),
+                    metastore_uri=self.metastore.uri,
                 )
             except (OSError, FileNotFoundError) as exc:
                 self._end_run(run_id, "failed", f"could not prepare the run: {exc}")
@@ -488,7 +524,7 @@ class Backend:
             return run_id
 
     def list_runs(self, query: filters.ListQuery) -> dict[str, Any]:
-        page, meta = filters.apply(self.store.list_runs(), query, tiebreak="id")
+        page, meta = self.store.list_page("runs", query)
         return {"runs": page, "meta": meta}
 
     def describe_run(self, run_id: int) -> dict[str, Any]:
@@ -498,9 +534,11 @@ class Backend:
         return run
 
     def log_types(self, run_id: int) -> list[str]:
-        self.describe_run(run_id)
+        run = self.describe_run(run_id)
         logs = self.paths.run_dir(run_id) / "logs"
         found = sorted(str(p.relative_to(logs)) for p in logs.glob("*/*") if p.is_file())
+        if eventlog.LOG_TYPE not in found and self._event_log(run) is not None:
+            found.append(eventlog.LOG_TYPE)
         return [t for t in LOG_TYPES if t in found] + [t for t in found if t not in LOG_TYPES]
 
     def run_log(self, run_id: int, log_type: str | None) -> str:
@@ -511,7 +549,31 @@ class Backend:
             raise NotFound(
                 f"log type '{log_type}' not found for job run {run_id}; available: {', '.join(available)}"
             )
-        return self.paths.run_log(run_id, log_type).read_text(encoding="utf-8", errors="replace")
+        path = self.paths.run_log(run_id, log_type)
+        if log_type == eventlog.LOG_TYPE and not path.is_file():  # not written by hand: Spark's
+            return self._event_log_text(run_id)
+        return path.read_text(encoding="utf-8", errors="replace")
+
+    def _event_log(self, run: dict[str, Any]) -> Path | None:
+        """Where Spark has written the run's event log so far (eventlog.py), or None."""
+        run_id = run["id"]
+        folder = event_log_dir((run.get("spark") or {}).get("spec") or {}, self.paths, run_id)
+        if folder is None:
+            return None
+        started = datetime.fromisoformat(run["started"].replace("Z", "+00:00")).timestamp()
+        own = folder == self.paths.run_event_log_dir(run_id)
+        return eventlog.locate(folder, own, f"{self.paths.run_work(run_id)}/", started)
+
+    def _event_log_text(self, run_id: int) -> str:
+        for _attempt in range(2):  # Spark may rename `<app>.inprogress` between locating and reading
+            log = self._event_log(self.describe_run(run_id))
+            if log is None:
+                break
+            try:
+                return eventlog.read(log)
+            except FileNotFoundError:
+                continue
+        raise NotFound(f"log type '{eventlog.LOG_TYPE}' not found for job run {run_id}")
 
     def kill_run(self, run_id: int) -> None:
         with self._lock:
@@ -557,6 +619,19 @@ class Backend:
         return self._spark_home
 
     # == run lifecycle: executor events and manual driving ========================================
+    def before_launch(self, plan: SubmitPlan, cancelled: Callable[[], bool]) -> str | None:
+        """In the run's thread: start the shared metastore service for a run that uses it (the first
+        such run waits for its start-up). None, or why the run fails."""
+        if not plan.uses_metastore:
+            return None
+        if self.metastore.pid is None:
+            log_line(plan.submitter, f"starting the shared Hive metastore service ({self.metastore.log_path})")
+        try:
+            self.metastore.ensure_running(cancelled)
+        except MetastoreError as exc:
+            return str(exc)
+        return None
+
     def run_launched(self, run_id: int, process_group: int) -> None:
         with self._lock:
             if self._store_closed:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +13,20 @@ from .errors import ConfigError
 from .faults import FaultSettings
 
 RunMode = Literal["spark", "manual"]
+# Masters spark-submit gets as they are (runner.py: the driver always runs here, in client mode).
+SPARK_MASTER_FORMS = "local, local[N], local[*], local[N,F], spark://HOST:PORT[,HOST:PORT...], k8s://URL, yarn"
+SPARK_MASTER_PATTERN = re.compile(
+    r"local(\[(\d+|\*)(,\d+)?\])?|spark://[^\s/,:]+:\d+(,[^\s/,:]+:\d+)*|k8s://\S+|yarn"
+)
+
+
+def default_concurrent_runs() -> int:
+    """Runs at once by default: one per CPU of this machine (at least 1)."""
+    return max(1, os.cpu_count() or 1)
+
+
+# The access key every local CDE knows unless told otherwise (`--access-key ID:SECRET` replaces it).
+DEFAULT_ACCESS_KEYS = {"local-access-key-id": "local-access-key-secret"}
 
 
 @dataclass
@@ -22,21 +38,31 @@ class LocalCdeConfig:
     (moto style), which keeps API tests that only need run records free of Spark.
 
     `max_concurrent_runs`, `run_timeout_s` and `kill_grace_s` are read at each launch, so changing
-    them on `LocalCde.config` takes effect for runs launched afterwards.
+    them on `LocalCde.config` takes effect for runs launched afterwards. Runs side by side share the
+    warehouse and the metastore service (metastore.py).
+
+    `spark_master` is passed to spark-submit (client deploy mode: the driver runs here); with a
+    cluster, executors must reach the warehouse path and the job's Python (runner.py).
+
+    `access_keys` (key id -> private key) are exchanged for a token at the console route
+    `POST /api/v0/auth/access-keys/token` (Cloudera's Airflow provider, `auth_mode: awc`). A key id
+    is its own principal, like a user name: its tokens name it as `sub` and it appears as the
+    `user` of what it creates, so a key id must not also be a user name.
     """
 
     data_dir: Path = field(default_factory=lambda: Path("data/cde"))
     host: str = "127.0.0.1"
     port: int = 0  # 0 = any free port
     users: dict[str, str] = field(default_factory=lambda: {"dex-user": "dex-password"})
+    access_keys: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ACCESS_KEYS))
     token_ttl_s: float = 3600.0  # lifetime of issued tokens (fault switch token_ttl_s overrides)
     vc_name: str = "local-cde"  # `appName` of GET /info
     # Runs
     run_mode: RunMode = "spark"
-    max_concurrent_runs: int = 1  # the embedded Derby metastore allows one Spark driver at a time
+    max_concurrent_runs: int = field(default_factory=default_concurrent_runs)  # one per CPU
     run_timeout_s: float = 1800.0  # a run still going after this is killed and marked failed
     kill_grace_s: float = 5.0  # SIGTERM → SIGKILL delay when killing a run's process group
-    spark_master: str = "local[2]"
+    spark_master: str = "local[2]"  # also spark://HOST:PORT, k8s://..., yarn (SPARK_MASTER_FORMS)
     # Small local jobs are dominated by JVM start-up: C1 only and the serial GC halve a tiny run's time
     # here (measured: 17-21 s -> 9 s under load). User conf's extraJavaOptions come after these.
     driver_jvm_flags: tuple[str, ...] = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
@@ -60,12 +86,24 @@ class LocalCdeConfig:
         for name, password in self.users.items():
             if not name or ":" in name or not password:
                 raise ConfigError(f"bad user {name!r}: names need no ':' and passwords must not be empty")
+        self.access_keys = dict(self.access_keys)
+        for key_id, private_key in self.access_keys.items():
+            if not key_id or ":" in key_id or not private_key:
+                raise ConfigError(
+                    f"bad access key {key_id!r}: key ids need no ':' and private keys must not be empty"
+                )
+            if key_id in self.users:
+                raise ConfigError(
+                    f"access key id {key_id!r} is also a user name: a principal is one or the other"
+                )
         if not self.token_ttl_s > 0:
             raise ConfigError("token_ttl_s must be > 0")
         if self.run_mode not in ("spark", "manual"):
             raise ConfigError(f"run_mode must be 'spark' or 'manual', got {self.run_mode!r}")
         if not isinstance(self.max_concurrent_runs, int) or self.max_concurrent_runs < 1:
             raise ConfigError("max_concurrent_runs must be an integer >= 1")
+        if not isinstance(self.spark_master, str) or not SPARK_MASTER_PATTERN.fullmatch(self.spark_master):
+            raise ConfigError(f"spark_master must be one of {SPARK_MASTER_FORMS}, got {self.spark_master!r}")
         if not self.run_timeout_s > 0:
             raise ConfigError("run_timeout_s must be > 0")
         if not self.kill_grace_s >= 0:

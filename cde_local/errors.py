@@ -7,6 +7,7 @@ does for a reused `requestID`). Unknown routes (404), wrong methods (405) and un
 
     LocalCdeError                     base of everything raised by cde_local
     ├── ConfigError                   bad LocalCdeConfig / command line (never an HTTP answer)
+    ├── MetastoreError                the shared metastore service cannot start (a run fails with it)
     └── ApiError                      one HTTP error answer: .status, .message, .body(), .headers
         ├── BadRequest          400   invalid body, query, filter, state that forbids the call
         ├── Unauthorized        401   missing, malformed, forged or expired token; bad Basic auth
@@ -15,7 +16,8 @@ does for a reused `requestID`). Unknown routes (404), wrong methods (405) and un
         ├── Conflict            409   duplicate job or resource name; resource busy building
         │   └── RequestIdConflict     a run with this requestID exists: body {"id": <run id>}
         ├── Throttled           429   injected throttling (faults), with Retry-After
-        └── InjectedFault       5xx   injected server error (faults)
+        ├── InjectedFault       5xx   injected server error (faults)
+        └── OAuthError      400/401   the access-key token route; body adds RFC 6749's `error`
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ class LocalCdeError(Exception):
 
 class ConfigError(LocalCdeError, ValueError):
     """A LocalCdeConfig field or a command-line option is invalid."""
+
+
+class MetastoreError(LocalCdeError):
+    """The shared Hive metastore service could not start (metastore.py); runs fail with its message."""
 
 
 class ApiError(LocalCdeError):
@@ -91,6 +97,21 @@ class InjectedFault(ApiError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class OAuthError(ApiError):
+    """An error of the console's access-key token route (an OAuth 2 client-credentials endpoint):
+    CDE's body plus RFC 6749's `error` code and `error_description`, which OAuth clients read."""
+
+    def __init__(
+        self, status: int, error: str, message: str, *, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message, headers=headers)
+        self.status = status
+        self.error = error
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "error": self.error, "error_description": self.message}
 
 
 class JobNotFound(NotFound):

@@ -19,6 +19,10 @@ Timestamps (RFC 3339 text such as `2023-11-29T00:59:11Z`) compared with a prefix
 [I] `meta.count` is the number of items on the returned page (`hasNext` tells whether more follow);
 `limit` defaults to 20, `offset` to 0, `orderasc` to true; both must fit a 64-bit integer (Go's int).
 
+Where: `apply` filters, orders and pages a list of items in Python; the store answers list calls in
+SQL with the same semantics (queries.py; tests/cde_local/test_store_queries.py compares the two),
+and falls back to `apply` where SQL cannot answer the same.
+
 Robustness: `like` and `rlike` run on RE2, whose matching time is linear in the text, so a pattern
 such as `^(a+)+$` cannot stall the server (Python's backtracking `re` takes exponential time on it,
 holding the GIL). A call holds at most MAX_CONDITIONS conditions, a like/rlike pattern at most
@@ -77,13 +81,13 @@ class Filter:
         if actual is _MISSING or actual is None:
             return self.op in ("noteq", "notin")
         if self.op == "in":
-            return any(_compare(actual, v, "eq", self) for v in _split_list(self.value))
+            return any(_compare(actual, v, "eq", self) for v in split_list(self.value))
         if self.op == "notin":
-            return not any(_compare(actual, v, "eq", self) for v in _split_list(self.value))
+            return not any(_compare(actual, v, "eq", self) for v in split_list(self.value))
         if self.op == "like":
-            return _like_regex(self.value, str(self)).fullmatch(_as_text(actual)) is not None
+            return _like_regex(self.value, str(self)).fullmatch(as_text(actual)) is not None
         if self.op == "rlike":
-            return _rlike_regex(self.value, str(self)).search(_as_text(actual)) is not None
+            return _rlike_regex(self.value, str(self)).search(as_text(actual)) is not None
         return _compare(actual, self.value, self.op, self)
 
     def __str__(self) -> str:
@@ -202,7 +206,7 @@ def _compare(actual: Any, operand: str, op: str, source: Filter) -> bool:
     elif isinstance(actual, str) and _TIMESTAMP.match(actual) and _TIME_PREFIX.match(operand):
         left, right = actual[: len(operand)], operand
     else:
-        left, right = _as_text(actual), operand
+        left, right = as_text(actual), operand
     if op == "eq":
         return bool(left == right)
     if op == "noteq":
@@ -220,11 +224,32 @@ def _compare(actual: Any, operand: str, op: str, source: Filter) -> bool:
     raise BadRequest(f"invalid filter '{source}': unknown operator '{op}'")  # unreachable after parsing
 
 
-def _split_list(value: str) -> list[str]:
+def split_list(value: str) -> list[str]:
+    """The values of an in/notin operand, as compared."""
     return [part.strip() for part in value.split(",")]
 
 
-def _as_text(value: Any) -> str:
+def is_timestamp(value: str) -> bool:
+    """Whether a stored text compares as a timestamp (cut to the length of a date prefix)."""
+    return _TIMESTAMP.match(value) is not None
+
+
+def is_time_prefix(operand: str) -> bool:
+    """Whether an operand is a date prefix, which cuts the timestamps it is compared with."""
+    return _TIME_PREFIX.match(operand) is not None
+
+
+def like_matches(pattern: str, value: Any) -> bool:
+    """`value[like]pattern` for a present value: the same RE2 program as a filter (the store's SQL)."""
+    return _like_regex(pattern, pattern).fullmatch(as_text(value)) is not None
+
+
+def rlike_matches(pattern: str, value: Any) -> bool:
+    """`value[rlike]pattern` for a present value (the store's SQL)."""
+    return _rlike_regex(pattern, pattern).search(as_text(value)) is not None
+
+
+def as_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -268,7 +293,7 @@ def _sort_key(value: Any) -> tuple[int, Any]:
         return (1, int(value))
     if isinstance(value, int | float):
         return (1, value)
-    return (2, _as_text(value))
+    return (2, as_text(value))
 
 
 def _parse_bool(name: str, raw: str | None, default: bool) -> bool:

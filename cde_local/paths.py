@@ -4,8 +4,9 @@
 <data_dir>/resources/<name>/<path>         files uploaded to resources
 <data_dir>/runs/<id>/logs/<source>/<stream>  run logs, e.g. runs/7/logs/driver/stdout
 <data_dir>/runs/<id>/work/app/mount/...    the run's working directory with its mounts
+<data_dir>/runs/<id>/eventlog/             the run's Spark event log (served as driver/event)
 <data_dir>/warehouse/                      spark.sql.warehouse.dir shared by all runs
-<data_dir>/metastore/                      derby.system.home: the shared Hive/Derby metastore
+<data_dir>/metastore/                      the metastore service's Derby home, service.log, service.json
 <data_dir>/pyenvs/<name>/venv/             python-env virtual environments
 <data_dir>/pyenvs/<name>/build.log         output of the last build
 """
@@ -58,6 +59,9 @@ class DataPaths:
 
     def run_mount_root(self, run_id: int) -> Path:
         return self.run_work(run_id) / "app" / "mount"
+
+    def run_event_log_dir(self, run_id: int) -> Path:
+        return self.run_dir(run_id) / "eventlog"
 
     def pyenv_dir(self, name: str) -> Path:
         return self.root / "pyenvs" / name

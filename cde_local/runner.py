@@ -10,24 +10,63 @@ How CDE paths are made to work locally: every mounted resource's files are copie
 `files` and `jars` the text `/app/mount/` is replaced by that directory (a value of exactly
 `/app/mount` too), and relative application/pyFiles/files/jars paths are taken relative to it, as
 CDE does. The driver's working directory is that mount directory, so relative paths in job code
-resolve to mounted files. Paths written inside the job's code are not rewritten.
+resolve to mounted files.
 
-One warehouse and one Hive/Derby metastore serve all runs: `spark.sql.catalogImplementation=hive`,
-`spark.sql.warehouse.dir=<data>/warehouse` and `-Dderby.system.home=<data>/metastore` in the driver
-Java options (appended to the job's own). `spark.log.level=WARN` unless the job sets `logLevel`,
-and the Spark UI is off unless the job's conf turns it on.
+Paths written inside the job's code (`open("/app/mount/q.sql")`, `spark.read.text("/app/mount/x")`,
+SQL on text.`/app/mount/x`) are never rewritten; they resolve because each run has a private
+mount namespace where its mount directory is bind-mounted onto `/app/mount`: spark-submit runs as
+`unshare --mount --propagation private` (as root) or `unshare --user --map-root-user --mount`
+(unprivileged user namespaces) `sh -c 'mount --bind <mount dir> /app/mount; exec spark-submit ...'`.
+unshare and sh exec in place, so the launched pid stays the process group leader and kill/timeout
+still end the whole tree; the JVM, its Python workers and whatever they start inherit the namespace,
+and other runs (and the host) never see it. `mount_namespace()` picks the first variant that works,
+by running it once per process on a probe directory. It needs Linux, util-linux's `unshare` and
+`mount`, and an existing directory `/app/mount` to mount onto (created when we are root; otherwise
+`sudo mkdir -p /app/mount` once). Under a user namespace the job runs as uid 0 of that namespace
+(Spark's user is `root`; files it writes belong to the real user). Where no variant works (no
+CAP_SYS_ADMIN in a container, user namespaces disabled, not Linux) runs go on without it and each
+run's submitter/stdout says why and how to enable it: then only the rewritten fields and relative
+paths reach the mounts.
+
+Every run writes Spark's event log to `<data>/runs/<id>/eventlog` unless its conf says otherwise
+(eventlog.py: served as the log type `driver/event`).
+
+One warehouse and one Hive metastore serve all runs, also runs side by side:
+`spark.sql.catalogImplementation=hive`, `spark.sql.warehouse.dir=<data>/warehouse` and
+`spark.hadoop.hive.metastore.uris=thrift://127.0.0.1:<port>`, the metastore service that owns the
+Derby database in `<data>/metastore` (metastore.py; embedded Derby would admit one driver at a
+time) and listens on the loopback only (Hive 2.3 would bind every interface: metastore.py starts it
+through its own launcher). A job whose conf sets `spark.hadoop.hive.metastore.uris` or
+`spark.hadoop.javax.jdo.option.ConnectionURL` keeps its own metastore; a run that uses ours
+(`SubmitPlan.uses_metastore`) has the service started, or waits for it, in its thread before
+spark-submit (`RunEvents.before_launch`), and fails with the service's reason if it cannot start.
+`config.driver_jvm_flags` come before the job's own `spark.driver.extraJavaOptions`.
+`spark.log.level=WARN` unless the job sets `logLevel`, and the Spark UI is off unless the job's
+conf turns it on.
+
+The master is `config.spark_master`, passed to spark-submit as it is (`local[...]`, `spark://`,
+`k8s://`, `yarn`), always with `--deploy-mode client`: the driver runs here, so its logs, its mounts
+and the metastore (which only the driver talks to) stay local. Executors elsewhere must reach what
+tasks read and write by path: the warehouse (`spark.sql.warehouse.dir`: the same path on every
+worker, e.g. a shared file system, or an `s3a://`/`hdfs://` URL given in the job's conf), the
+rewritten mount paths and `spark.local.dir`, and the job's Python (`PYSPARK_PYTHON`, also a
+python-env's venv under the data directory). A cluster's executors are not in the run's mount
+namespace: `/app/mount` paths in job code resolve in the driver only.
+With a master not on this machine's loopback, SPARK_LOCAL_IP is not set, so the driver binds an
+address the executors can reach (`spark.driver.host` in the job's conf chooses another).
 
 Jobs get a clean environment, never the secrets of the process hosting the local CDE (the healer's
 LLM keys, WORKLOAD_PASSWORD, cloud credentials): of the parent's variables only PASSED_ENV (PATH,
 HOME, USER, LOGNAME, LANG, LANGUAGE, TZ, TMPDIR, JAVA_HOME, HADOOP_CONF_DIR) and those starting with
 `LC_` are passed on, plus what the runner sets: PATH with the interpreter's directory first,
-SPARK_HOME, SPARK_LOCAL_IP, PYSPARK_PYTHON, PYSPARK_DRIVER_PYTHON, PYTHONUNBUFFERED. PYTHONPATH is
+SPARK_HOME, SPARK_LOCAL_IP (loopback masters only), PYSPARK_PYTHON, PYSPARK_DRIVER_PYTHON, PYTHONUNBUFFERED. PYTHONPATH is
 not passed: pyspark is installed in the interpreter (python-envs see it through their `.pth`) and
 spark-submit puts its own pyspark and py4j on the driver's path.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shlex
@@ -35,25 +74,31 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import clock
+from . import clock, eventlog
 from .config import LocalCdeConfig
 from .paths import DataPaths
 
 MOUNT_TEXT = "/app/mount"
+NAMESPACE_PROBE_TIMEOUT_S = 20.0  # one `unshare ... test -f` run; milliseconds normally
 WAIT_POLL_S = 0.5  # how often a run's waiting thread looks for kill requests and its deadline
 SHUTDOWN_JOIN_S = 30.0  # how long stop() waits for run threads after killing their processes
 
 # Parent variables a job may see; everything else of the parent's environment stays out.
 PASSED_ENV = frozenset("PATH HOME USER LOGNAME LANG LANGUAGE TZ TMPDIR JAVA_HOME HADOOP_CONF_DIR".split())
 PASSED_ENV_PREFIXES = ("LC_",)
+
+# A job whose conf names either of these brings its own metastore: it does not get (or wait for) ours.
+OWN_METASTORE_CONF = ("spark.hadoop.hive.metastore.uris", "spark.hadoop.javax.jdo.option.ConnectionURL")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 _URL_SCHEMES = ("hdfs:", "s3a:", "s3:", "s3n:", "abfs:", "abfss:", "gs:", "http:", "https:", "file:", "wasb:")
 
@@ -65,6 +110,11 @@ class RunEvents(Protocol):
 
     def run_ended(self, run_id: int, status: str, reason: str) -> None: ...
 
+    def before_launch(self, plan: SubmitPlan, cancelled: Callable[[], bool]) -> str | None:
+        """Make ready what the run needs (the metastore service), in the run's thread; None, or the
+        reason the run fails. May wait; returns early once `cancelled()` is true."""
+        ...
+
 
 @dataclass
 class SubmitPlan:
@@ -75,6 +125,9 @@ class SubmitPlan:
     stdout: Path  # driver/stdout
     stderr: Path  # driver/stderr
     submitter: Path  # submitter/stdout
+    mount_root: Path  # bound onto /app/mount in the run's mount namespace
+    event_log_dir: Path  # the run's own event log directory (created at launch)
+    uses_metastore: bool = False  # the run talks to the shared metastore service (started before launch)
 
 
 def log_line(path: Path, message: str) -> None:
@@ -143,8 +196,10 @@ def plan_submit(
     paths: DataPaths,
     python: str,
     spark_dir: Path,
+    metastore_uri: str,
 ) -> SubmitPlan:
-    """Build the spark-submit command line for an effective spec (mounts must already be copied)."""
+    """Build the spark-submit command line for an effective spec (mounts must already be copied).
+    `metastore_uri`: the shared metastore service (thrift://...), unless the job's conf names its own."""
     mount_root = paths.run_mount_root(run_id)
     scratch = paths.run_work(run_id) / "tmp"  # Spark and Hive scratch files stay with the run, not in /tmp
     conf: dict[str, str] = {
@@ -159,18 +214,28 @@ def plan_submit(
         "spark.executor.cores": str(spec.get("executorCores", 1)),
         "spark.executor.memory": str(spec.get("executorMemory", "1g")),
     }
+    conf.update(eventlog.defaults(paths.run_event_log_dir(run_id)))  # the job's conf may override
     if "numExecutors" in spec:
         conf["spark.executor.instances"] = str(spec["numExecutors"])
     user_conf = {k: localize(v, mount_root) for k, v in (spec.get("conf") or {}).items()}
-    derby = " ".join([f"-Dderby.system.home={paths.metastore}", *config.driver_jvm_flags])
+    if not any(key in user_conf for key in OWN_METASTORE_CONF):
+        conf["spark.hadoop.hive.metastore.uris"] = metastore_uri
     user_java = user_conf.pop("spark.driver.extraJavaOptions", "")
     conf.update(user_conf)
-    conf["spark.driver.extraJavaOptions"] = f"{derby} {user_java}".strip()
+    java_options = " ".join([*config.driver_jvm_flags, user_java]).strip()
+    if java_options:
+        conf["spark.driver.extraJavaOptions"] = java_options
+    uses_metastore = (
+        conf["spark.sql.catalogImplementation"] == "hive"
+        and conf.get("spark.hadoop.hive.metastore.uris") == metastore_uri
+    )
 
     argv = [
         str(spark_dir / "bin" / "spark-submit"),
         "--master",
         config.spark_master,
+        "--deploy-mode",
+        "client",  # the driver runs here, whatever the job's conf says: its logs and mounts are here
         "--name",
         spec.get("name") or job_name,
         "--driver-memory",
@@ -194,7 +259,19 @@ def plan_submit(
         stdout=paths.run_log(run_id, "driver/stdout"),
         stderr=paths.run_log(run_id, "driver/stderr"),
         submitter=paths.run_log(run_id, "submitter/stdout"),
+        mount_root=mount_root,
+        event_log_dir=paths.run_event_log_dir(run_id),
+        uses_metastore=uses_metastore,
     )
+
+
+def event_log_dir(spec: dict[str, Any], paths: DataPaths, run_id: int) -> Path | None:
+    """The local directory a run of `spec` has Spark write its event log to, as plan_submit sets it
+    (eventlog.defaults with the job's conf on top); None when the log is off or not local."""
+    mount_root = paths.run_mount_root(run_id)
+    conf = eventlog.defaults(paths.run_event_log_dir(run_id))
+    conf.update({k: localize(v, mount_root) for k, v in (spec.get("conf") or {}).items()})
+    return eventlog.directory(conf, mount_root)
 
 
 def parent_environment(extra: Collection[str] = ()) -> dict[str, str]:
@@ -220,7 +297,114 @@ def job_environment(config: LocalCdeConfig, python: str, spark_dir: Path) -> dic
             "PYTHONUNBUFFERED": "1",  # driver output reaches driver/stdout while the run goes
         }
     )
+    if not master_on_loopback(config.spark_master):
+        del env["SPARK_LOCAL_IP"]  # executors elsewhere must reach the driver: Spark picks a routable address
     return env
+
+
+def master_on_loopback(master: str) -> bool:
+    """True for local[...] and for spark:// masters on this machine's loopback address."""
+    if master.startswith("local"):
+        return True
+    if not master.startswith("spark://"):
+        return False
+    hosts = [entry.rsplit(":", 1)[0] for entry in master[len("spark://") :].split(",")]
+    return all(host in LOOPBACK_HOSTS for host in hosts)
+
+
+@dataclass(frozen=True)
+class MountNamespace:
+    """How runs see their own mounts at /app/mount (module docstring). `command` + [mount dir, argv...]
+    runs argv in a private mount namespace with the mount dir bound onto /app/mount; None when the
+    platform does not allow it. `note` says which, and why, in each run's submitter/stdout."""
+
+    command: tuple[str, ...] | None
+    note: str
+
+
+_FALLBACK_NOTE = (
+    "/app/mount paths written in the job's code will NOT resolve ({why}). Paths in spark.file, args, "
+    "conf, pyFiles, files and jars are still rewritten to the run's mounts, and relative paths resolve "
+    "from the working directory (the mount directory). To enable it: {fix}, then restart the local CDE."
+)
+_ENABLE = (
+    "run the local CDE as root or with unprivileged user namespaces enabled "
+    "(`sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=15000`); in a container, "
+    "allow `unshare` (e.g. `--cap-add SYS_ADMIN` or a seccomp profile that permits it)"
+)
+
+
+def _without(why: str, fix: str) -> MountNamespace:
+    return MountNamespace(None, _FALLBACK_NOTE.format(why=why, fix=fix))
+
+
+def detect_mount_namespace(
+    mount_point: Path = Path(MOUNT_TEXT), search_path: str | None = None
+) -> MountNamespace:
+    """Find how to give runs a private `mount_point`, by trying it: `unshare --mount` (root), then
+    `unshare --user --map-root-user --mount`. `search_path` is the PATH for unshare, mount and sh.
+    Use `mount_namespace()`, which does this once per process."""
+    if not sys.platform.startswith("linux"):
+        return _without("mount namespaces need Linux", "run on Linux")
+    tools = {name: shutil.which(name, path=search_path) for name in ("unshare", "mount", "sh")}
+    missing = [name for name, path in tools.items() if path is None]
+    if missing:
+        return _without(f"{' and '.join(missing)} not found on PATH", "install util-linux")
+    root = os.geteuid() == 0
+    if not mount_point.is_dir():
+        if not root:
+            why = f"{mount_point} does not exist to mount onto, and only root can create it"
+            return _without(why, f"run `sudo mkdir -p {mount_point}` once")
+        try:
+            mount_point.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return _without(f"could not create {mount_point}: {exc.strerror or exc}", f"create {mount_point}")
+    target = shlex.quote(str(mount_point))
+    prelude = (  # $1: the run's mount directory; then the command, exec'd in place
+        f'{shlex.quote(tools["mount"] or "")} --bind "$1" {target} || '
+        f'{{ echo "local CDE: could not bind $1 onto {target}" >&2; exit 125; }}; shift; exec "$@"'
+    )
+    variants = [["--user", "--map-root-user", "--mount", "--propagation", "private"]]
+    if root:
+        variants.insert(0, ["--mount", "--propagation", "private"])
+    failures = []
+    for options in variants:
+        command = (tools["unshare"] or "", *options, tools["sh"] or "", "-c", prelude, "cde-mount")
+        with tempfile.TemporaryDirectory(prefix="cde-mount-probe-") as probe:
+            Path(probe, "probe").touch()
+            try:
+                done = subprocess.run(
+                    [*command, probe, "test", "-f", f"{mount_point}/probe"],
+                    capture_output=True,
+                    text=True,
+                    timeout=NAMESPACE_PROBE_TIMEOUT_S,
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                failures.append(f"`unshare {' '.join(options)}`: {exc}")
+                continue
+        if done.returncode == 0:
+            note = (
+                f"/app/mount in the job's code: the run's mount directory is bound onto {mount_point} in a "
+                f"private mount namespace (`unshare {' '.join(options)}`); other runs do not see it"
+            )
+            return MountNamespace(command, note)
+        detail = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        failures.append(f"`unshare {' '.join(options)}`: {detail}")
+    return _without("mount namespaces are not allowed here: " + "; ".join(failures), _ENABLE)
+
+
+_NAMESPACE_LOCK = threading.Lock()
+
+
+@functools.cache
+def _detected_mount_namespace() -> MountNamespace:
+    return detect_mount_namespace()
+
+
+def mount_namespace() -> MountNamespace:
+    """detect_mount_namespace() for /app/mount, probed on first use and kept for the process."""
+    with _NAMESPACE_LOCK:
+        return _detected_mount_namespace()
 
 
 def live_group_members(process_group: int) -> list[int]:
@@ -368,14 +552,24 @@ class RunExecutor:
             )
             log_line(plan.submitter, reason)
             return "failed", reason
+        problem = self._events.before_launch(plan, lambda: handle.stop_reason is not None)
+        if problem:
+            log_line(plan.submitter, problem)
+            return "failed", problem
         with self._lock:
-            if handle.stop_reason is not None:  # killed between dequeue and launch
+            if handle.stop_reason is not None:  # killed between dequeue and launch (or while preparing)
                 log_line(plan.submitter, f"run stopped ({handle.stop_reason}) before launch")
                 return ("killed" if handle.stop_reason == "kill" else "failed"), "stopped before launch"
         plan.stdout.parent.mkdir(parents=True, exist_ok=True)
+        plan.event_log_dir.mkdir(parents=True, exist_ok=True)  # Spark fails when its log dir is missing
+        namespace = mount_namespace()
+        log_line(plan.submitter, namespace.note)
+        argv = plan.argv
+        if namespace.command is not None:
+            argv = [*namespace.command, str(plan.mount_root), *plan.argv]
         with plan.stdout.open("ab") as out, plan.stderr.open("ab") as err:
             process = subprocess.Popen(
-                plan.argv,
+                argv,
                 cwd=plan.cwd,
                 env=plan.env,
                 stdin=subprocess.DEVNULL,

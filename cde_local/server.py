@@ -3,6 +3,11 @@
 Routes (JOBS API URL = `<base>/dex/api/v1`):
 
     GET|POST /gateway/authtkn/knoxtoken/api/v1/token   Knox token for HTTP Basic credentials
+    GET|POST /gateway/cdptkn/knoxtoken/api/v1/token    the same (the path of Cloudera's curl recipe)
+    POST   /api/v0/auth/access-keys/token              console token for an access key: form body
+                                                       grant_type=client_credentials, HTTP Basic
+                                                       key id:private key; {access_token,
+                                                       token_type, expires_in (epoch ms)}
     GET    /dex/api/v1/info
     POST   /dex/api/v1/resources                       201, empty
     GET    /dex/api/v1/resources                       {"resources": [...], "meta": {...}}
@@ -44,6 +49,7 @@ import json
 import logging
 import math
 import re
+import urllib.parse
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -59,6 +65,9 @@ from .errors import ApiError, BadRequest, Forbidden, RunNotFound
 
 API_PREFIX = "/dex/api/v1"
 TOKEN_PATH = "/gateway/authtkn/knoxtoken/api/v1/token"
+CDP_TOKEN_PATH = "/gateway/cdptkn/knoxtoken/api/v1/token"  # Knox's cdptkn topology: same answer
+ACCESS_KEY_TOKEN_PATH = "/api/v0/auth/access-keys/token"  # the console's OAuth client-credentials route
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 MAX_UPLOAD_PART_BYTES = 512 * 1024 * 1024  # multipart parts sent without a filename are held in memory
 MAX_JSON_DEPTH = 64  # CDE's bodies nest about 4 levels; the encoders give up somewhere below 1000
 MAX_RUN_ID = 2**63 - 1  # SQLite's INTEGER
@@ -175,6 +184,7 @@ def _token_router(backend: Backend) -> APIRouter:
     router = APIRouter()
 
     @router.api_route(TOKEN_PATH, methods=["GET", "POST"])
+    @router.api_route(CDP_TOKEN_PATH, methods=["GET", "POST"])
     def token(request: Request) -> JSONResponse:
         try:
             return JSONResponse(backend.issue_token(request.headers.get("authorization")))
@@ -182,7 +192,25 @@ def _token_router(backend: Backend) -> APIRouter:
             exc.headers.setdefault("WWW-Authenticate", 'Basic realm="cde_local"')
             raise
 
+    @router.post(ACCESS_KEY_TOKEN_PATH)
+    async def access_key_token(request: Request) -> JSONResponse:
+        grant_type = _form_field(request.headers.get("content-type"), await request.body(), "grant_type")
+        reply = backend.issue_access_key_token(request.headers.get("authorization"), grant_type)
+        return JSONResponse(reply, headers={"Cache-Control": "no-store"})
+
     return router
+
+
+def _form_field(content_type: str | None, body: bytes, name: str) -> str | None:
+    """The one value of `name` in an `application/x-www-form-urlencoded` body; None when the body
+    is not such a form, or has no such field, or has it more than once."""
+    if (content_type or "").partition(";")[0].strip().lower() != FORM_CONTENT_TYPE:
+        return None
+    try:
+        values = urllib.parse.parse_qs(body.decode("ascii"), keep_blank_values=True).get(name, [])
+    except UnicodeDecodeError:
+        return None
+    return values[0] if len(values) == 1 else None
 
 
 def _api_router(backend: Backend) -> APIRouter:

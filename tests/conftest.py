@@ -11,7 +11,7 @@ pytest_plugins = [
 ]
 
 # Session fixtures whose local CDE runs real Spark jobs (each test using them takes ~10 s to minutes).
-SPARK_FIXTURES = frozenset({"local_cde", "heal_lab", "scenario_cde"})
+SPARK_FIXTURES = frozenset({"local_cde", "local_cde_factory", "heal_lab", "scenario_cde", "standalone_cluster"})
 
 
 def pytest_collection_modifyitems(items: list) -> None:
@@ -21,6 +21,7 @@ def pytest_collection_modifyitems(items: list) -> None:
     order: the long modules start first instead of running alone at the end."""
     spark_tests: dict[str, int] = {}
     for item in items:
-        if SPARK_FIXTURES & set(getattr(item, "fixturenames", ())):
+        # a module with its own Spark fixture says so with `REAL_SPARK = True`
+        if SPARK_FIXTURES & set(getattr(item, "fixturenames", ())) or getattr(item.module, "REAL_SPARK", False):
             spark_tests[item.module.__name__] = spark_tests.get(item.module.__name__, 0) + 1
     items.sort(key=lambda item: -spark_tests.get(item.module.__name__, 0))  # stable: ties keep their order

@@ -174,7 +174,10 @@ def test_jobs_never_see_the_secrets_of_the_process_hosting_the_local_cde(
     assert "SPARK_HOME set True" in stdout and "host-secret" not in stdout
 
 
-def test_kill_ends_the_process_tree_and_waiting_runs_stay_starting(api: CdeApi) -> None:
+def test_kill_ends_the_process_tree_and_waiting_runs_stay_starting(
+    local_cde: LocalCde, api: CdeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_cde.config, "max_concurrent_runs", 1)  # one slot: the second run waits
     job = unique("sleeper")
     api.create_job(
         {
@@ -189,7 +192,7 @@ def test_kill_ends_the_process_tree_and_waiting_runs_stay_starting(api: CdeApi) 
     group = process_group_of(api.log(first, "submitter/stdout"))
     assert len(live_processes_in_group(group)) >= 2  # spark-submit's JVM and the Python driver
 
-    second = api.run(job)  # max_concurrent_runs=1: waits
+    second = api.run(job)  # the one slot is taken: waits
     assert api.describe_run(second)["status"] == "starting"
     assert "waiting for a free run slot" in api.log(second, "submitter/stdout")
     assert api.post(f"/job-runs/{second}/kill").status_code == 204

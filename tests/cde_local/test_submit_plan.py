@@ -11,6 +11,8 @@ from cde_local import LocalCdeConfig
 from cde_local.paths import DataPaths
 from cde_local.runner import PASSED_ENV, plan_submit
 
+METASTORE_URI = "thrift://127.0.0.1:9083"
+
 
 def test_spec_fields_become_spark_submit_options_with_local_paths(tmp_path: Path) -> None:
     config = LocalCdeConfig(data_dir=tmp_path / "cde", run_mode="manual")
@@ -39,6 +41,7 @@ def test_spec_fields_become_spark_submit_options_with_local_paths(tmp_path: Path
         paths=paths,
         python="/envs/x/bin/python",
         spark_dir=Path("/spark"),
+        metastore_uri=METASTORE_URI,
     )
     mount = config.data_dir / "runs" / "7" / "work" / "app" / "mount"
     argv = plan.argv
@@ -56,10 +59,9 @@ def test_spec_fields_become_spark_submit_options_with_local_paths(tmp_path: Path
     assert confs["spark.log.level"] == "INFO"
     assert confs["spark.sql.catalogImplementation"] == "hive"
     assert confs["spark.sql.warehouse.dir"] == str(config.data_dir / "warehouse")
-    assert (
-        confs["spark.driver.extraJavaOptions"]
-        == f"-Dderby.system.home={config.data_dir / 'metastore'} {' '.join(config.driver_jvm_flags)} -Dx=1"
-    )
+    assert confs["spark.hadoop.hive.metastore.uris"] == METASTORE_URI and plan.uses_metastore
+    assert confs["spark.driver.extraJavaOptions"] == f"{' '.join(config.driver_jvm_flags)} -Dx=1"
+    assert option("--deploy-mode") == "client"
     assert confs["spark.myapp.dir"] == f"{mount}/conf/"
     assert confs["spark.executor.memory"] == "3g" and confs["spark.executor.cores"] == "3"
     assert confs["spark.executor.instances"] == "4" and confs["spark.driver.cores"] == "2"
@@ -81,6 +83,7 @@ def test_defaults_keep_spark_quiet_and_relative_files_in_the_mount(tmp_path: Pat
         paths=DataPaths(config.data_dir),
         python="python3",
         spark_dir=Path("/spark"),
+        metastore_uri=METASTORE_URI,
     )
     mount = config.data_dir / "runs" / "1" / "work" / "app" / "mount"
     assert plan.argv[-1] == f"{mount}/app.py"
@@ -118,6 +121,7 @@ def test_jobs_get_only_allowlisted_variables_of_the_parent_environment(
         paths=DataPaths(config.data_dir),
         python="/envs/x/bin/python",
         spark_dir=Path("/spark"),
+        metastore_uri=METASTORE_URI,
     )
     assert plan.env == {
         **kept,
