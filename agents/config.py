@@ -159,6 +159,10 @@ class Settings:
     run_poll_s: float = setting("HEAL_RUN_POLL_S", 3.0, minimum=0.1, help="seconds between looks at a fix run")
     lookback_h: float = setting(
         "HEAL_LOOKBACK_H", 24.0, minimum=0.01, help="hours: the monitor considers failed runs that ended within them")
+    watch_overlap_s: float = setting(
+        "HEAL_WATCH_OVERLAP_S", 300.0, minimum=0,
+        help="seconds: each cycle lists the failed runs that ended since the newest one seen, less this much, "
+        "for runs CDE reports late (those listed again already have incidents)")
     max_new_incidents_per_cycle: int = setting(
         "HEAL_MAX_NEW_PER_CYCLE", 10, minimum=1, help="incidents opened per monitor cycle")
     max_reruns: int = setting(

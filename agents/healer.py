@@ -24,11 +24,12 @@ from agents.files import private_dir
 from agents.graph import build_graph
 from agents.ids import check_job_name, check_run_id
 from agents.lease import IncidentLease
-from agents.monitor import find_new_failures, healer_owned, open_incident
+from agents.monitor import healer_owned, open_incident, scan_failures
 from agents.record import IncidentRecord, RecordStore, incident_id
 from agents.redact import redact
 from agents.state import Deps, HealState
 from agents.times import utc_stamp
+from agents.watch_cursor import WatchCursor, load_cursor, save_cursor
 from agents.watch_status import WatchStatus
 from cde_client import CdeClient, CdeError, NotFound
 
@@ -84,6 +85,7 @@ class Healer:
         self._lock = threading.Lock()  # one incident step at a time per Healer
         self._leases = settings.data_dir / "leases"
         self.watch_status = WatchStatus()
+        self.cursor = load_cursor(settings.data_dir, settings.watched_jobs)  # None: list the lookback
 
     @property
     def busy(self) -> bool:
@@ -195,19 +197,26 @@ class Healer:
     # --- watching -----------------------------------------------------------------------------
 
     def open_incidents(self) -> list[IncidentRecord]:
-        return [r for r in self.records.all() if not r.is_terminal]
+        """The incidents not yet ended, newest first (the index names them; only their records are read)."""
+        loaded = (self.records.load(incident) for incident in self.records.open_incidents())
+        return [r for r in loaded if r is not None and not r.is_terminal]
 
     def cycle(self, progress: ProgressFn | None = None) -> list[IncidentRecord]:
         """One monitor cycle: resume unfinished incidents, then heal new failures. Incidents another
-        healer is working on are left to it."""
+        healer is working on are left to it. The watch cursor moves on (and is stored) only once
+        every failure found has its incident: a cycle that fails midway lists them again."""
         done: list[IncidentRecord] = []
         for record in reversed(self.open_incidents()):
             if not self.paused(record.incident_id):
                 done += self._unless_busy(partial(self.resume, record.incident_id, progress=progress), progress)
-        for run in find_new_failures(self.deps.client, self.settings, self.records):
+        scan = scan_failures(self.deps.client, self.settings, self.records, self.cursor)
+        for run in scan.runs:
             if progress:
                 progress(f"new failure: job {run.job} run {run.id}")
             done += self._unless_busy(partial(self.heal, run.job, run.id, progress=progress), progress)
+        if scan.cursor is not None and scan.cursor != self.cursor:
+            save_cursor(self.settings.data_dir, WatchCursor(scan.cursor, self.settings.watched_jobs))
+            self.cursor = scan.cursor
         return done
 
     @staticmethod

@@ -1,12 +1,17 @@
 """monitor: find failed runs that have no incident yet, and open an incident for one.
 
-One list call per cycle covers every watched job. Runs of jobs the healer created (fix jobs, their
-pre-flights in the sandbox, output checks) are never new incidents: their own incident verifies them.
+One list call per cycle covers every watched job: failed runs that *ended* since the watcher's cursor
+(`agents/watch_cursor.py`) less `HEAL_WATCH_OVERLAP_S`, or within `HEAL_LOOKBACK_H` when there is no
+cursor or it is older. More pages are read only when more runs than a page match. Runs listed again
+in the overlap already have incidents: the index answers that (`RecordStore.known`), no record is
+read. Runs of jobs the healer created (fix jobs, their pre-flights in the sandbox, output checks)
+and runs it started are never new incidents: their own incident verifies them.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from langgraph.graph import END
@@ -29,30 +34,49 @@ def healer_owned(job: str, check_suffix: str) -> bool:
     return bool(FIX_JOB_PATTERN.search(job)) or job.endswith(check_suffix)
 
 
-def find_new_failures(client: CdeClient, settings: Settings, records: RecordStore) -> list[JobRun]:
-    """Failed runs of watched jobs, oldest first, that have no incident. One list call."""
-    since = datetime.now(timezone.utc) - timedelta(hours=settings.lookback_h)
-    filters = ["status[eq]failed", f"started[gte]{since.strftime('%Y-%m-%dT%H:%M:%S')}"]
+@dataclass(frozen=True)
+class FailureScan:
+    """One cycle's look at the failed runs."""
+
+    runs: list[JobRun]  # the failures to open incidents for now, earliest end first
+    cursor: datetime | None  # where the next cycle starts once these have incidents (None: no run seen yet)
+
+
+def list_since(settings: Settings, cursor: datetime | None, now: datetime | None = None) -> datetime:
+    """The earliest end time the next list asks for: the cursor less the overlap, never before the lookback."""
+    lookback = (now or datetime.now(timezone.utc)) - timedelta(hours=settings.lookback_h)
+    if cursor is None:
+        return lookback
+    return max(cursor - timedelta(seconds=settings.watch_overlap_s), lookback)
+
+
+def scan_failures(client: CdeClient, settings: Settings, records: RecordStore,
+                  cursor: datetime | None = None) -> FailureScan:
+    """Failed runs of watched jobs that ended since `cursor` (see `list_since`) and have no incident."""
+    since = list_since(settings, cursor)
+    filters = ["status[eq]failed", f"ended[gte]{since.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S')}"]
     if settings.watched_jobs:
         filters.append("job[in]" + ",".join(settings.watched_jobs))
-    runs = client.list_runs(filters=filters, order_by="ID", ascending=True)
-    own_runs = {run_id for record in records.all() for run_id in _runs_started_by(record)}
-    fresh = [
-        run for run in runs
-        if settings.watches(run.job)
-        and not healer_owned(run.job, settings.check_job_suffix)
-        and run.id not in own_runs
-        and not records.exists(incident_id(run.job, run.id))
-    ]
-    return fresh[: settings.max_new_incidents_per_cycle]
+    runs = [run for run in client.list_runs(filters=filters, order_by="ID", ascending=True) if run.ended]
+    candidates = [run for run in runs
+                  if settings.watches(run.job) and not healer_owned(run.job, settings.check_job_suffix)]
+    own_runs = records.started_by_healer(run.id for run in candidates)
+    known = records.known(incident_id(run.job, run.id) for run in candidates)
+    fresh = sorted((run for run in candidates
+                    if run.id not in own_runs and incident_id(run.job, run.id) not in known),
+                   key=lambda run: (run.ended, run.id))
+    cap = settings.max_new_incidents_per_cycle
+    if len(fresh) > cap:  # the rest wait for the next cycle, which lists again from the first of them
+        next_cursor: datetime | None = fresh[cap].ended
+    else:
+        ends = [run.ended for run in runs if run.ended] + ([cursor] if cursor else [])
+        next_cursor = max(ends) if ends else None
+    return FailureScan(runs=fresh[:cap], cursor=next_cursor)
 
 
-def _runs_started_by(record: IncidentRecord) -> list[int]:
-    runs = [(a.fix_run_id, a.check_run_id, a.production_stats_run_id) for a in record.attempts]
-    runs += [(a.preflight.run_id, a.preflight.check_run_id) for a in record.attempts if a.preflight]
-    runs += [(c.preflight.run_id, c.preflight.check_run_id) for a in record.attempts for c in a.candidates
-             if c.preflight]
-    return [rid for group in runs for rid in group if rid is not None]
+def find_new_failures(client: CdeClient, settings: Settings, records: RecordStore) -> list[JobRun]:
+    """Failed runs of watched jobs that ended within the lookback and have no incident, earliest end first."""
+    return scan_failures(client, settings, records).runs
 
 
 def open_incident(records: RecordStore, client: CdeClient, job: str, run_id: int, *,

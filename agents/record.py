@@ -2,7 +2,9 @@
 
 One JSON file per incident under ``<data dir>/incidents/``, rewritten after every stage so that a
 crash loses nothing. The dashboard and the benchmarks read these files; nothing else is their
-source of truth for what happened. Secrets are redacted before a record is written.
+source of truth for what happened. Secrets are redacted before a record is written. Listing
+incidents and asking whether one exists go through the index beside them (`agents/record_index.py`:
+one SQLite row per record, written with it, rebuilt from the files when in doubt).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from agents.edits import Edit
 from agents.files import private_dir
+from agents.record_index import IncidentSummary, IndexEntry, RecordIndex
 from agents.redact import redact
 from agents.sandbox.report import SandboxReport
 from agents.times import utc_now
@@ -235,6 +239,29 @@ class IncidentRecord(BaseModel):
     def latest_attempt(self) -> Attempt | None:
         return self.attempts[-1] if self.attempts else None
 
+    @property
+    def runs_started(self) -> list[int]:
+        """The runs the healer started for this incident (fix, check, pre-flight, measurement runs):
+        none of them is ever a new incident."""
+        runs = [(a.fix_run_id, a.check_run_id, a.production_stats_run_id) for a in self.attempts]
+        runs += [(a.preflight.run_id, a.preflight.check_run_id) for a in self.attempts if a.preflight]
+        runs += [(c.preflight.run_id, c.preflight.check_run_id) for a in self.attempts for c in a.candidates
+                 if c.preflight]
+        return [rid for group in runs for rid in group if rid is not None]
+
+
+def summarize(record: IncidentRecord) -> IncidentSummary:
+    """The record's row in the incident list (and in the index)."""
+    latest = record.latest_attempt
+    return IncidentSummary(
+        incident_id=record.incident_id, job=record.job, run_id=record.run_id, state=record.state,
+        reason=record.reason, mode=record.mode, model=record.model, opened_at=record.opened_at,
+        updated_at=record.updated_at, tries=len(record.attempts), verdict=latest.verdict if latest else "")
+
+
+def index_entry(record: IncidentRecord) -> IndexEntry:
+    return IndexEntry(summarize(record), tuple(record.runs_started))
+
 
 # --- redaction ------------------------------------------------------------------------------
 
@@ -253,14 +280,17 @@ def _redact_value(value: Any, secrets: tuple[str, ...]) -> Any:
 
 
 class RecordStore:
-    """Reads and writes incident records under ``<data_dir>/incidents``.
+    """Reads and writes incident records under ``<data_dir>/incidents``, and their index.
 
-    Writes are atomic (temp file + rename) so a reader never sees half a record.
+    Writes are atomic (temp file + rename) so a reader never sees half a record; the index row is
+    written right after the file, in the same `save`. Reading a record reads its file; listing,
+    `exists` and the healer's own runs are index queries (the index opens on first use).
     """
 
     def __init__(self, data_dir: str | Path, secrets: Iterable[str] = ()) -> None:
         self.dir = private_dir(Path(data_dir) / "incidents")  # records are 0600 (mkstemp's mode)
         self._secrets = tuple(s for s in secrets if s)
+        self.index = RecordIndex(self.dir, _read_entry)
 
     def path(self, incident: str) -> Path:
         return self.dir / f"{incident}.json"
@@ -268,10 +298,16 @@ class RecordStore:
     def save(self, record: IncidentRecord) -> None:
         record.updated_at = utc_now()
         data = _redact_value(record.model_dump(mode="json"), self._secrets)
+        dir_before = self.index.dir_mtime_ns()
+        path = self.path(record.incident_id)
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-", suffix=".json")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2)
-        os.replace(tmp, self.path(record.incident_id))
+        os.replace(tmp, path)
+        entry = index_entry(record)
+        summary = replace(entry.summary, reason=redact(entry.summary.reason, self._secrets),
+                          verdict=redact(entry.summary.verdict, self._secrets))  # the row says what the file says
+        self.index.put(replace(entry, summary=summary), path.stat(), dir_before)
 
     def load(self, incident: str) -> IncidentRecord | None:
         path = self.path(incident)
@@ -280,14 +316,41 @@ class RecordStore:
         return IncidentRecord.model_validate_json(path.read_text(encoding="utf-8"))
 
     def exists(self, incident: str) -> bool:
-        return self.path(incident).exists()
+        return bool(self.index.existing([incident]))
+
+    def known(self, incidents: Iterable[str]) -> set[str]:
+        """Those of `incidents` that have a record (one index query)."""
+        return self.index.existing(incidents)
+
+    def open_incidents(self) -> list[str]:
+        """Ids of the incidents not yet ended, newest first."""
+        return self.index.not_in_states(TERMINAL_STATES)
+
+    def started_by_healer(self, run_ids: Iterable[int]) -> set[int]:
+        """Those of `run_ids` that the healer started for an incident."""
+        return self.index.owned(run_ids)
+
+    def summaries(self, since_seq: int = 0) -> list[IncidentSummary]:
+        """Every incident's row (or those written after `since_seq`), newest first, from the index."""
+        return self.index.summaries(since_seq)
 
     def all(self) -> list[IncidentRecord]:
-        """Every record, newest first."""
+        """Every record, read from its file, newest first (tools and tests; the watcher and the
+        dashboard use the index)."""
         records = []
         for path in self.dir.glob("*.json"):
+            if path.name.startswith("."):
+                continue  # a write in flight
             try:
                 records.append(IncidentRecord.model_validate_json(path.read_text(encoding="utf-8")))
             except (OSError, ValueError):
                 continue  # a record being replaced right now; the next poll sees it
         return sorted(records, key=lambda r: r.opened_at, reverse=True)
+
+
+def _read_entry(path: Path) -> IndexEntry:
+    """A record file's index entry (for the index's syncs); OSError or ValueError when unreadable."""
+    record = IncidentRecord.model_validate_json(path.read_text(encoding="utf-8"))
+    if record.incident_id != path.stem:
+        raise ValueError(f"the record in {path.name} is incident {record.incident_id!r}")
+    return index_entry(record)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import html
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -45,8 +47,26 @@ def theme() -> gr.themes.Base:
 # --- state of one page: what it shows and what it last sent -----------------------------------
 
 
+_FINGERPRINTS: OrderedDict[int, tuple[object, str]] = OrderedDict()  # by id; the value is kept, so the id holds
+_FINGERPRINTS_LOCK = threading.Lock()
+FINGERPRINTS_CACHED = 64
+
+
 def fingerprint(value: object) -> str:
-    return hashlib.sha256(repr(value).encode("utf-8", "replace")).hexdigest()
+    """A digest of what a panel shows. A value given again as the same object (the incident table of
+    an unchanged list: `views.incident_table`) is not digested again; panel values are never changed."""
+    with _FINGERPRINTS_LOCK:
+        cached = _FINGERPRINTS.get(id(value))
+        if cached is not None and cached[0] is value:
+            _FINGERPRINTS.move_to_end(id(value))
+            return cached[1]
+    digest = hashlib.sha256(repr(value).encode("utf-8", "replace")).hexdigest()
+    if isinstance(value, dict | list):  # the big ones; strings are digested fast enough
+        with _FINGERPRINTS_LOCK:
+            _FINGERPRINTS[id(value)] = (value, digest)
+            while len(_FINGERPRINTS) > FINGERPRINTS_CACHED:
+                _FINGERPRINTS.popitem(last=False)
+    return digest
 
 
 def changed_only(values: Mapping[str, object], sent: Mapping[str, str]) -> tuple[dict[str, object], dict[str, str]]:
@@ -149,9 +169,13 @@ class PageState:
 
 
 def compute_page(service: DashboardService, selected: str | None, now: datetime) -> PageState:
-    """Every panel for the selected incident, or for the newest one when the user picked none."""
+    """Every panel for the selected incident, or for the newest one when the user picked none.
+
+    The incident list comes from the index (rows changed since the last poll); only the shown
+    incident's record is read, and only when its file changed."""
     records = service.incidents()
-    record = views.select(records, selected)
+    shown = views.shown_incident(records, selected)
+    record = service.shown_record(shown) if shown else None
     try:
         status, status_error = service.commands.status(), ""
     except Exception as exc:  # the healer's status must never take the page down

@@ -1,21 +1,25 @@
 """What the dashboard shows, computed from incident records: pure functions, no Gradio, no I/O.
 
 Every function takes records (or the healer's status) and returns text, Markdown or HTML that a
-component displays as is. All text from records and logs is HTML-escaped and passed through
+component displays as is; the incident list takes the records' summaries (the index's rows) or the
+records themselves. All text from records and logs is HTML-escaped and passed through
 `redact` once more, so a secret that slipped past the writer still never reaches the page.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import re
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from agents.diffs import unified_diff
-from agents.record import TERMINAL_STATES, Attempt, IncidentRecord, incident_id
+from agents.record import TERMINAL_STATES, Attempt, IncidentRecord, incident_id, summarize
+from agents.record_index import IncidentSummary
 from agents.redact import redact
 from app.service import FailedRunRow, StatusStrip
 
@@ -24,6 +28,8 @@ MAX_EXCERPT_LINES = 60  # evidence lines plus context shown without opening the 
 EXCERPT_CONTEXT = 2  # lines of context around each evidence line
 TAIL_LINES = 25  # shown when no log line matches the evidence
 MIN_NEEDLE_CHARS = 6  # shorter evidence strings would mark half the log
+ROWS_CACHED = 16_384  # incident table rows kept formatted
+TABLES_CACHED = 8  # incident tables kept (one per incident shown on the open pages)
 
 NO_INCIDENT = "No incident selected. The watcher opens one when a run of a watched job fails."
 
@@ -124,30 +130,38 @@ def md_code_block(text: str, language: str = "") -> str:
 # --- incident list --------------------------------------------------------------------------
 
 
-def incident_verdict(record: IncidentRecord) -> str:
-    attempt = record.latest_attempt
-    if record.state == "healed":
+Listed = IncidentSummary | IncidentRecord  # a row of the incident list: the index's summary, or a record
+
+
+def _summary(item: Listed) -> IncidentSummary:
+    return item if isinstance(item, IncidentSummary) else summarize(item)
+
+
+def incident_verdict(item: Listed) -> str:
+    incident = _summary(item)
+    if incident.state == "healed":
         return "healed"
-    if record.is_terminal:
-        return record.state + (f": {record.reason}" if record.reason else "")
-    if attempt and attempt.verdict:
-        return attempt.verdict
-    return "—"
+    if incident.state in TERMINAL_STATES:
+        return incident.state + (f": {incident.reason}" if incident.reason else "")
+    return incident.verdict or "—"
 
 
-def incident_rows(records: list[IncidentRecord]) -> list[list[str]]:
+def incident_rows(items: list[Listed]) -> list[list[str]]:
     """Rows of the incident table, in the order given (the store returns newest first)."""
-    return [
-        [
-            state_label(r.state),
-            r.job,
-            str(r.run_id),
-            short_time(r.opened_at, zone=False),
-            str(len(r.attempts)),
-            redact(incident_verdict(r)),
-        ]
-        for r in records
-    ]
+    return [list(_row(_summary(item))) for item in items]
+
+
+@functools.lru_cache(maxsize=ROWS_CACHED)
+def _row(r: IncidentSummary) -> tuple[str, ...]:
+    """One row; a summary is immutable, so each is formatted once, not on every poll."""
+    return (
+        state_label(r.state),
+        r.job,
+        str(r.run_id),
+        short_time(r.opened_at, zone=False),
+        str(r.tries),
+        redact(incident_verdict(r)),
+    )
 
 
 _ROW_TONES = {
@@ -160,15 +174,31 @@ _ROW_TONES = {
 _SHOWN_ROW = "background: rgba(37, 99, 235, 0.12)"
 
 
-def incident_table(records: list[IncidentRecord], shown: str | None) -> dict[str, object]:
-    """The incident table's value: rows, headers and cell styling (state colours, the shown row)."""
+_TABLES: list[tuple[list[Listed], str | None, dict[str, object]]] = []  # the last tables made, newest first
+_TABLES_LOCK = threading.Lock()
+
+
+def incident_table(records: list[Listed], shown: str | None) -> dict[str, object]:
+    """The incident table's value: rows, headers and cell styling (state colours, the shown row).
+
+    The same list (the very object: the service makes a new one when an incident changes, and a list
+    given here is never changed afterwards) and shown incident give the same table object back, so
+    polls of an unchanged list neither format nor fingerprint it again. Nobody may change the value."""
+    with _TABLES_LOCK:
+        for made_from, made_for, table in _TABLES:
+            if made_from is records and made_for == shown:
+                return table
     rows = incident_rows(records)
     styling = []
     for record in records:
         base = _SHOWN_ROW if record.incident_id == shown else ""
         state = _ROW_TONES[_STATE_TONES.get(record.state, "busy")]
         styling.append([f"{base}; {state}" if base else state] + [base] * (len(INCIDENT_HEADERS) - 1))
-    return {"headers": INCIDENT_HEADERS, "data": rows, "metadata": {"styling": styling} if rows else None}
+    table = {"headers": INCIDENT_HEADERS, "data": rows, "metadata": {"styling": styling} if rows else None}
+    with _TABLES_LOCK:
+        _TABLES.insert(0, (records, shown, table))
+        del _TABLES[TABLES_CACHED:]
+    return table
 
 
 def incident_from_row(row: list[object]) -> str | None:
@@ -730,7 +760,7 @@ def parse_incident_id(value: str) -> tuple[str, int]:
 class Page:
     """What one refresh of the page is computed from: every panel of the page is a function of it."""
 
-    records: list[IncidentRecord]  # newest first
+    records: list[Listed]  # every incident, newest first (summaries from the index)
     record: IncidentRecord | None  # the incident shown
     now: datetime
     wanted: str | None = None  # the incident the user picked; None follows the newest
@@ -743,11 +773,11 @@ class Page:
         return self.record.incident_id if self.record else self.wanted
 
 
-def select(records: list[IncidentRecord], wanted: str | None) -> IncidentRecord | None:
-    """The incident to show: the one picked (None when it has no record yet), else the newest."""
+def shown_incident(records: list[Listed], wanted: str | None) -> str | None:
+    """The incident to show: the one picked (whether or not it has a record yet), else the newest."""
     if wanted:
-        return next((r for r in records if r.incident_id == wanted), None)
-    return records[0] if records else None
+        return wanted
+    return records[0].incident_id if records else None
 
 
 def record_download(page: Page) -> tuple[str, str] | None:

@@ -130,10 +130,12 @@ class HealerWorker:
             filters.append("job[in]" + ",".join(self.settings.watched_jobs))
         runs = self.healer.deps.client.list_runs(filters=filters, order_by="ID", ascending=False,
                                                  limit=MAX_FAILED_RUNS_LISTED)
+        runs = [r for r in runs if not healer_owned(r.job, self.settings.check_job_suffix)]
+        known = self.healer.records.known(incident_id(r.job, r.id) for r in runs)  # one index query
         rows = [
             FailedRunRow(job=r.job, run_id=r.id, ended=utc_stamp(r.ended) if r.ended else None,
-                         has_incident=self.healer.records.exists(incident_id(r.job, r.id)))
-            for r in runs if not healer_owned(r.job, self.settings.check_job_suffix)
+                         has_incident=incident_id(r.job, r.id) in known)
+            for r in runs
         ]
         self._failed_cache = (time.monotonic(), rows)
         return rows
