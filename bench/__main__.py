@@ -1,7 +1,9 @@
 """`python -m bench heal [--scenarios a,b,...] [--out DIR] [--model scripted|env|none] [--cde local|env]
 [--keep-data DIR] [--run-timeout S] [--deceptive]`, `python -m bench guard` (the patch guard's probe) and
 `python -m bench endpoint [--scenarios a,b] [--model-path FILE.gguf] [--chat-format F] [--no-rules]
-[--probe-only] ...` (the heal benchmark through a llama-cpp-python server it starts: bench/endpoint.py).
+[--probe-only] ...` (the heal benchmark through a llama-cpp-python server it starts: bench/endpoint.py) and
+`python -m bench cde [--jobs N] [--runs N] [--records N] [--clients 1,50] [--requests N] [--no-spark]` (the
+local CDE at scale: bench/cde.py).
 
 Prints the table (stdout; progress goes to stderr) and writes it as JSON and Markdown under --out.
 Exit status: 0 when the table was produced (whatever the outcomes), 2 for bad input or
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "none may be called healed")
     commands.add_parser("guard", help="unsafe and ordinary patches through the patch guard")
     _add_endpoint_parser(commands)
+    _add_cde_parser(commands)
     return parser
 
 
@@ -66,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_guard_bench()
         print(result.table, flush=True)
         return 1 if result.passed_unsafe or result.rejected_safe else 0
+    if args.command == "cde":
+        return _run_cde(args)
     if args.command == "endpoint":
         if args.scenarios == ():
             parser.error("--scenarios needs at least one name")
@@ -124,6 +129,32 @@ def endpoint_options(args: argparse.Namespace) -> EndpointOptions:
                            chat_format=args.chat_format, n_ctx=args.n_ctx, llm_timeout_s=args.llm_timeout,
                            rules=not args.no_rules, keep_data=args.keep_data, run_timeout_s=args.run_timeout,
                            start_timeout_s=args.start_timeout, probe_only=args.probe_only, **extra)
+
+
+def _add_cde_parser(commands: argparse._SubParsersAction) -> None:
+    from bench.cde import DEFAULT_OUT as CDE_OUT
+    from bench.cde import CdeBenchOptions
+
+    defaults = CdeBenchOptions()
+    cde = commands.add_parser("cde", help="the local CDE at scale: API latency, listing, restart, watcher, runs")
+    cde.add_argument("--jobs", type=int, default=defaults.jobs, help=f"jobs stored ({defaults.jobs})")
+    cde.add_argument("--runs", type=int, default=defaults.runs, help=f"runs stored ({defaults.runs})")
+    cde.add_argument("--records", type=int, default=defaults.records,
+                     help=f"incident records of the watching healer ({defaults.records})")
+    cde.add_argument("--clients", type=lambda t: tuple(int(n) for n in _names(t)), default=defaults.clients,
+                     metavar="N,M", help="concurrent clients of each latency measurement (1,50)")
+    cde.add_argument("--requests", type=int, default=defaults.requests,
+                     help=f"requests per latency measurement, shared by the clients ({defaults.requests})")
+    cde.add_argument("--no-spark", action="store_true", help="skip the parts that run Spark")
+    cde.add_argument("--out", type=Path, default=CDE_OUT, help=f"where to write the reports ({CDE_OUT})")
+
+
+def _run_cde(args: argparse.Namespace) -> int:
+    from bench.cde import CdeBenchOptions, run_cde_bench
+
+    options = CdeBenchOptions(out_dir=args.out, jobs=args.jobs, runs=args.runs, records=args.records,
+                              clients=args.clients, requests=args.requests, spark=not args.no_spark)
+    return _run_and_print(lambda: run_cde_bench(options), lambda result: result.text)
 
 
 def _run_endpoint(args: argparse.Namespace) -> int:
