@@ -176,6 +176,9 @@ class MetastoreService:
             f"-Dhive.metastore.warehouse.dir={self._warehouse}",
             "-Ddatanucleus.schema.autoCreateAll=true",
             "-Dhive.metastore.schema.verification=false",
+            # Hive 2.3's default pool (BoneCP) is not among pyspark's jars: the transaction handler that
+            # every DROP DATABASE notifies would fail (NoClassDefFoundError); commons-dbcp is there
+            "-Ddatanucleus.connectionPoolingType=DBCP",
             "-cp",
             f"{LAUNCHER_DIR}:{jars}/*",
             MAIN_CLASS,

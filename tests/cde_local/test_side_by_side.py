@@ -42,6 +42,10 @@ from pyspark.sql import SparkSession
 spark = SparkSession.builder.getOrCreate()
 for table in sys.argv[1:]:
     print("COUNT", table, spark.table(table).count())
+spark.sql("CREATE DATABASE scratch")
+spark.range(2).write.saveAsTable("scratch.s")
+spark.sql("DROP DATABASE scratch CASCADE")  # the service notifies its transaction handler of a drop
+print("DROPPED", not spark.catalog.databaseExists("scratch"))
 spark.stop()
 """
 
@@ -77,7 +81,7 @@ def test_two_runs_at_once_share_tables_and_the_service_stops_on_close(local_cde_
     third = api.wait_run(api.run("counts", {"overrides": {"spark": {"args": ["t", "u"]}}}))
     stdout = api.log(third["id"], "driver/stdout")
     assert third["status"] == "succeeded", stdout
-    assert "COUNT t 3" in stdout and "COUNT u 5" in stdout
+    assert "COUNT t 3" in stdout and "COUNT u 5" in stdout and "DROPPED True" in stdout
     submitter = api.log(run_a, "submitter/stdout")
     assert f"spark.hadoop.hive.metastore.uris={cde.backend.metastore.uri}" in submitter
     assert "derby.system.home" not in submitter
