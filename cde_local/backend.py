@@ -339,8 +339,9 @@ class Backend:
             if not self.store.insert_job(doc):
                 raise Conflict(f"job with name '{name}' already exists")
 
-    def list_jobs(self, query: filters.ListQuery) -> dict[str, Any]:
-        page, meta = self.store.list_page("jobs", query)
+    def list_jobs(self, query: filters.ListQuery, raw: bool = False) -> dict[str, Any]:
+        """A page of jobs; `raw`: documents may be stored JSON text (Store.list_page), for orjson."""
+        page, meta = self.store.list_page("jobs", query, raw=raw)
         return {"jobs": page, "meta": meta}
 
     def describe_job(self, name: str) -> dict[str, Any]:
@@ -523,8 +524,9 @@ class Backend:
                 )
             return run_id
 
-    def list_runs(self, query: filters.ListQuery) -> dict[str, Any]:
-        page, meta = self.store.list_page("runs", query)
+    def list_runs(self, query: filters.ListQuery, raw: bool = False) -> dict[str, Any]:
+        """A page of runs; `raw`: documents may be stored JSON text (Store.list_page), for orjson."""
+        page, meta = self.store.list_page("runs", query, raw=raw)
         return {"runs": page, "meta": meta}
 
     def describe_run(self, run_id: int) -> dict[str, Any]:

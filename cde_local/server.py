@@ -52,6 +52,7 @@ import re
 import urllib.parse
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -161,6 +162,17 @@ def _list_query(request: Request, default_orderby: str) -> filters.ListQuery:
     )
 
 
+def _json_reply(body: Any) -> Response:
+    """A JSON reply encoded by orjson, which splices the stored text of a raw page's documents
+    (`orjson.Fragment`); what orjson refuses (an integer beyond 64 bits in a document) goes through
+    the standard encoder, which only a page of decoded documents can reach."""
+    try:
+        content = orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        content = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    return Response(content, media_type="application/json")
+
+
 def _include_files(request: Request) -> bool:
     return filters.parse_bool_param("includeFiles", request.query_params.get("includeFiles"), default=False)
 
@@ -228,6 +240,9 @@ def _api_router(backend: Backend) -> APIRouter:
     def info() -> dict[str, Any]:
         return backend.info()
 
+    # Reads answer through `_json_reply`: the backend's documents are JSON already, and FastAPI's
+    # encoder for a returned dict (jsonable_encoder) cost 5x the whole query on a page of 100 runs.
+
     # resources
     @router.post("/resources")
     async def create_resource(request: Request) -> Response:
@@ -236,12 +251,12 @@ def _api_router(backend: Backend) -> APIRouter:
         return _empty(201)
 
     @router.get("/resources")
-    def list_resources(request: Request) -> dict[str, Any]:
-        return backend.list_resources(_list_query(request, "name"), _include_files(request))
+    def list_resources(request: Request) -> JSONResponse:
+        return _json_reply(backend.list_resources(_list_query(request, "name"), _include_files(request)))
 
     @router.get("/resources/{name}")
-    def describe_resource(name: str, request: Request) -> dict[str, Any]:
-        return backend.describe_resource(name, _include_files(request))
+    def describe_resource(name: str, request: Request) -> JSONResponse:
+        return _json_reply(backend.describe_resource(name, _include_files(request)))
 
     @router.delete("/resources/{name}")
     def delete_resource(name: str) -> Response:
@@ -286,12 +301,12 @@ def _api_router(backend: Backend) -> APIRouter:
         return _empty(201)
 
     @router.get("/jobs")
-    def list_jobs(request: Request) -> dict[str, Any]:
-        return backend.list_jobs(_list_query(request, "name"))
+    def list_jobs(request: Request) -> JSONResponse:
+        return _json_reply(backend.list_jobs(_list_query(request, "name"), raw=True))
 
     @router.get("/jobs/{name}")
-    def describe_job(name: str) -> dict[str, Any]:
-        return backend.describe_job(name)
+    def describe_job(name: str) -> JSONResponse:
+        return _json_reply(backend.describe_job(name))
 
     @router.patch("/jobs/{name}")
     async def update_job(name: str, request: Request) -> dict[str, Any]:
@@ -318,12 +333,12 @@ def _api_router(backend: Backend) -> APIRouter:
 
     # runs
     @router.get("/job-runs")
-    def list_runs(request: Request) -> dict[str, Any]:
-        return backend.list_runs(_list_query(request, "id"))
+    def list_runs(request: Request) -> JSONResponse:
+        return _json_reply(backend.list_runs(_list_query(request, "id"), raw=True))
 
     @router.get("/job-runs/{run_id}")
-    def describe_run(run_id: str) -> dict[str, Any]:
-        return backend.describe_run(_run_id(run_id))
+    def describe_run(run_id: str) -> JSONResponse:
+        return _json_reply(backend.describe_run(_run_id(run_id)))
 
     @router.get("/job-runs/{run_id}/logs")
     def run_logs(run_id: str, request: Request) -> PlainTextResponse:

@@ -34,6 +34,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from . import filters, queries
 from .filters import ListQuery
 from .queries import Table
@@ -287,13 +289,16 @@ class Store:
         table_name: str,
         query: ListQuery,
         view: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        raw: bool = False,
     ) -> Page:
         """One page of `jobs`, `resources` or `runs` and its `meta`, as `filters.apply` gives them
         over every document in key order (same items, order, meta and BadRequest), decoding only
         the documents of the page when the conditions and the order are on columns.
 
         `view` turns a document into the listed item (resources: `files` added); it may add keys,
-        but none a column's path matches ignoring case."""
+        but none a column's path matches ignoring case. `raw` (without a view): a page read by its
+        keys gives its documents as the stored JSON text (`orjson.Fragment`, for orjson.dumps to
+        splice into the reply), not decoded to be encoded again; other pages are dicts as always."""
         table = queries.TABLES[table_name]
         shown = view or (lambda doc: doc)
         key_order = f'ORDER BY "{table.key}"'
@@ -321,15 +326,16 @@ class Store:
                 rest = ListQuery(residual, query.orderby, query.orderasc, query.limit, query.offset)
                 return filters.apply([shown(doc) for doc in met], rest, table.key)
             if not residual:
-                page, more = self._page_in_sql(plan, query, shown)
+                page, more = self._page_in_sql(plan, query, shown, raw=raw and view is None)
             else:
                 sql = f"SELECT doc FROM {table.name} WHERE {where.text} ORDER BY {plan.order}"
                 page, more = self._page_in_python(sql, where.params, residual, query, shown)
         return page, {"hasNext": more, "limit": query.limit, "offset": query.offset, "count": len(page)}
 
     def _page_in_sql(
-        self, plan: queries.Plan, query: ListQuery, shown: Callable[[dict[str, Any]], dict[str, Any]]
-    ) -> tuple[list[dict[str, Any]], bool]:
+        self, plan: queries.Plan, query: ListQuery, shown: Callable[[dict[str, Any]], dict[str, Any]],
+        raw: bool = False,
+    ) -> tuple[list[Any], bool]:
         """The page's keys first (from the indexes: no document is read to be skipped), then its
         documents. A page that starts where the last one served in this order ended, with no write
         in between, starts after that page's last row instead of skipping `offset` rows: paging
@@ -365,6 +371,8 @@ class Store:
                 (json.dumps([key for _value, key in keys]),),
             ).fetchall()
         )
+        if raw:
+            return [orjson.Fragment(docs[key]) for _value, key in keys], more
         return [shown(json.loads(docs[key])) for _value, key in keys], more
 
     def _page_in_python(

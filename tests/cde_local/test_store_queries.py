@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from cde_local import filters, queries
@@ -229,6 +230,24 @@ def test_sql_answers_equal_the_python_filters_on_random_queries(store: Store, ta
         assert answered(store, table, query) == expected, query
         errors += isinstance(expected, tuple) and expected[0] == "400"
     assert errors > 5  # the cases cover the errors too
+
+
+@pytest.mark.parametrize("table", ["runs", "jobs"])
+def test_raw_pages_encode_to_the_same_json_as_decoded_ones(store: Store, table: str) -> None:
+    # the server's list replies splice stored document text (orjson.Fragment) into the page
+    fill_varied(store)
+    rng = random.Random(f"raw-{table}")
+    spliced = 0
+    for _ in range(200):
+        query = random_query(rng, table)
+        decoded = outcome(lambda query=query: store.list_page(table, query))
+        raw = outcome(lambda query=query: store.list_page(table, query, raw=True))
+        if isinstance(decoded, tuple) and decoded[0] == "400":
+            assert raw == decoded
+            continue
+        assert json.loads(orjson.dumps(raw)) == json.loads(json.dumps(decoded)), query
+        spliced += any(isinstance(item, orjson.Fragment) for item in raw[0])
+    assert spliced > 20  # most pages were read by their keys and spliced
 
 
 @pytest.mark.parametrize(
