@@ -72,6 +72,7 @@ class CdeBenchOptions:
     idle_cycles: int = 5
     spark: bool = True
     repeats: int = 3  # runs for the run-overhead part
+    distill_mb: int = 100  # the driver log given to the distiller
 
 
 @dataclass
@@ -235,9 +236,9 @@ def list_all_runs(jobs_api_url: str) -> tuple[int, float]:
     return len(runs), time.perf_counter() - t0
 
 
-def fill_records(records_dir: Path, failed: list[tuple[str, int]], total: int) -> None:
+def fill_records(healer_dir: Path, failed: list[tuple[str, int]], total: int) -> None:
     """An incident for every failed run, then more of other jobs up to `total` (all ended)."""
-    store = RecordStore(records_dir)
+    store = RecordStore(healer_dir)  # as the healer keeps them under HEALER_DATA_DIR
     now = datetime.now(timezone.utc)
     pairs = list(failed[:total])
     pairs += [(f"retired-job-{i % 500:03d}", 1_000_000 + i) for i in range(total - len(pairs))]
@@ -391,7 +392,7 @@ def run_cde_bench(options: CdeBenchOptions) -> CdeBenchResult:
                 rows = api_latency(cde, trivial, options, filled.run_ids)
                 figures["latency"] = [row.__dict__ for row in rows]
                 _say(f"filling {options.records} incident records")
-                fill_records(work / "healer" / "incidents", filled.failed, options.records)
+                fill_records(work / "healer", filled.failed, options.records)
                 figures["watcher"] = watcher_cycles(cde, work / "healer", options.idle_cycles)
                 _say(f"watcher: {figures['watcher']}")
             restarts = []
@@ -414,7 +415,7 @@ def run_cde_bench(options: CdeBenchOptions) -> CdeBenchResult:
             listing.append({"runs": count, "seconds": seconds, "us_per_run": 1e6 * seconds / max(1, count)})
             _say(f"listing all {count} runs: {seconds:.2f} s")
         figures["list_all"] = listing
-        figures["distill"] = distill_large_log()
+        figures["distill"] = distill_large_log(options.distill_mb)
         _say(f"distilling a {figures['distill']['megabytes']} MB log: {figures['distill']['seconds']:.1f} s")
         if options.spark:
             figures["run_overhead"] = run_overhead(work, options.repeats)
