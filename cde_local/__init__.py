@@ -69,6 +69,19 @@ def http_server(app: Any, **options: Any) -> uvicorn.Server:
     return uvicorn.Server(uvicorn.Config(app, http="httptools", lifespan="off", **options))
 
 
+def serve_in_thread(
+    server: uvicorn.Server, sock: socket.socket, name: str, timeout_s: float = STARTUP_TIMEOUT_S
+) -> threading.Thread:
+    """Serves `sock` with `server` in a daemon thread and waits, at most `timeout_s`, until it
+    answers. The caller checks `server.started`: False when it failed or is still starting."""
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:  # bounded by the deadline
+        time.sleep(0.02)
+    return thread
+
+
 def base_url_for(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"
@@ -123,13 +136,7 @@ class LocalCde:
             backend.close()
             sock.close()
             raise
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="cde-local-http", daemon=True
-        )
-        thread.start()
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
+        thread = serve_in_thread(server, sock, "cde-local-http")
         self._backend, self._server, self._thread, self._socket = backend, server, thread, sock
         if not server.started:
             self.stop()
