@@ -74,11 +74,6 @@ def scan_failures(client: CdeClient, settings: Settings, records: RecordStore,
     return FailureScan(runs=fresh[:cap], cursor=next_cursor)
 
 
-def find_new_failures(client: CdeClient, settings: Settings, records: RecordStore) -> list[JobRun]:
-    """Failed runs of watched jobs that ended within the lookback and have no incident, earliest end first."""
-    return scan_failures(client, settings, records).runs
-
-
 def open_incident(records: RecordStore, client: CdeClient, job: str, run_id: int, *,
                   mode: str, model: str | None) -> IncidentRecord:
     """Creates the incident's record, once. An existing record is returned unchanged."""

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from agents.monitor import find_new_failures
+from agents.monitor import scan_failures
 from agents.record import RecordStore
 from tests.fixtures.heal import TUTORIAL_DIAGNOSIS
 
@@ -66,7 +66,7 @@ def test_monitor_opens_one_incident_per_new_failure_and_ignores_its_own_jobs(hea
 
     settings = heal_lab.settings(tmp_path)  # JOB_NAME unset: every job is watched
     records = RecordStore(tmp_path)
-    fresh = {run.id for run in find_new_failures(client, settings, records)}
+    fresh = {run.id for run in scan_failures(client, settings, records).runs}
     assert runs["probe"].id in fresh
     assert runs["probe-fix-1"].id not in fresh and runs["probe-check"].id not in fresh
 
