@@ -165,8 +165,20 @@ class Candidate(BaseModel):
     verdict: str = ""  # rejected: ... | pre-flight failed | data comparison failed: ... | passed | not tried: ...
 
 
+class PolicyChoice(BaseModel):
+    """Which recovery action the attempt took, by which policy, and why (`agents/policy/decision.py`)."""
+
+    action: str  # an Action value: rerun | rerun-backoff | raise-resources | rule-fix | model-patch | escalate
+    policy: str  # static | learned
+    reason: str = ""
+    q_values: dict[str, float] = Field(default_factory=dict)  # the learned policy's estimates, by action
+    overridden: str = ""  # the safety rule that replaced the policy's own choice
+    state: dict[str, Any] = Field(default_factory=dict)  # the PolicyState it was chosen in
+
+
 class Attempt(BaseModel):
     number: int
+    policy: PolicyChoice | None = None  # the action chosen for this attempt (set in patch)
     evidence: Evidence | None = None  # the failure this attempt answers (after attempt 1: the last fix run's)
     rule_finding: Diagnosis | None = None  # what the rules found in diagnose; patch applies its fix from it
     diagnosis: Diagnosis | None = None
