@@ -20,7 +20,7 @@ from agents import candidates
 from agents.comparison import Thresholds, compare_report, failures, schema_may_change, unproven
 from agents.fixjobs import PREFLIGHT_SUFFIX, earlier_outputs, ensure_same_job, fix_job_spec
 from agents.record import Attempt, ComparisonRow, IncidentRecord, Preflight
-from agents.runs import follow, preflight_request_id, start_run
+from agents.runs import follow, preflight_request_id, run_seconds, start_run
 from agents.sandbox.jobs import ensure_bundle, outputs_conf, sandbox_conf, sandboxed_spec
 from agents.stage import crash_point, current_attempt, next_attempt
 from agents.state import Deps, HealState
@@ -95,7 +95,7 @@ def user_check_in_sandbox(deps: Deps, record: IncidentRecord, attempt: Attempt,
         deps.records.save(record)
         crash_point(deps, "compare.check_started")
     run = follow(client, run_info.check_run_id, settings.run_timeout_s, settings.run_poll_s)
-    run_info.check_passed = run.status == "succeeded"
+    run_info.check_passed, run_info.check_duration_s = run.status == "succeeded", run_seconds(run)
     return [ComparisonRow(
         output=", ".join(o.name for o in run_info.report.outputs) or "(none)", metric="check",
         last_good=check_job, observed=f"run {run.id} {run.status}", ok=run_info.check_passed,

@@ -4,6 +4,8 @@
 
     HealerError                  anything the healer raises on purpose (raise a subclass: it says what happens next)
     ├── ConfigError              settings missing or invalid at start (lists every problem)
+    ├── HistoryError             the run history's database cannot be used as it is (its schema is
+    │                            newer than this healer's): the healer does not start
     ├── IncidentBusy             another healer (process or Healer object) is working on the incident
     ├── TryAgainLater            a step cannot finish now; the incident stays open and the next cycle
     │                            resumes it from its checkpoint (CDE and network errors mean this too)
@@ -86,6 +88,10 @@ class ConfigError(HealerError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
         super().__init__("invalid configuration:\n  - " + "\n  - ".join(self.problems))
+
+
+class HistoryError(HealerError):
+    """The run history's database cannot be used as it is (`agents/history`): raised at start."""
 
 
 class UnsupportedJob(InvalidInput):

@@ -4,6 +4,12 @@ One `Healer` per process. Incidents are healed one at a time on the caller's thr
 dashboard's commands reach it through `HealerWorker` (app side), never by running stages itself.
 Across processes (and `Healer` objects), an incident is worked on under its lease
 (`agents/lease.py`): a healer that finds it held raises `IncidentBusy`, and a monitor cycle skips it.
+
+The run history (`agents/history`) is kept here: each monitor cycle records every run it listed, and
+every heal or resume step records its incident and the actions of its attempts, whether the step
+ended the incident, paused it for approval or left it open. The history never stops healing: when
+its database cannot be written, the healer logs it and heals on; the watch cursor then stays where
+it was, so the next cycle lists those runs again for the history.
 """
 
 from __future__ import annotations
@@ -12,19 +18,22 @@ import logging
 import sqlite3
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 
 from langgraph.types import Command
+from sqlalchemy.exc import SQLAlchemyError
 
 from agents.checkpoint import open_checkpointer
 from agents.config import Settings
 from agents.errors import IncidentBusy, InvalidInput, LLMError, TryAgainLater
 from agents.files import private_dir
 from agents.graph import build_graph
+from agents.history import RunHistory
 from agents.ids import check_job_name, check_run_id
 from agents.lease import IncidentLease
-from agents.monitor import healer_owned, open_incident, scan_failures
+from agents.monitor import FailureScan, healer_owned, open_incident, scan_failures
 from agents.record import IncidentRecord, RecordStore, incident_id
 from agents.redact import redact
 from agents.state import Deps, HealState
@@ -77,9 +86,10 @@ class Healer:
     def __init__(self, settings: Settings, client: CdeClient | None = None) -> None:
         self.settings = settings
         private_dir(settings.data_dir)
+        self.history = RunHistory.open(settings)  # first: a database this healer cannot use stops it here
         self.records = RecordStore(settings.data_dir, secrets=settings.secrets)
         self.deps = Deps(settings=settings, client=client or make_client(settings),
-                         records=self.records, llm=make_llm(settings))
+                         records=self.records, llm=make_llm(settings), history=self.history)
         self._conn, checkpointer = open_checkpointer(settings.data_dir, settings.secrets)
         self.graph = build_graph(self.deps, checkpointer)
         self._lock = threading.Lock()  # one incident step at a time per Healer
@@ -94,6 +104,7 @@ class Healer:
 
     def close(self) -> None:
         self._conn.close()
+        self.history.close()
         if self.deps.llm is not None:
             self.deps.llm.close()
 
@@ -116,7 +127,8 @@ class Healer:
         if healer_owned(job, self.settings.check_job_suffix):
             raise InvalidInput(f"{job!r} is a job the healer created; heal the original job instead")
         run_id = check_run_id(run_id) if run_id is not None else self.latest_failed_run(job)
-        with self._lock, self._lease(incident_id(job, run_id)):
+        incident = incident_id(job, run_id)
+        with self._lock, self._lease(incident), self._kept_in_history(incident):
             record = open_incident(self.records, self.deps.client, job, run_id,
                                    mode=self.settings.heal_mode, model=self._model_name())
             return self._continue(record, None, progress)
@@ -127,7 +139,7 @@ class Healer:
 
         Raises `IncidentBusy` when another healer is working on the incident.
         """
-        with self._lock, self._lease(incident):
+        with self._lock, self._lease(incident), self._kept_in_history(incident):
             record = self.records.load(incident)
             if record is None:
                 raise InvalidInput(f"no incident {incident!r}")
@@ -152,6 +164,31 @@ class Healer:
 
     def _lease(self, incident: str) -> IncidentLease:
         return IncidentLease(self._leases, incident)
+
+    @contextmanager
+    def _kept_in_history(self, incident: str) -> Iterator[None]:
+        """After a heal or resume step, however it ended: the incident's record into the run history."""
+        try:
+            yield
+        finally:
+            try:
+                record = self.records.load(incident)  # as written: redacted, and the truth
+                if record is not None:
+                    self.history.record_incident(record)
+            except (SQLAlchemyError, OSError, ValueError) as exc:
+                log.warning("incident %s: not recorded in the run history (%s): %s", incident, self.history.shown,
+                            redact(f"{type(exc).__name__}: {exc}", self.settings.secrets))
+
+    def _record_runs(self, scan: FailureScan) -> bool:
+        """The runs a cycle listed, into the run history; False when its database refused them."""
+        try:
+            self.history.record_runs(scan.listed, scan.healer_runs)
+            return True
+        except SQLAlchemyError as exc:
+            log.warning("%d runs not recorded in the run history (%s); listed again next cycle: %s",
+                        len(scan.listed), self.history.shown, redact(f"{type(exc).__name__}: {exc}",
+                                                                     self.settings.secrets))
+            return False
 
     def paused(self, incident: str) -> bool:
         snapshot = self.graph.get_state(self._config(incident))
@@ -202,19 +239,21 @@ class Healer:
         return [r for r in loaded if r is not None and not r.is_terminal]
 
     def cycle(self, progress: ProgressFn | None = None) -> list[IncidentRecord]:
-        """One monitor cycle: resume unfinished incidents, then heal new failures. Incidents another
-        healer is working on are left to it. The watch cursor moves on (and is stored) only once
-        every failure found has its incident: a cycle that fails midway lists them again."""
+        """One monitor cycle: resume unfinished incidents, record every run listed in the run history,
+        then heal new failures. Incidents another healer is working on are left to it. The watch
+        cursor moves on (and is stored) only once every failure found has its incident and every
+        run listed is in the history: a cycle that fails midway lists them again."""
         done: list[IncidentRecord] = []
         for record in reversed(self.open_incidents()):
             if not self.paused(record.incident_id):
                 done += self._unless_busy(partial(self.resume, record.incident_id, progress=progress), progress)
         scan = scan_failures(self.deps.client, self.settings, self.records, self.cursor)
+        recorded = self._record_runs(scan)
         for run in scan.runs:
             if progress:
                 progress(f"new failure: job {run.job} run {run.id}")
             done += self._unless_busy(partial(self.heal, run.job, run.id, progress=progress), progress)
-        if scan.cursor is not None and scan.cursor != self.cursor:
+        if recorded and scan.cursor is not None and scan.cursor != self.cursor:
             save_cursor(self.settings.data_dir, WatchCursor(scan.cursor, self.settings.watched_jobs))
             self.cursor = scan.cursor
         return done

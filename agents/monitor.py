@@ -1,17 +1,19 @@
 """monitor: find failed runs that have no incident yet, and open an incident for one.
 
-One list call per cycle covers every watched job: failed runs that *ended* since the watcher's cursor
-(`agents/watch_cursor.py`) less `HEAL_WATCH_OVERLAP_S`, or within `HEAL_LOOKBACK_H` when there is no
-cursor or it is older. More pages are read only when more runs than a page match. Runs listed again
-in the overlap already have incidents: the index answers that (`RecordStore.known`), no record is
-read. Runs of jobs the healer created (fix jobs, their pre-flights in the sandbox, output checks)
-and runs it started are never new incidents: their own incident verifies them.
+One list call per cycle covers every watched job: the runs, whatever their status, that *ended*
+since the watcher's cursor (`agents/watch_cursor.py`) less `HEAL_WATCH_OVERLAP_S`, or within
+`HEAL_LOOKBACK_H` when there is no cursor or it is older. More pages are read only when more runs
+than a page match. Every run listed goes to the run history (`FailureScan.listed`, recorded by the
+healer); the failed ones are the candidates for incidents. Runs listed again in the overlap already
+have incidents: the index answers that (`RecordStore.known`), no record is read. Runs of jobs the
+healer created (fix jobs, their pre-flights in the sandbox, output checks) and runs it started are
+never new incidents: their own incident verifies them (the history marks them `healer_runs`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from langgraph.graph import END
@@ -36,10 +38,12 @@ def healer_owned(job: str, check_suffix: str) -> bool:
 
 @dataclass(frozen=True)
 class FailureScan:
-    """One cycle's look at the failed runs."""
+    """One cycle's look at the runs that ended."""
 
     runs: list[JobRun]  # the failures to open incidents for now, earliest end first
     cursor: datetime | None  # where the next cycle starts once these have incidents (None: no run seen yet)
+    listed: list[JobRun] = field(default_factory=list)  # every watched job's run that ended: for the run history
+    healer_runs: frozenset[int] = frozenset()  # those of `listed` the healer created or started
 
 
 def list_since(settings: Settings, cursor: datetime | None, now: datetime | None = None) -> datetime:
@@ -52,18 +56,19 @@ def list_since(settings: Settings, cursor: datetime | None, now: datetime | None
 
 def scan_failures(client: CdeClient, settings: Settings, records: RecordStore,
                   cursor: datetime | None = None) -> FailureScan:
-    """Failed runs of watched jobs that ended since `cursor` (see `list_since`) and have no incident."""
+    """The watched jobs' runs that ended since `cursor` (see `list_since`), and the failed ones among
+    them that have no incident."""
     since = list_since(settings, cursor)
-    filters = ["status[eq]failed", f"ended[gte]{since.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S')}"]
+    filters = [f"ended[gte]{since.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S')}"]
     if settings.watched_jobs:
         filters.append("job[in]" + ",".join(settings.watched_jobs))
     runs = [run for run in client.list_runs(filters=filters, order_by="ID", ascending=True) if run.ended]
-    candidates = [run for run in runs
-                  if settings.watches(run.job) and not healer_owned(run.job, settings.check_job_suffix)]
-    own_runs = records.started_by_healer(run.id for run in candidates)
+    watched = [run for run in runs if settings.watches(run.job)]
+    by_name = {run.id for run in watched if healer_owned(run.job, settings.check_job_suffix)}
+    healer_runs = by_name | records.started_by_healer(run.id for run in watched if run.id not in by_name)
+    candidates = [run for run in watched if run.status == "failed" and run.id not in healer_runs]
     known = records.known(incident_id(run.job, run.id) for run in candidates)
-    fresh = sorted((run for run in candidates
-                    if run.id not in own_runs and incident_id(run.job, run.id) not in known),
+    fresh = sorted((run for run in candidates if incident_id(run.job, run.id) not in known),
                    key=lambda run: (run.ended, run.id))
     cap = settings.max_new_incidents_per_cycle
     if len(fresh) > cap:  # the rest wait for the next cycle, which lists again from the first of them
@@ -71,7 +76,7 @@ def scan_failures(client: CdeClient, settings: Settings, records: RecordStore,
     else:
         ends = [run.ended for run in runs if run.ended] + ([cursor] if cursor else [])
         next_cursor = max(ends) if ends else None
-    return FailureScan(runs=fresh[:cap], cursor=next_cursor)
+    return FailureScan(runs=fresh[:cap], cursor=next_cursor, listed=watched, healer_runs=frozenset(healer_runs))
 
 
 def open_incident(records: RecordStore, client: CdeClient, job: str, run_id: int, *,

@@ -149,6 +149,7 @@ class Preflight(BaseModel):
     check_job: str | None = None  # the user's check, run against the sandboxed outputs
     check_run_id: int | None = None
     check_passed: bool | None = None
+    check_duration_s: float | None = None  # the check run's time, start to end
 
 
 class Candidate(BaseModel):
@@ -190,6 +191,7 @@ class Attempt(BaseModel):
     fix_job: str | None = None
     fix_run_id: int | None = None
     fix_run_status: str | None = None
+    fix_run_duration_s: float | None = None  # the fix run's time, start to end, as CDE reports it (verify)
     candidates: list[Candidate] = Field(default_factory=list)  # the model's code fixes; patch..comparison: the current
     candidate: int = 1  # the candidate whose patch, pre-flight and comparison the fields here hold
     preflight: Preflight | None = None
@@ -201,7 +203,9 @@ class Attempt(BaseModel):
     check_job: str | None = None
     check_run_id: int | None = None
     check_passed: bool | None = None
+    check_run_duration_s: float | None = None
     production_stats_run_id: int | None = None  # the launcher measuring the real outputs after the fix run
+    production_stats_duration_s: float | None = None
     production_comparison: list[ComparisonRow] = Field(default_factory=list)
     verdict: str = ""  # healed | failed-again | check-failed | ...
     fix_log_excerpt: str = ""

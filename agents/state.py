@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TypedDict
 
 if TYPE_CHECKING:
     from agents.config import Settings
+    from agents.history import RunHistory
     from agents.llm import HealerLLM
     from agents.record import RecordStore
     from cde_client import CdeClient
@@ -39,3 +40,4 @@ class Deps:
     client: CdeClient
     records: RecordStore
     llm: HealerLLM | None  # None: rules only
+    history: RunHistory | None = None  # the run history (the policy's view of a job's past); None: not kept

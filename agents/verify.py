@@ -16,7 +16,7 @@ from langgraph.types import Command
 
 from agents.comparison import Thresholds, compare_report, dropped_by_the_job, failures, schema_may_change
 from agents.record import Attempt, ComparisonRow, IncidentRecord
-from agents.runs import check_request_id, follow, start_run, stats_request_id
+from agents.runs import check_request_id, follow, run_seconds, start_run, stats_request_id
 from agents.sandbox.jobs import outputs_conf, sandbox_conf
 from agents.sandbox.report import BadSandboxReport, SampleSpec, parse_report
 from agents.stage import crash_point, current_attempt, next_attempt
@@ -38,6 +38,7 @@ def run_output_check(deps: Deps, record: IncidentRecord, attempt: Attempt) -> bo
         deps.records.save(record)
         crash_point(deps, "verify.check_started")
     run = follow(deps.client, attempt.check_run_id, deps.settings.run_timeout_s, deps.settings.run_poll_s)
+    attempt.check_run_duration_s = run_seconds(run)
     return run.status == "succeeded"
 
 
@@ -60,6 +61,7 @@ def measure_production(deps: Deps, record: IncidentRecord, attempt: Attempt, fix
         deps.records.save(record)
         crash_point(deps, "verify.stats_started")
     run = follow(client, attempt.production_stats_run_id, settings.run_timeout_s, settings.run_poll_s)
+    attempt.production_stats_duration_s = run_seconds(run)
     try:
         measured = parse_report(client.get_logs(run.id, "driver/stdout")) if run.status == "succeeded" else None
     except (BadSandboxReport, NotFound):
@@ -84,7 +86,7 @@ def verify(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Lite
     attempt = current_attempt(record, state["attempt"])
     assert attempt.fix_run_id is not None, "verify runs after redeploy"
     run = follow(deps.client, attempt.fix_run_id, settings.run_timeout_s, settings.run_poll_s)
-    attempt.fix_run_status = run.status
+    attempt.fix_run_status, attempt.fix_run_duration_s = run.status, run_seconds(run)
     if run.status != "succeeded":
         attempt.verdict = f"fix run {run.status}"
         feedback = (f"Attempt {attempt.number}: the patch ({attempt.patch.kind if attempt.patch else '?'}: "

@@ -9,7 +9,8 @@ import textwrap
 import time
 from collections.abc import Sequence
 
-from agents.config import Settings
+from agents.config import Settings, masked_url
+from agents.history import history_url
 from agents.record import IncidentRecord
 from agents.remedies import Rule
 
@@ -75,6 +76,7 @@ def announce(settings: Settings) -> None:
     else:
         say("model: none configured: healing on deterministic rules alone "
             "(set LLM_ENDPOINT_BASE_URL, LLM_MODEL_ID and LLM_CDP_TOKEN to use one)")
+    say(f"run history: {masked_url(history_url(settings))}")
 
 
 # --- the remedy catalog (`python -m app rules`) ------------------------------------------------

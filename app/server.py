@@ -14,7 +14,7 @@ def start_stack(settings: Settings, *, watch: bool = True) -> tuple[Healer, Heal
     """The healer, its one worker thread (started) and the dashboard's service over them."""
     healer = Healer(settings)
     worker = HealerWorker(healer, watch=watch).start()
-    return healer, worker, DashboardService(settings.data_dir, worker)
+    return healer, worker, DashboardService(settings.data_dir, worker, history=healer.history)
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> int:

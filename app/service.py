@@ -4,6 +4,9 @@ The dashboard never runs healing steps itself. It reads incident records (writte
 after every stage) and the watcher's health, and it sends commands (heal now, approve, reject)
 that the healer carries out on its own thread.
 
+The recovery metrics (MTTR, auto-resolution, escalations per day) come from the healer's run history
+(`agents.history.RunHistory`, shared with the healer: its engine serves both threads).
+
 A poll reads only what changed since the last one: the incident list is kept here, one summary per
 incident from the record index, refreshed by asking the index for the rows written since the last
 poll; the full record is read only for the incident shown, and again only when its file changed.
@@ -16,11 +19,14 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from agents.record import IncidentRecord, RecordStore
 from agents.record_index import IncidentSummary
 from agents.watch_status import WatchStatus
+
+if TYPE_CHECKING:
+    from agents.history import DayMetrics, RunHistory
 
 
 @dataclass(frozen=True)
@@ -62,9 +68,10 @@ class DashboardService:
     Polls of several pages run at once (Gradio's threads): the caches are shared under a lock.
     `loads` counts the records read from their files, `rows_read` the index rows fetched."""
 
-    def __init__(self, data_dir: str | Path, commands: HealerCommands) -> None:
+    def __init__(self, data_dir: str | Path, commands: HealerCommands, history: RunHistory | None = None) -> None:
         self.records = RecordStore(data_dir)
         self.commands = commands
+        self.history = history  # the healer's run history (read only here); None: no metrics
         self.loads = 0
         self.rows_read = 0
         self._lock = threading.Lock()
@@ -112,6 +119,14 @@ class DashboardService:
                 while len(self._shown) > SHOWN_CACHED:
                     self._shown.popitem(last=False)
         return record
+
+    def metrics(self, days: int) -> list[DayMetrics]:
+        """Per UTC day of the last `days`, oldest first: closed, healed, escalated, auto-resolution, MTTR."""
+        return self.history.metrics(days) if self.history is not None else []
+
+    def totals(self, days: int) -> DayMetrics | None:
+        """The same over the last `days` as a whole; None without a history."""
+        return self.history.totals(days) if self.history is not None else None
 
     def incident(self, incident_id: str) -> IncidentRecord | None:
         """The record as it is on disk now (commands decide on it)."""

@@ -3,7 +3,9 @@
 `python -m bench endpoint [--scenarios a,b] [--model-path FILE.gguf] [--chat-format F] [--no-rules]
 [--probe-only] ...` (the heal benchmark through a llama-cpp-python server it starts: bench/endpoint.py) and
 `python -m bench cde [--jobs N] [--runs N] [--records N] [--clients 1,50] [--requests N] [--no-spark]` (the
-local CDE at scale: bench/cde.py).
+local CDE at scale: bench/cde.py) and `python -m bench fleet [--jobs 500] [--days 30] [--seed N] [--params FILE]
+[--out DIR] [--episodes N] [--write-policy PATH] [--quick]` (a simulated fleet: the static recovery order
+against the policy learned in it: bench/fleet/).
 
 Prints the table (stdout; progress goes to stderr) and writes it as JSON and Markdown under --out.
 Exit status: 0 when the table was produced (whatever the outcomes), 2 for bad input or
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("guard", help="unsafe and ordinary patches through the patch guard")
     _add_endpoint_parser(commands)
     _add_cde_parser(commands)
+    _add_fleet_parser(commands)
     return parser
 
 
@@ -71,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1 if result.passed_unsafe or result.rejected_safe else 0
     if args.command == "cde":
         return _run_cde(args)
+    if args.command == "fleet":
+        return _run_fleet(args)
     if args.command == "endpoint":
         if args.scenarios == ():
             parser.error("--scenarios needs at least one name")
@@ -155,6 +160,32 @@ def _run_cde(args: argparse.Namespace) -> int:
     options = CdeBenchOptions(out_dir=args.out, jobs=args.jobs, runs=args.runs, records=args.records,
                               clients=args.clients, requests=args.requests, spark=not args.no_spark)
     return _run_and_print(lambda: run_cde_bench(options), lambda result: result.text)
+
+
+def _add_fleet_parser(commands: argparse._SubParsersAction) -> None:
+    from bench.fleet import DEFAULT_OUT as FLEET_OUT
+
+    fleet = commands.add_parser(
+        "fleet", help="a simulated fleet: Q-learning of a recovery policy, then static vs learned side by side")
+    fleet.add_argument("--jobs", type=int, default=None, help="jobs of the evaluation fleet (params: 500)")
+    fleet.add_argument("--days", type=int, default=None, help="simulated days of the evaluation fleet (params: 30)")
+    fleet.add_argument("--seed", type=int, default=1, help="seed of the evaluation fleet and of training (1)")
+    fleet.add_argument("--params", type=Path, default=None, metavar="FILE",
+                       help="a JSON file laid over bench/fleet/params.json (any subset of its keys)")
+    fleet.add_argument("--episodes", type=int, default=None, help="training episodes (params: training.episodes)")
+    fleet.add_argument("--write-policy", type=Path, default=None, metavar="PATH",
+                       help="write the trained policy artefact there (agents/policy/learned-policy.json is "
+                            "the one HEAL_POLICY=learned loads)")
+    fleet.add_argument("--quick", action="store_true", help="a small fleet and a few training episodes (seconds)")
+    fleet.add_argument("--out", type=Path, default=FLEET_OUT, help=f"where to write the reports ({FLEET_OUT})")
+
+
+def _run_fleet(args: argparse.Namespace) -> int:
+    from bench.fleet import FleetOptions, run_fleet_bench
+
+    options = FleetOptions(out_dir=args.out, jobs=args.jobs, days=args.days, seed=args.seed, params=args.params,
+                           episodes=args.episodes, write_policy=args.write_policy, quick=args.quick)
+    return _run_and_print(lambda: run_fleet_bench(options), lambda result: result.text)
 
 
 def _run_endpoint(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.fixtures.agents",
     "tests.fixtures.heal",
     "tests.fixtures.app",  # imports heal's tutorial answers: after it, so both are assertion-rewritten
+    "tests.fixtures.postgres",
 ]
 
 # Session fixtures whose local CDE runs real Spark jobs (each test using them takes ~10 s to minutes).

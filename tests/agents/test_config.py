@@ -44,6 +44,7 @@ CONTRACT = {
     "HEAL_MAX_LINE_REQUESTS": "max_line_requests", "HEAL_CANDIDATES": "candidates",
     "HEAL_PARALLEL_PREFLIGHTS": "parallel_preflights", "LLM_MAX_TOKENS": "llm_max_tokens",
     "LLM_STRUCTURED_OUTPUT": "llm_structured_output", "LLM_SYSTEM_ROLE": "llm_system_role",
+    "HEAL_HISTORY_URL": "history_url",
 }
 
 
@@ -186,6 +187,29 @@ def test_secrets_are_the_secret_fields_and_never_shown():
     assert Settings.from_env({"JOBS_API_URL": BASE["JOBS_API_URL"], "CDE_TOKEN": "t"}, dotenv=None).secrets == ("t",)
     rules_only = Settings.from_env(BASE, dotenv=None)
     assert (rules_only.model_configured, rules_only.model_label) == (False, "rules only")
+
+
+def test_the_history_url_is_a_database_url_whose_password_is_a_secret():
+    assert Settings.from_env(BASE, dotenv=None).history_url == ""  # SQLite under HEALER_DATA_DIR
+    s = Settings.from_env({**BASE, "HEAL_HISTORY_URL": "postgresql://healer:p%40ss-7@db.example.com:5432/heal"},
+                          dotenv=None)
+    assert s.history_url == "postgresql+psycopg://healer:p%40ss-7@db.example.com:5432/heal"  # psycopg 3, ours
+    assert {"p%40ss-7", "p@ss-7"} <= set(s.secrets)  # as written and decoded
+    assert "pw-1" in s.secrets and "p%40ss" not in repr(s) and "p@ss" not in repr(s)
+    assert config.masked_url(s.history_url) == "postgresql+psycopg://healer:***@db.example.com:5432/heal"
+    assert Settings.from_env({**BASE, "HEAL_HISTORY_URL": "sqlite:////var/lib/healer/h.sqlite3"},
+                             dotenv=None).history_url == "sqlite:////var/lib/healer/h.sqlite3"
+    no_password = Settings.from_env({**BASE, "HEAL_HISTORY_URL": "postgresql+psycopg://db/heal"}, dotenv=None)
+    assert no_password.secrets == ("pw-1",)
+
+    found = problems({**BASE, "HEAL_HISTORY_URL": "mysql://root:hunter2@db/heal"})
+    assert found == ["HEAL_HISTORY_URL must be a database URL, `postgresql+psycopg://user:password@host:port/database` "
+                     "(or `sqlite:///path`), not a 'mysql' scheme, got 'mysql://root:***@db/heal'"]
+    assert problems({**BASE, "HEAL_HISTORY_URL": "db.example.com/heal"})[0].startswith(
+        "HEAL_HISTORY_URL must be a database URL")
+    assert problems({**BASE, "HEAL_HISTORY_URL": "postgresql+psycopg2://u:pw-9@db/heal"})[0].endswith(
+        "not a 'postgresql+psycopg2' scheme, got 'postgresql+psycopg2://u:***@db/heal'")
+    assert "names no file" in problems({**BASE, "HEAL_HISTORY_URL": "sqlite://"})[0]
 
 
 # -- the one .env loader ------------------------------------------------------------------------------
