@@ -36,6 +36,7 @@ from agents.sandbox.report import sample_spec
 
 HealMode = Literal["auto", "approve"]
 StructuredOutput = Literal["auto", "json_schema", "function_calling", "json_in_text"]
+PolicyName = Literal["static", "learned"]
 MIN_ROOM_BESIDE_EVIDENCE = 1000  # prompt tokens kept for instructions beside the distilled log and the code
 DOTENV = Path(".env")
 SANDBOX_PREFIX = re.compile(r"[a-z][a-z0-9_]{0,39}\Z")
@@ -201,6 +202,18 @@ class Settings:
         help="comparison: a key-like column keeps at least this share of its distinct values per row")
     deterministic_fixes: bool = setting(
         "HEAL_DETERMINISTIC_FIXES", True, help="apply a rule's fix without asking the model")
+    policy: PolicyName = setting(
+        "HEAL_POLICY", "static",
+        help="which recovery action each attempt takes: `static` (the rule's fix, else the model's, else a human) "
+        "or `learned` (the Q-table of HEAL_POLICY_FILE; safety rules win either way)")
+    policy_file: Path | None = setting(
+        "HEAL_POLICY_FILE", None, help="the learned policy's artefact; empty: the one shipped (agents/policy/learned-policy.json)")
+    policy_exploration: float = setting(
+        "HEAL_POLICY_EXPLORATION", 0.0, minimum=0, maximum=0.3,
+        help="learned policy: the chance of trying another permitted action instead of the best known (0: never)")
+    policy_learn: bool = setting(
+        "HEAL_POLICY_LEARN", True,
+        help="learned policy: update its Q-values from each finished incident (kept in the run history)")
     dashboard_host: str = setting(
         "DASHBOARD_HOST", "127.0.0.1", help="where `python -m app serve` listens (on CAI: always 127.0.0.1:$CDSW_APP_PORT)")
     dashboard_port: int = setting("DASHBOARD_PORT", 7860, minimum=0, maximum=65535, help="its port; 0: any free one")
@@ -383,7 +396,7 @@ def _choice(s: Setting, raw: str) -> str:
 
 _READERS: dict[Any, Callable[[Setting, str], Any]] = {
     str: _text, str | None: _text, int: _integer, float: _number, bool: _boolean,
-    Path: lambda s, raw: Path(raw), tuple[str, ...]: _names,
+    Path: lambda s, raw: Path(raw), Path | None: lambda s, raw: Path(raw), tuple[str, ...]: _names,
 }
 
 

@@ -20,20 +20,28 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from functools import partial
 
 from langgraph.types import Command
 from sqlalchemy.exc import SQLAlchemyError
 
+from agents import experience
 from agents.checkpoint import open_checkpointer
+from agents.choice import state_of
 from agents.config import Settings
-from agents.errors import IncidentBusy, InvalidInput, LLMError, TryAgainLater
+from agents.errors import ConfigError, IncidentBusy, InvalidInput, LLMError, TryAgainLater
 from agents.files import private_dir
 from agents.graph import build_graph
 from agents.history import RunHistory
+from agents.history.rows import moment
 from agents.ids import check_job_name, check_run_id
 from agents.lease import IncidentLease
 from agents.monitor import FailureScan, healer_owned, open_incident, scan_failures
+from agents.policy import artefact
+from agents.policy.decision import Policy, StaticPolicy
+from agents.policy.learned import LearnedPolicy
+from agents.policy.reward import DEFAULT_WEIGHTS, RewardWeights
 from agents.record import IncidentRecord, RecordStore, incident_id
 from agents.redact import redact
 from agents.state import Deps, HealState
@@ -71,6 +79,41 @@ def make_llm(settings: Settings):
     )
 
 
+def make_policy(settings: Settings, history: RunHistory) -> tuple[Policy, RewardWeights]:
+    """The recovery policy HEAL_POLICY names, and the reward weights its online updates use. A learned
+    policy is its artefact's Q-table brought up to date with the experience the run history holds
+    since the artefact was made (so a restart loses nothing it learned online). A bad artefact is a
+    configuration error: the healer does not start."""
+    if settings.policy == StaticPolicy.name:
+        return StaticPolicy(), DEFAULT_WEIGHTS
+    try:
+        found = artefact.load(settings.policy_file or artefact.DEFAULT_PATH)
+    except artefact.PolicyArtefactError as exc:
+        raise ConfigError([f"HEAL_POLICY_FILE: {exc}"]) from exc
+    weights = _weights(found.training)
+    policy = found.policy
+    if settings.policy_learn:
+        made = moment(found.created)
+        for step in history.experiences():
+            if made is None or _utc(step.created_at) >= made:
+                policy.update(state_of(step.state), step.action, step.reward,
+                              None if step.next_state is None else state_of(step.next_state))
+    policy.explore(settings.policy_exploration)
+    return policy, weights
+
+
+def _weights(training: dict) -> RewardWeights:
+    """The reward weights the policy was trained with (its simulator's parameters), else the defaults."""
+    try:
+        return RewardWeights.from_dict((training.get("params") or {}).get("reward") or {})
+    except (TypeError, ValueError, AttributeError):
+        return DEFAULT_WEIGHTS
+
+
+def _utc(stamp: datetime) -> datetime:
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+
+
 def make_client(settings: Settings) -> CdeClient:
     return CdeClient(
         settings.jobs_api_url,
@@ -88,8 +131,9 @@ class Healer:
         private_dir(settings.data_dir)
         self.history = RunHistory.open(settings)  # first: a database this healer cannot use stops it here
         self.records = RecordStore(settings.data_dir, secrets=settings.secrets)
-        self.deps = Deps(settings=settings, client=client or make_client(settings),
-                         records=self.records, llm=make_llm(settings), history=self.history)
+        self.policy, self._weights = make_policy(settings, self.history)
+        self.deps = Deps(settings=settings, client=client or make_client(settings), records=self.records,
+                         llm=make_llm(settings), history=self.history, policy=self.policy)
         self._conn, checkpointer = open_checkpointer(settings.data_dir, settings.secrets)
         self.graph = build_graph(self.deps, checkpointer)
         self._lock = threading.Lock()  # one incident step at a time per Healer
@@ -175,9 +219,22 @@ class Healer:
                 record = self.records.load(incident)  # as written: redacted, and the truth
                 if record is not None:
                     self.history.record_incident(record)
+                    self._learn(record)
             except (SQLAlchemyError, OSError, ValueError) as exc:
                 log.warning("incident %s: not recorded in the run history (%s): %s", incident, self.history.shown,
                             redact(f"{type(exc).__name__}: {exc}", self.settings.secrets))
+
+    def _learn(self, record: IncidentRecord) -> None:
+        """A finished incident's steps, once: into the run history, and into a learned policy's Q-values."""
+        if not record.is_terminal or self.history.has_experience(record.incident_id):
+            return
+        learned = self.settings.policy_learn and isinstance(self.policy, LearnedPolicy)
+        for step in experience.steps(record, self._weights):
+            self.history.add_experience(record.incident_id, step.attempt, step.state, step.action, step.reward,
+                                        step.next_state)
+            if learned:
+                self.policy.update(state_of(step.state), step.action, step.reward,  # type: ignore[union-attr]
+                                   None if step.next_state is None else state_of(step.next_state))
 
     def _record_runs(self, scan: FailureScan) -> bool:
         """The runs a cycle listed, into the run history; False when its database refused them."""

@@ -13,13 +13,16 @@ from langgraph.types import Command
 
 from agents import prompts, untrusted
 from agents.budget import context_note, shown_code
+from agents.choice import choose, policy_state
 from agents.diffs import config_diff, unified_diff
 from agents.distill import summary
 from agents.errors import EditsDoNotApply, LLMError, PromptTooLarge
 from agents.guard import check_patch
 from agents.guard.config import CONF_KEYS, REMEDY_ONLY_KEYS
+from agents.policy.decision import RERUNS, Action, StaticPolicy
 from agents.record import Attempt, Candidate, Diagnosis, Evidence, IncidentRecord, Patch
 from agents.remedies import fix_by_rules
+from agents.remedies.resources import more_memory
 from agents.stage import apply_spark_changes, current_attempt, current_evidence
 from agents.state import Deps, HealState
 
@@ -36,14 +39,28 @@ def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Liter
     rejections: list[str] = []
 
     evidence = current_evidence(state, record)
+    base_spark = state.get("base_spark") or {}
     ruled = _rule_diagnosis(diagnosis, attempt.rule_finding)
-    if ruled is not None and (deps.settings.deterministic_fixes or deps.llm is None):
-        proposal = fix_by_rules(ruled, evidence, base_code, state.get("base_spark") or {})
-        if proposal is not None and _judge(proposal, base_code, state.get("base_spark") or {}, earlier, deps,
-                                           attempt.guard, rejections, diagnosis) is not None:
-            accepted = [Candidate(number=1, patch=proposal, accepted=True,  # a rule's fix stays alone
-                                  diff=_code_diff(record, proposal) if proposal.kind == "code" else "")]
-    if not accepted and deps.llm is not None:
+    proposal = (fix_by_rules(ruled, evidence, base_code, base_spark)
+                if ruled is not None and (deps.settings.deterministic_fixes or deps.llm is None) else None)
+    known = policy_state(record, attempt, diagnosis, proposal.kind if proposal else None, deps)
+    decision = choose(known, deps, attempt)
+    action = decision.action
+    if proposal is not None and proposal.kind == "rerun" and known.reruns_left == 0:
+        _judge(proposal, base_code, base_spark, earlier, deps, attempt.guard, rejections, diagnosis)  # says why not
+    if action is Action.ESCALATE and decision.policy != StaticPolicy.name:
+        return _escalate(f"the {decision.policy} policy escalated at attempt {attempt.number}: {decision.reason}")
+    if action in (*RERUNS, Action.RAISE_RESOURCES):
+        chosen = _policy_patch(action, base_spark, rejections)
+        if chosen is not None and _judge(chosen, base_code, base_spark, earlier, deps, attempt.guard, rejections,
+                                         diagnosis) is not None:
+            accepted = [Candidate(number=1, patch=chosen, accepted=True)]
+    if action is Action.RULE_FIX and proposal is not None and _judge(
+            proposal, base_code, base_spark, earlier, deps, attempt.guard, rejections, diagnosis) is not None:
+        accepted = [Candidate(number=1, patch=proposal, accepted=True,  # a rule's fix stays alone
+                              diff=_code_diff(record, proposal) if proposal.kind == "code" else "")]
+    # the model: when chosen, or after a rule's fix the guard refused (the static order's fallback)
+    if not accepted and deps.llm is not None and action in (Action.MODEL_PATCH, Action.RULE_FIX):
         try:
             accepted = _ask_model(state, deps, record, diagnosis, earlier, attempt, rejections)
         except LLMError as exc:
@@ -70,6 +87,18 @@ def patch(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Liter
     attempt.diff = (config_diff(original.definition.get("spark") or {}, new_spark)
                     if first.patch.kind == "config" else "")
     return Command(goto="preflight", update={"fixed_code": base_code, "candidate_codes": {}})
+
+
+def _policy_patch(action: Action, base_spark: dict[str, Any], rejections: list[str]) -> Patch | None:
+    """The patch of a policy action that needs neither a rule nor the model: a re-run, or more memory."""
+    if action is Action.RAISE_RESOURCES:
+        found = more_memory(base_spark)
+        if found is None:
+            rejections.append("raise-resources: driver and executor memory are at their caps already")
+        return found
+    wait = "after a back-off" if action is Action.RERUN_BACKOFF else "at once"
+    return Patch(kind="rerun", explanation=f"The recovery policy re-runs the job unchanged, {wait}.",
+                 source="policy", applicability="safe")
 
 
 def _rule_diagnosis(diagnosis: Diagnosis, found: Diagnosis | None) -> Diagnosis | None:

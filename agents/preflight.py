@@ -27,6 +27,7 @@ from agents.fixjobs import (
     fix_job_spec,
     prepare_fix,
 )
+from agents.policy.decision import Action
 from agents.record import Attempt, IncidentRecord, Preflight
 from agents.runs import follow, preflight_request_id, run_seconds, start_run
 from agents.sandbox.jobs import ensure_bundle, outputs_conf, sandbox_conf, sandbox_database, sandboxed_spec
@@ -144,6 +145,13 @@ def driver_stdout(client: CdeClient, run_id: int) -> str:
 
 def rerun_backoff_s(record: IncidentRecord, attempt: int, base_s: float) -> float:
     """Seconds to wait before this attempt's re-run (its pre-flight comes first): none for the first
-    re-run of the incident, then `base_s` doubled for each one after it, at most MAX_BACKOFF_S."""
+    re-run of the incident, then `base_s` doubled for each one after it, at most MAX_BACKOFF_S. A
+    recovery policy's choice says it instead: `rerun` at once, `rerun-backoff` after `base_s` doubled
+    for each earlier re-run."""
     earlier = sum(1 for a in record.attempts if a.number < attempt and a.patch and a.patch.kind == "rerun")
+    chosen = next((a.policy.action for a in record.attempts if a.number == attempt and a.policy), None)
+    if chosen == Action.RERUN:
+        return 0.0
+    if chosen == Action.RERUN_BACKOFF:
+        return min(base_s * 2 ** earlier, MAX_BACKOFF_S)
     return 0.0 if earlier == 0 else min(base_s * 2 ** (earlier - 1), MAX_BACKOFF_S)

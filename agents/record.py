@@ -119,7 +119,7 @@ class Patch(BaseModel):
     edits: list[Edit] = Field(default_factory=list)  # the model's edits that made `code` (none: a whole file)
     spark_changes: dict[str, Any] = Field(default_factory=dict)  # e.g. {"driverMemory": "2g"}
     conf_changes: dict[str, str] = Field(default_factory=dict)  # spark.conf keys
-    source: Literal["rule", "model"] = "model"
+    source: Literal["rule", "model", "policy"] = "model"  # policy: a re-run or more memory it chose
     # a rule's fix: "safe" (a correct job's output unchanged) or "changes-results"; None for a model's
     applicability: Literal["safe", "changes-results"] | None = None
 

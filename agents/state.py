@@ -6,8 +6,10 @@ account of the incident lives in its record (`agents/record.py`), which every st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypedDict
+
+from agents.policy.decision import Policy, StaticPolicy
 
 if TYPE_CHECKING:
     from agents.config import Settings
@@ -41,3 +43,4 @@ class Deps:
     records: RecordStore
     llm: HealerLLM | None  # None: rules only
     history: RunHistory | None = None  # the run history (the policy's view of a job's past); None: not kept
+    policy: Policy = field(default_factory=StaticPolicy)  # which recovery action each attempt takes

@@ -10,8 +10,10 @@ computed by the pure functions of `app.views`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -26,6 +28,8 @@ import gradio as gr
 from agents.errors import ConfigError
 from app import views
 from app.service import DashboardService
+
+log = logging.getLogger("healer.dashboard")
 
 POLL_SECONDS = 2.0
 STATIC_DIR = Path(__file__).parent / "static"
@@ -106,8 +110,10 @@ class Panel:
     send: Callable[[Any], Any] = _as_is
 
 
-# Slots, in page order (see build_dashboard): top, incidents, actions, approval (in the approval box),
-# heading, cards, cards-side, code, log, log-folded (under "Full driver log"), reasoning, diff.
+# Slots, in page order (see build_dashboard): top, outcomes-7 and outcomes-30 (tabs of "Recovery"), incidents,
+# actions, approval (in the approval box), heading, cards, cards-side, code, log, log-folded (under "Full
+# driver log"), reasoning, diff.
+OUTCOME_WINDOWS = (7, 30)  # days of run history the recovery plots show, one tab each
 PANELS: tuple[Panel, ...] = (
     Panel("status", lambda p: views.status_html(p.status, error=p.status_error), "top",
           gr.HTML, {"elem_id": "hd-status"}),
@@ -152,6 +158,8 @@ PANELS: tuple[Panel, ...] = (
           gr.Markdown, {"elem_id": "hd-reasoning", "max_height": 560, "container": True}),
     Panel("diff", lambda p: views.diff_html(views.diff_text(p.record)), "diff",
           gr.HTML, {"elem_id": "hd-diff"}),
+    *(Panel(f"outcomes_{days}", functools.partial(views.outcomes_html, window=days), f"outcomes-{days}",
+            gr.HTML, {"elem_id": f"hd-outcomes-{days}"}) for days in OUTCOME_WINDOWS),
 )
 
 
@@ -182,8 +190,17 @@ def compute_page(service: DashboardService, selected: str | None, now: datetime)
         status, status_error = None, str(exc)
     page = views.Page(records=records, record=record, now=now, wanted=selected,
                       record_file=service.record_path(record.incident_id) if record else None,
-                      status=status, status_error=status_error)
+                      status=status, status_error=status_error, metrics=_metrics(service))
     return PageState(shown=page.shown, values=panel_values(page))
+
+
+def _metrics(service: DashboardService) -> dict[int, tuple[list, Any]]:
+    """The run history's metrics per window; none when the history cannot be read (the page stays up)."""
+    try:
+        return {days: (service.metrics(days), service.totals(days)) for days in OUTCOME_WINDOWS}
+    except Exception as exc:  # a database outage must never take the page down
+        log.warning("recovery metrics unavailable: %s: %s", type(exc).__name__, exc)
+        return {}
 
 
 def refresh(service: DashboardService, selected: str | None, sent: dict[str, str] | None) -> tuple[Any, ...]:
@@ -303,6 +320,11 @@ def build_dashboard(service: DashboardService, poll_seconds: float = POLL_SECOND
         gr.HTML(f'<div class="hd-title-bar"><h1>{TITLE}</h1>'
                 '<span>Failed CDE job runs, diagnosed, patched as new jobs and verified</span></div>')
         place("top")
+        with gr.Accordion("Recovery: MTTR, auto-resolution and escalations (run history)", open=True,
+                          elem_id="hd-recovery"), gr.Tabs():
+            for days in OUTCOME_WINDOWS:
+                with gr.Tab(f"Last {days} days", elem_id=f"hd-recovery-{days}"):
+                    place(f"outcomes-{days}")
 
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=480):

@@ -12,15 +12,18 @@ import functools
 import html
 import re
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from agents.diffs import unified_diff
+from agents.history import DayMetrics
 from agents.record import TERMINAL_STATES, Attempt, IncidentRecord, incident_id, summarize
 from agents.record_index import IncidentSummary
 from agents.redact import redact
+from app import plots
 from app.service import FailedRunRow, StatusStrip
 
 INCIDENT_HEADERS = ["State", "Job", "Failed run", "Opened (UTC)", "Tries", "Verdict"]
@@ -561,6 +564,8 @@ def reasoning_markdown(record: IncidentRecord | None) -> str:
             )
             if diagnosis.evidence:
                 parts.append("Evidence lines:\n\n" + md_code_block("\n".join(diagnosis.evidence), "text"))
+        if attempt.policy is not None:
+            parts.append(policy_markdown(attempt))
         patch = attempt.patch
         if patch is not None:
             text = f"**Patch** ({patch.kind}, by {patch.source}" + (f", {patch.applicability}" if patch.applicability else "") + ")"
@@ -599,6 +604,30 @@ def reasoning_markdown(record: IncidentRecord | None) -> str:
     parts.append(outcome)
     parts.append(model_calls_markdown(record))
     return "\n\n".join(p for p in parts if p)
+
+
+def policy_markdown(attempt: Attempt) -> str:
+    """Which recovery action the attempt took, by which policy, and why (its Q-values, or the safety
+    rule that overrode its choice)."""
+    choice = attempt.policy
+    if choice is None:
+        return ""
+    text = f"**Action** (by the {md_escape(choice.policy)} policy): `{md_escape(choice.action)}`"
+    if choice.reason:
+        text += f" — {md_escape(choice.reason)}"
+    lines = [text]
+    if choice.q_values:
+        ranked = sorted(choice.q_values.items(), key=lambda item: -item[1])
+        lines.append("Q-values: " + ", ".join(f"`{md_escape(a)}` {q:+.2f}" for a, q in ranked))
+    if choice.overridden:
+        lines.append(f"⚠ **Overridden by a safety rule:** {md_escape(choice.overridden)}")
+    return "\n\n".join(lines)
+
+
+def outcomes_html(page: Page, window: int) -> str:
+    """The run history's recovery plots over the last `window` days (app/plots.py)."""
+    days, totals = page.metrics.get(window, ([], None))
+    return plots.outcomes_html(window, days, totals)
 
 
 def model_calls_markdown(record: IncidentRecord) -> str:
@@ -767,6 +796,8 @@ class Page:
     record_file: Path | None = None  # the shown incident's record on disk
     status: StatusStrip | None = None
     status_error: str = ""  # why there is no status
+    # the run history's metrics by window (days): the days oldest first, and the window's totals
+    metrics: Mapping[int, tuple[list[DayMetrics], DayMetrics | None]] = field(default_factory=dict)
 
     @property
     def shown(self) -> str | None:

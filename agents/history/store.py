@@ -242,6 +242,13 @@ class RunHistory:
                            next_state=None if r["next_state"] is None else json.loads(r["next_state"]),
                            created_at=r["created_at"]) for r in found]
 
+    def has_experience(self, incident_id: str) -> bool:
+        """Whether the incident's steps were stored (a finished incident teaches once)."""
+        query = (select(experience.c.id).where(experience.c.vc == self.vc, experience.c.incident_id == incident_id)
+                 .limit(1))
+        with self._reading() as conn:
+            return conn.execute(query).first() is not None
+
     def job_history(self, job: str, window: int = HISTORY_WINDOW) -> JobHistory:
         """The job's last `window` finished runs and how its last incidents went (PolicyState's fields)."""
         last_runs = (select(runs).where(runs.c.vc == self.vc, runs.c.job == job, runs.c.healer_run.is_(False),

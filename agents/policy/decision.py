@@ -85,6 +85,10 @@ def static_action(state: PolicyState) -> tuple[Action, str]:
         return Action.ESCALATE, "a data failure: escalated (no change of ours heals missing or bad data)"
     if state.rule_fix is not None and (state.rule_fix != "rerun" or state.reruns_left > 0):
         return Action.RULE_FIX, f"the matching rule's fix ({state.rule_fix}) comes first"
+    if state.rule_fix == "rerun":  # the rule's re-run is used up
+        if state.model:
+            return Action.MODEL_PATCH, "the rule's fix is a re-run and the re-runs are used up: the model proposes one"
+        return Action.ESCALATE, "the rule's fix is a re-run, the re-runs are used up, and no model is configured"
     if state.model:
         return Action.MODEL_PATCH, "no rule fix applies: the model proposes one"
     return Action.ESCALATE, "no rule fix applies and no model is configured"

@@ -110,6 +110,19 @@ def _fix_memory(field: str, job_spark: Mapping[str, Any]) -> Patch | None:
     )
 
 
+def more_memory(job_spark: Mapping[str, Any]) -> Patch | None:
+    """The recovery policy's `raise-resources`: driver and executor memory doubled, each capped; None
+    when both are at their caps already. Safe: more memory never changes a correct job's output."""
+    changes = {field: doubled for field in ("driverMemory", "executorMemory")
+               if (doubled := _doubled(job_spark.get(field), SPARK_DEFAULT_MEMORY, field)) is not None}
+    if not changes:
+        return None
+    said = ", ".join(f"{field} from {job_spark.get(field) or SPARK_DEFAULT_MEMORY} to {size}"
+                     for field, size in changes.items())
+    return Patch(kind="config", explanation=f"More memory: {said}.", spark_changes=changes, source="policy",
+                 applicability="safe")
+
+
 def _fix_driver_memory(evidence: Evidence, code: str | None, job_spark: Mapping[str, Any],
                        job: Mapping[str, Any]) -> Patch | None:
     return _fix_memory("driverMemory", job_spark)

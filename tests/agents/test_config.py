@@ -44,7 +44,8 @@ CONTRACT = {
     "HEAL_MAX_LINE_REQUESTS": "max_line_requests", "HEAL_CANDIDATES": "candidates",
     "HEAL_PARALLEL_PREFLIGHTS": "parallel_preflights", "LLM_MAX_TOKENS": "llm_max_tokens",
     "LLM_STRUCTURED_OUTPUT": "llm_structured_output", "LLM_SYSTEM_ROLE": "llm_system_role",
-    "HEAL_HISTORY_URL": "history_url",
+    "HEAL_HISTORY_URL": "history_url", "HEAL_POLICY": "policy", "HEAL_POLICY_FILE": "policy_file",
+    "HEAL_POLICY_EXPLORATION": "policy_exploration", "HEAL_POLICY_LEARN": "policy_learn",
 }
 
 

@@ -120,6 +120,23 @@ def test_page_shows_the_tutorial_incident_and_asks_only_its_own_server(page, req
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
 
 
+def test_recovery_plots_show_mttr_auto_resolution_and_escalations(page):
+    """The run history's week (tests/fixtures/app.py `week_of_outcomes`: 12 heals, 3 escalations)."""
+    _wait_text(page, "#hd-outcomes-7 .hd-outcomes-summary", "incidents closed")
+    summary = page.locator("#hd-outcomes-7 .hd-outcomes-summary").inner_text()
+    assert "Last 7 days: 15 incidents closed, 12 healed (auto-resolution 80%), 3 escalated" in summary
+    plot = page.locator("#hd-outcomes-7 svg")
+    assert plot.count() == 1 and plot.bounding_box()["width"] > 400  # drawn, and as wide as its column
+    text = plot.text_content()  # matplotlib's SVG keeps its text as text
+    assert "MTTR per day, minutes (last 7 days)" in text and "Auto-resolution and escalations per day" in text
+    assert page.locator("#hd-outcomes-7 svg path").count() > 10  # lines, bars and axes, not an empty frame
+
+    page.locator("#hd-recovery").get_by_role("tab", name="Last 30 days").click()
+    _wait_text(page, "#hd-outcomes-30 .hd-outcomes-summary", "Last 30 days:")
+    assert "MTTR per day, minutes (last 30 days)" in page.locator("#hd-outcomes-30").text_content()
+    assert page.locator("#hd-outcomes-30 svg").is_visible()
+
+
 def test_a_new_record_on_disk_shows_up_without_reload(page, dashboard_source: DashboardSource):
     _pick(page, "ingest-daily")
     _wait_text(page, "#hd-heading", "Incident ingest-daily--7")
