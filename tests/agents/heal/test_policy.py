@@ -57,12 +57,23 @@ def _healed_by_more_memory_before(settings: Settings, job: str) -> None:
         history.record_incident(earlier)
 
 
+def _lost_executors(cde, name: str) -> tuple[CdeClient, str, int]:
+    """A new job of `name` whose one run failed on lost executors: (a client, the job, the run)."""
+    client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
+    job = unique(name)
+    return client, job, deploy_failed_run(cde, client, job, {APP: CODE}, LOST, [])
+
+
+def _learned(cde, tmp_path: Path, job: str, best: Action, worse: Action) -> Healer:
+    """A healer whose learned policy prefers `best` to `worse` at the first attempt of `_state()`."""
+    file = _policy_file(tmp_path / "policy.json", _state(), best=best, worse=worse)
+    return Healer(_settings(cde, tmp_path / "healer", job, HEAL_POLICY="learned", HEAL_POLICY_FILE=str(file)))
+
+
 def test_the_learned_policy_raises_memory_where_this_job_was_healed_that_way(
         local_cde_manual, sandbox_player, tmp_path):
     cde = local_cde_manual
-    client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
-    job = unique("rollup-oom-prone")
-    run_id = deploy_failed_run(cde, client, job, {APP: CODE}, LOST, [])
+    client, job, run_id = _lost_executors(cde, "rollup-oom-prone")
     expected = _state(last_worked="raise-resources")
     file = _policy_file(tmp_path / "policy.json", expected, best=Action.RAISE_RESOURCES, worse=Action.RULE_FIX)
     settings = _settings(cde, tmp_path / "healer", job, HEAL_POLICY="learned", HEAL_POLICY_FILE=str(file))
@@ -101,11 +112,8 @@ def test_the_learned_policy_raises_memory_where_this_job_was_healed_that_way(
 def test_without_a_model_a_learned_choice_of_the_model_is_overridden_by_the_static_order(
         local_cde_manual, sandbox_player, tmp_path):
     cde = local_cde_manual
-    client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
-    job = unique("rollup-no-model")
-    run_id = deploy_failed_run(cde, client, job, {APP: CODE}, LOST, [])
-    file = _policy_file(tmp_path / "policy.json", _state(), best=Action.MODEL_PATCH, worse=Action.RULE_FIX)
-    healer = Healer(_settings(cde, tmp_path / "healer", job, HEAL_POLICY="learned", HEAL_POLICY_FILE=str(file)))
+    client, job, run_id = _lost_executors(cde, "rollup-no-model")
+    healer = _learned(cde, tmp_path, job, best=Action.MODEL_PATCH, worse=Action.RULE_FIX)
     try:
         with fix_runs_succeed(cde, client, job):
             record = healer.heal(job, run_id)
@@ -120,11 +128,8 @@ def test_without_a_model_a_learned_choice_of_the_model_is_overridden_by_the_stat
 
 def test_the_learned_policy_may_escalate_at_once_and_says_why(local_cde_manual, sandbox_player, tmp_path):
     cde = local_cde_manual
-    client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
-    job = unique("rollup-hopeless")
-    run_id = deploy_failed_run(cde, client, job, {APP: CODE}, LOST, [])
-    file = _policy_file(tmp_path / "policy.json", _state(), best=Action.ESCALATE, worse=Action.RULE_FIX)
-    healer = Healer(_settings(cde, tmp_path / "healer", job, HEAL_POLICY="learned", HEAL_POLICY_FILE=str(file)))
+    _client, job, run_id = _lost_executors(cde, "rollup-hopeless")
+    healer = _learned(cde, tmp_path, job, best=Action.ESCALATE, worse=Action.RULE_FIX)
     try:
         record = healer.heal(job, run_id)
         steps = [s for s in healer.history.experiences() if s.incident_id == record.incident_id]
@@ -141,9 +146,7 @@ def test_the_learned_policy_may_escalate_at_once_and_says_why(local_cde_manual, 
 def test_the_static_policy_records_its_choice_and_learns_nothing_into_a_table(local_cde_manual, sandbox_player,
                                                                               tmp_path):
     cde = local_cde_manual
-    client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
-    job = unique("rollup-static")
-    run_id = deploy_failed_run(cde, client, job, {APP: CODE}, LOST, [])
+    client, job, run_id = _lost_executors(cde, "rollup-static")
     healer = Healer(_settings(cde, tmp_path / "healer", job))
     try:
         with fix_runs_succeed(cde, client, job):
@@ -164,9 +167,7 @@ def test_the_static_policy_records_its_choice_and_learns_nothing_into_a_table(lo
 def test_online_experience_survives_a_restart(local_cde_manual, sandbox_player, tmp_path):
     """A restarted healer's learned policy is its artefact plus the experience stored since."""
     cde = local_cde_manual
-    client = CdeClient(cde.jobs_api_url, user=USER, password=PASSWORD)
-    job = unique("rollup-restart")
-    run_id = deploy_failed_run(cde, client, job, {APP: CODE}, LOST, [])
+    client, job, run_id = _lost_executors(cde, "rollup-restart")
     state = _state()
     file = _policy_file(tmp_path / "policy.json", state, best=Action.RULE_FIX, worse=Action.RAISE_RESOURCES)
     trained = artefact.load(file).policy.visits(state)
