@@ -30,6 +30,7 @@ demo: $(STAMP)
 
 test: $(STAMP) browser postgres
 	$(PY) -m ruff check .
+	-$(PY) -m cde_local.cds_build  # the Spark drivers' class data sharing archive, once per machine (cde_local/cds.py)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)

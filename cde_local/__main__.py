@@ -65,6 +65,14 @@ def parse_args(argv: list[str] | None = None) -> LocalCdeConfig:
     parser.add_argument(
         "--pip-arg", action="append", default=[], help="extra pip install argument (repeatable)"
     )
+    parser.add_argument(
+        "--no-class-data-sharing",
+        dest="class_data_sharing",
+        action="store_false",
+        help="start Spark drivers without the JVM class data sharing archive, and make none (by default "
+        "the first run makes one in the background, kept in $XDG_CACHE_HOME/cde-local/cds or "
+        "~/.cache/cde-local/cds for every local CDE of this user)",
+    )
     args = parser.parse_args(argv)
     users: dict[str, str] = {}
     for entry in args.user or ["dex-user:dex-password"]:
@@ -91,6 +99,7 @@ def parse_args(argv: list[str] | None = None) -> LocalCdeConfig:
             run_timeout_s=args.run_timeout,
             vc_name=args.vc_name,
             pyenv_pip_args=tuple(args.pip_arg),
+            class_data_sharing=args.class_data_sharing,
         )
     except ConfigError as exc:
         parser.error(str(exc))

@@ -45,6 +45,7 @@ from typing import Any
 
 from . import clock, eventlog, filters, specs
 from .auth import TokenIssuer
+from .cds import ClassDataSharing
 from .config import LocalCdeConfig
 from .errors import (
     BadRequest,
@@ -104,6 +105,8 @@ class Backend:
         self._spark_home: Path | None = None
         # Started by the first run that needs it (before_launch), stopped by close().
         self.metastore = MetastoreService(self.paths.metastore, self.paths.warehouse, self._spark_dir)
+        # The drivers' class data sharing archive: made in the background by the first run (cds.py).
+        self.class_data_sharing = ClassDataSharing(config, self._spark_dir)
         self._closed = False
         self._store_closed = False
         self._recover()
@@ -120,6 +123,7 @@ class Backend:
                 self._end_run(run_id, "failed", "the local CDE stopped before this run was launched")
         for run in self.store.runs_in_status(ACTIVE_STATUSES):  # manual mode, or a race with a launch
             self._end_run(run["id"], "failed", f"the local CDE stopped while this run was {run['status']}")
+        self.class_data_sharing.stop()  # a warm-up in progress is killed, its files removed
         self.metastore.stop()  # after the runs: none is using it any more
         self._builder.shutdown()
         with self._lock:
@@ -504,6 +508,9 @@ class Backend:
                     ],
                     self.paths.run_mount_root(run_id),
                 )
+                cds = self.class_data_sharing.for_run()  # never waits; may start the warm-up
+                if cds.note:
+                    log_line(submitter, cds.note)
                 plan = plan_submit(
                     run_id=run_id,
                     job_name=name,
@@ -513,6 +520,7 @@ class Backend:
                     python=python,
                     spark_dir=self._spark_dir(),
                     metastore_uri=self.metastore.uri,
+                    cds_flags=cds.flags,
                 )
             except (OSError, FileNotFoundError) as exc:
                 self._end_run(run_id, "failed", f"could not prepare the run: {exc}")

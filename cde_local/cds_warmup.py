@@ -80,7 +80,7 @@ def main(scratch: Path) -> None:
 
     # A Python UDF.
     @F.udf(returnType=T.StringType())
-    def band(amount: Decimal | None) -> str:
+    def band(amount):  # no type hints: pyspark would look for a pandas UDF in them
         return "none" if amount is None else ("high" if amount > 50 else "low")
 
     orders.select(band("amount").alias("band")).groupBy("band").count().collect()

@@ -48,6 +48,9 @@ class LocalCdeConfig:
     `POST /api/v0/auth/access-keys/token` (Cloudera's Airflow provider, `auth_mode: awc`). A key id
     is its own principal, like a user name: its tokens name it as `sub` and it appears as the
     `user` of what it creates, so a key id must not also be a user name.
+
+    `class_data_sharing` (spark mode): drivers start from a JVM class data sharing archive kept in
+    `cds_dir`, made in the background by the first run of a local CDE when none is there (cds.py).
     """
 
     data_dir: Path = field(default_factory=lambda: Path("data/cde"))
@@ -66,6 +69,11 @@ class LocalCdeConfig:
     # Small local jobs are dominated by JVM start-up: C1 only and the serial GC halve a tiny run's time
     # here (measured: 17-21 s -> 9 s under load). User conf's extraJavaOptions come after these.
     driver_jvm_flags: tuple[str, ...] = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+    # Drivers map a class data sharing archive made once per machine user by a warm-up job (cds.py):
+    # a tiny run's JVM start-up halves again. `cds_dir`: where it is kept (None: the user's cache,
+    # $XDG_CACHE_HOME/cde-local/cds or ~/.cache/cde-local/cds, shared by every local CDE).
+    class_data_sharing: bool = True
+    cds_dir: Path | None = None
     python_executable: str = field(default_factory=lambda: sys.executable)  # has pyspark installed
     # python-env resources
     pyenv_pip_args: tuple[str, ...] = ()  # extra `pip install` arguments, e.g. ("--no-index",)
@@ -79,6 +87,8 @@ class LocalCdeConfig:
         self.users = dict(self.users)
         self.pyenv_pip_args = tuple(self.pyenv_pip_args)
         self.driver_jvm_flags = tuple(self.driver_jvm_flags)
+        if self.cds_dir is not None:
+            self.cds_dir = Path(self.cds_dir).expanduser().resolve()
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be 0..65535, got {self.port!r}")
         if not self.users:

@@ -40,7 +40,8 @@ through its own launcher). A job whose conf sets `spark.hadoop.hive.metastore.ur
 `spark.hadoop.javax.jdo.option.ConnectionURL` keeps its own metastore; a run that uses ours
 (`SubmitPlan.uses_metastore`) has the service started, or waits for it, in its thread before
 spark-submit (`RunEvents.before_launch`), and fails with the service's reason if it cannot start.
-`config.driver_jvm_flags` come before the job's own `spark.driver.extraJavaOptions`.
+`config.driver_jvm_flags`, then the class data sharing archive's flags (cds.py: `-XX:SharedArchiveFile`
+once the archive is made), come before the job's own `spark.driver.extraJavaOptions`.
 `spark.log.level=WARN` unless the job sets `logLevel`, and the Spark UI is off unless the job's
 conf turns it on.
 
@@ -78,7 +79,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -197,9 +198,11 @@ def plan_submit(
     python: str,
     spark_dir: Path,
     metastore_uri: str,
+    cds_flags: Sequence[str] = (),
 ) -> SubmitPlan:
     """Build the spark-submit command line for an effective spec (mounts must already be copied).
-    `metastore_uri`: the shared metastore service (thrift://...), unless the job's conf names its own."""
+    `metastore_uri`: the shared metastore service (thrift://...), unless the job's conf names its own.
+    `cds_flags`: the class data sharing archive's driver flags (cds.py), after config.driver_jvm_flags."""
     mount_root = paths.run_mount_root(run_id)
     scratch = paths.run_work(run_id) / "tmp"  # Spark and Hive scratch files stay with the run, not in /tmp
     conf: dict[str, str] = {
@@ -222,7 +225,7 @@ def plan_submit(
         conf["spark.hadoop.hive.metastore.uris"] = metastore_uri
     user_java = user_conf.pop("spark.driver.extraJavaOptions", "")
     conf.update(user_conf)
-    java_options = " ".join([*config.driver_jvm_flags, user_java]).strip()
+    java_options = " ".join([*config.driver_jvm_flags, *cds_flags, user_java]).strip()
     if java_options:
         conf["spark.driver.extraJavaOptions"] = java_options
     uses_metastore = (
