@@ -480,13 +480,8 @@ class ClassDataSharing:
             env = job_environment(self._config, self._config.python_executable, spark_dir)
             flags = self._config.driver_jvm_flags
             log_line(files.log, f"local CDE: warm-up for {files.archive.name} (pid {os.getpid()})")
-            warmup = warmup_command(spark_dir, flags, tmp, work)
-            outcome = self._run(warmup, env, work, files.log, WARMUP_TIMEOUT_S)
-            if outcome is None:
-                log_line(files.log, "local CDE: warm-up stopped (the local CDE stopped)")
-                return
-            if outcome != 0:
-                self._failed(files, f"the warm-up job exited with code {outcome}")
+            if not self._step(files, "warm-up", warmup_command(spark_dir, flags, tmp, work), env, work,
+                              WARMUP_TIMEOUT_S, "the warm-up job exited with code {}"):
                 return
             if not tmp.is_file() or tmp.stat().st_size == 0:
                 self._failed(files, "the warm-up job wrote no archive")
@@ -494,14 +489,8 @@ class ClassDataSharing:
             dumped = time.monotonic() - started
             size = tmp.stat().st_size
             log_line(files.log, f"local CDE: archive written ({size} bytes) after {dumped:.1f} s; check")
-            check = check_command(spark_dir, flags, tmp, work)
-            outcome = self._run(check, env, work, files.log, CHECK_TIMEOUT_S)
-            if outcome is None:
-                log_line(files.log, "local CDE: check stopped (the local CDE stopped)")
-                return
-            if outcome != 0:
-                why = f"the new archive does not load (-Xshare:on check exited with code {outcome})"
-                self._failed(files, why)
+            if not self._step(files, "check", check_command(spark_dir, flags, tmp, work), env, work, CHECK_TIMEOUT_S,
+                              "the new archive does not load (-Xshare:on check exited with code {})"):
                 return
             elapsed = time.monotonic() - started
             details = {"created": clock.now(), "warmup_s": round(elapsed, 1), "spark_home": str(spark_dir)}
@@ -552,6 +541,19 @@ class ClassDataSharing:
         finally:
             with self._lock:
                 self._process = None
+
+    def _step(self, files: ArchiveFiles, name: str, command: list[str], env: dict[str, str], work: Path,
+              timeout_s: float, failure: str) -> bool:
+        """Runs one step of the warm-up; True when it exited 0. A stop of the local CDE is logged, a
+        failure reported (`failure` formatted with the exit code)."""
+        outcome = self._run(command, env, work, files.log, timeout_s)
+        if outcome is None:
+            log_line(files.log, f"local CDE: {name} stopped (the local CDE stopped)")
+            return False
+        if outcome != 0:
+            self._failed(files, failure.format(outcome))
+            return False
+        return True
 
     def _failed(self, files: ArchiveFiles, why: str) -> None:
         self.last_failure = why
