@@ -8,8 +8,12 @@ baseline and no fix, and its check rejects what the failed run left. (That the c
 output, with the baseline in place, is shown by `python -m bench.deceptive.verify`.)
 
 The tutorial goes through the CLI (`python -m sample_jobs load tutorial`), the others through
-`load_scenario`. One LocalCde serves all, one run at a time; the retail generator shared by most
-scenarios runs once (`retail_world`).
+`load_scenario`. One LocalCde per test worker serves all, one run at a time; the retail generator
+shared by most scenarios runs once per worker (`retail_world`).
+
+The scenarios are split over two modules (this one has the tutorial and the first half of the retail
+scenarios by name, `test_scenarios_second_half.py` the rest) so that pytest-xdist's `--dist loadfile`
+can give them to two workers: together they are the suite's largest module.
 """
 
 from __future__ import annotations
@@ -24,52 +28,21 @@ import pytest
 
 from cde_client import CdeClient
 from cde_local import LocalCde
-from sample_jobs import get_scenario, list_scenarios, load_scenario
+from sample_jobs import load_scenario
 from tests.fixtures.scenarios import (
-    FIXES_DIR,
-    RETAIL_GENERATOR,
+    RETAIL_SCENARIOS,
     RUN_WAIT_S,
     SCENARIO_PASSWORD,
     SCENARIO_USER,
-    deploy_fix,
+    assert_check_accepts,
+    fails_and_known_fix_heals,
+    heal_with_known_fix,
     log_tail,
-    run_and_wait,
 )
 from tests.paths import REPO
 
-RETAIL_SCENARIOS = [s.name for s in list_scenarios() if RETAIL_GENERATOR in s.setup_runs]
+FIRST_HALF = RETAIL_SCENARIOS[: len(RETAIL_SCENARIOS) // 2]
 CLI_TIMEOUT_S = 1200.0
-
-
-def assert_check_rejects(client: CdeClient, check_job: str) -> None:
-    run_id, status = run_and_wait(client, check_job)
-    log = client.get_logs(run_id, "driver/stdout")
-    assert status == "failed", f"the check accepted a broken output\n{log_tail(client, run_id)}"
-    assert "CHECK FAILED" in log, f"the check crashed instead of rejecting\n{log_tail(client, run_id)}"
-
-
-def assert_check_accepts(client: CdeClient, check_job: str) -> None:
-    run_id, status = run_and_wait(client, check_job)
-    assert status == "succeeded", f"the check rejected the fixed output\n{log_tail(client, run_id, 20)}"
-    assert "CHECK PASSED" in client.get_logs(run_id, "driver/stdout")
-
-
-def table_files(cde: LocalCde) -> set[Path]:
-    """The data files of every table in the local CDE's warehouse (a table's folder is a file's parent)."""
-    warehouse = cde.config.data_dir / "warehouse"
-    return {p.relative_to(warehouse) for p in warehouse.rglob("*.parquet")}
-
-
-def heal_with_known_fix(cde: LocalCde, client: CdeClient, name: str) -> None:
-    scenario = get_scenario(name)
-    job = deploy_fix(client, scenario)
-    before = table_files(cde)
-    run_id, status = run_and_wait(client, job)
-    assert status == "succeeded", f"the known fix of {name} failed\n{log_tail(client, run_id)}"
-    # The check accepts the baseline too: the fix must have rewritten a table that was there.
-    rewritten = {p.parent for p in table_files(cde) - before} & {p.parent for p in before}
-    assert rewritten, f"the known fix of {name} rewrote no existing table"
-    assert_check_accepts(client, scenario.check_job)
 
 
 def test_tutorial_through_the_cli(scenario_cde: LocalCde, scenario_client: CdeClient, tmp_path: Path) -> None:
@@ -112,26 +85,7 @@ def test_tutorial_through_the_cli(scenario_cde: LocalCde, scenario_client: CdeCl
     heal_with_known_fix(scenario_cde, client, "tutorial")
 
 
-@pytest.mark.parametrize("name", RETAIL_SCENARIOS)
+@pytest.mark.parametrize("name", FIRST_HALF)
 def test_scenario_fails_and_known_fix_heals(name: str, scenario_cde: LocalCde, scenario_client: CdeClient,
                                             retail_world: int) -> None:
-    client = scenario_client
-    scenario = get_scenario(name)
-    result = load_scenario(client, scenario, skip_setup={RETAIL_GENERATOR})
-    assert result.setup_run_ids == {}
-    assert result.status == "failed", f"{name}: the application did not fail\n{log_tail(client, result.app_run_id)}"
-    assert result.as_expected
-    log = client.get_logs(result.app_run_id, "driver/stdout")
-    assert scenario.expected_error in log, f"{name}: no {scenario.expected_error!r}\n{log_tail(client, result.app_run_id)}"
-
-    if scenario.expected == "escalate":
-        assert result.baseline_run_id is None and scenario.baseline_job is None
-        assert_check_rejects(client, scenario.check_job)
-        assert not (FIXES_DIR / name).exists(), "an escalate scenario has no known fix"
-        return
-    assert result.baseline_run_id is not None and result.baseline_run_id > result.app_run_id
-    baseline_run = client.get_run(result.baseline_run_id)
-    assert (baseline_run.job, baseline_run.status) == (scenario.baseline_job, "succeeded")
-    # the baseline writes what the check recomputes (check.outputs()); the tutorial's test runs the
-    # check on it, here the check runs on the known fix's output
-    heal_with_known_fix(scenario_cde, client, name)
+    fails_and_known_fix_heals(scenario_cde, scenario_client, name)
