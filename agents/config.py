@@ -214,6 +214,16 @@ class Settings:
     policy_learn: bool = setting(
         "HEAL_POLICY_LEARN", True,
         help="learned policy: update its Q-values from each finished incident (kept in the run history)")
+    anomaly_detection: bool = setting(
+        "HEAL_ANOMALY", True,
+        help="watch succeeded runs too: fetch each one's event log (driver/event) and flag runs that did what the "
+             "job's good runs never did (an `anomaly` incident, no patch)")
+    anomaly_min_history: int = setting(
+        "HEAL_ANOMALY_MIN_HISTORY", 10, minimum=3, maximum=1000,
+        help="good runs of a job before its Isolation Forest judges (below: only the robust guards, from 3 runs)")
+    anomaly_window: int = setting(
+        "HEAL_ANOMALY_WINDOW", 30, minimum=3, maximum=1000,
+        help="the job's last good runs a new run is judged against")
     dashboard_host: str = setting(
         "DASHBOARD_HOST", "127.0.0.1", help="where `python -m app serve` listens (on CAI: always 127.0.0.1:$CDSW_APP_PORT)")
     dashboard_port: int = setting("DASHBOARD_PORT", 7860, minimum=0, maximum=65535, help="its port; 0: any free one")

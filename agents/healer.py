@@ -26,7 +26,7 @@ from functools import partial
 from langgraph.types import Command
 from sqlalchemy.exc import SQLAlchemyError
 
-from agents import experience
+from agents import anomalies, experience
 from agents.checkpoint import open_checkpointer
 from agents.choice import state_of
 from agents.config import Settings
@@ -247,6 +247,22 @@ class Healer:
                                                                      self.settings.secrets))
             return False
 
+    def _judge_succeeded(self, scan: FailureScan, progress: ProgressFn | None) -> list[IncidentRecord]:
+        """The cycle's new succeeded runs: their telemetry, the detector's verdict, anomaly incidents.
+        A database that refuses them is logged; their runs are judged again when listed again."""
+        try:
+            found = anomalies.scan_succeeded(self.deps.client, self.settings, self.history, self.records,
+                                             scan.listed, scan.healer_runs)
+        except SQLAlchemyError as exc:
+            log.warning("succeeded runs not judged (%s): %s", self.history.shown,
+                        redact(f"{type(exc).__name__}: {exc}", self.settings.secrets))
+            return []
+        for record in found.flagged:
+            log.info("anomaly: job %s run %s: %s", record.job, record.run_id, record.reason)
+            if progress:
+                progress(f"anomaly: job {record.job} run {record.run_id}: {record.reason}")
+        return found.flagged
+
     def paused(self, incident: str) -> bool:
         snapshot = self.graph.get_state(self._config(incident))
         return any(task.interrupts for task in snapshot.tasks)
@@ -291,9 +307,19 @@ class Healer:
     # --- watching -----------------------------------------------------------------------------
 
     def open_incidents(self) -> list[IncidentRecord]:
-        """The incidents not yet ended, newest first (the index names them; only their records are read)."""
+        """The incidents not yet ended, newest first (the index names them; only their records are read).
+        Flagged anomalies wait for a person, not for the graph: they are not among them."""
         loaded = (self.records.load(incident) for incident in self.records.open_incidents())
-        return [r for r in loaded if r is not None and not r.is_terminal]
+        return [r for r in loaded if r is not None and not r.is_terminal and r.state != "flagged"]
+
+    def decide_anomaly(self, incident: str, decision: str, progress: ProgressFn | None = None) -> IncidentRecord:
+        """A person's choice on a flagged anomaly (`agents/anomalies.py`): dismiss, expected, or heal
+        (which then heals it through the graph, as a failure, to its end or an approval pause)."""
+        if decision not in ("dismiss", "expected", "heal"):
+            raise InvalidInput(f"an anomaly is dismissed, marked expected or healed, not {decision!r}")
+        with self._lock, self._lease(incident), self._kept_in_history(incident):
+            record = anomalies.decide(self.history, self.records, incident, decision)  # type: ignore[arg-type]
+            return record if decision != "heal" else self._continue(record, None, progress)
 
     def cycle(self, progress: ProgressFn | None = None) -> list[IncidentRecord]:
         """One monitor cycle: resume unfinished incidents, record every run listed in the run history,
@@ -306,6 +332,8 @@ class Healer:
                 done += self._unless_busy(partial(self.resume, record.incident_id, progress=progress), progress)
         scan = scan_failures(self.deps.client, self.settings, self.records, self.cursor)
         recorded = self._record_runs(scan)
+        if recorded and self.settings.anomaly_detection:
+            done += self._judge_succeeded(scan, progress)
         for run in scan.runs:
             if progress:
                 progress(f"new failure: job {run.job} run {run.id}")

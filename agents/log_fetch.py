@@ -1,7 +1,8 @@
 """log-fetch: gather the evidence of the run being analysed.
 
 Driver stdout and stderr (under spark-submit the Python traceback is on stdout), the job
-definition, the application file read from its resource, and the run's effective spec.
+definition, the application file read from its resource, and the run's effective spec. For an
+anomaly a person chose to heal (the run succeeded), the detector's findings head the evidence.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from langgraph.types import Command
 
+from agents.anomalies import evidence_text
 from agents.distill import distill
 from agents.errors import UnsupportedJob
 from agents.record import IncidentRecord, OriginalJob
@@ -122,6 +124,10 @@ def log_fetch(state: HealState, deps: Deps, record: IncidentRecord) -> Command:
     evidence = distill(stdout, stderr, token_budget=settings.evidence_token_budget,
                        app_file_name=posixpath.basename(record.original.file_path or ""))
     evidence.log_types = types
+    if run_id == record.run_id and record.anomaly is not None:  # a flagged success a person chose to heal
+        found = evidence_text(record)
+        evidence.distilled = found + ("\n\n" + evidence.distilled if evidence.distilled else "")
+        evidence.key_lines = [found.splitlines()[0], *evidence.key_lines]
     if run_id == record.run_id:
         record.evidence = evidence
         record.driver_log = (stdout + ("\n" + stderr if stderr else ""))[-DISPLAY_LOG_CHARS:]

@@ -40,8 +40,15 @@ IncidentState = Literal[
     "escalated",  # our code decided a human must look (attempts used up, unfixable, model down)
     "rejected",  # a human rejected the proposed fix
     "error",  # the healer itself failed (bad input, CDE unreachable); the reason says why
+    # an anomaly (kind "anomaly", agents/anomalies.py): a succeeded run the detector flagged waits for a
+    # person's choice (flagged); dismissed or marked expected it ends (dismissed); "heal now" makes it
+    # a failure incident that goes through the graph from log-fetch
+    "flagged",
+    "dismissed",
 ]
-TERMINAL_STATES: frozenset[str] = frozenset({"healed", "escalated", "rejected", "error"})
+TERMINAL_STATES: frozenset[str] = frozenset({"healed", "escalated", "rejected", "error", "dismissed"})
+IncidentKind = Literal["failure", "anomaly"]
+AnomalyDecision = Literal["dismiss", "expected", "heal"]
 
 Category = Literal["code", "config", "transient", "data", "unknown"]
 PatchKind = Literal["code", "config", "rerun"]
@@ -211,6 +218,17 @@ class Attempt(BaseModel):
     fix_log_excerpt: str = ""
 
 
+class AnomalyEvidence(BaseModel):
+    """Why a succeeded run was flagged: the detector's judgement against the job's good runs."""
+
+    judgement: dict[str, Any]  # agents.anomaly.Judgement.to_dict(): method, score, findings, summary
+    features: dict[str, float] = Field(default_factory=dict)  # the run's (agents.anomaly.derive)
+    # the job's runs for the plot, oldest first: {"run_id", "ended", "features": {name: value}, "flagged"}
+    series: list[dict[str, Any]] = Field(default_factory=list)
+    decision: AnomalyDecision | None = None  # a person's: dismiss | expected | heal
+    decided_at: str | None = None
+
+
 class FailedRun(BaseModel):
     id: int
     job: str
@@ -233,13 +251,15 @@ class IncidentRecord(BaseModel):
     incident_id: str
     job: str
     run_id: int
+    kind: IncidentKind = "failure"  # anomaly: the run succeeded but the detector flagged what it did
     state: IncidentState = "open"
     reason: str = ""  # why it ended as it did (escalation, rejection, error)
     mode: Literal["auto", "approve"] = "auto"
     model: str | None = None  # None: rules only
     opened_at: str = Field(default_factory=utc_now)
     updated_at: str = Field(default_factory=utc_now)
-    failed_run: FailedRun
+    failed_run: FailedRun  # the run the incident is about (an anomaly's succeeded)
+    anomaly: AnomalyEvidence | None = None  # kind "anomaly" only
     original: OriginalJob | None = None
     driver_log: str = ""  # tail of the failed run's driver log, for display
     evidence: Evidence | None = None
@@ -272,7 +292,8 @@ def summarize(record: IncidentRecord) -> IncidentSummary:
     return IncidentSummary(
         incident_id=record.incident_id, job=record.job, run_id=record.run_id, state=record.state,
         reason=record.reason, mode=record.mode, model=record.model, opened_at=record.opened_at,
-        updated_at=record.updated_at, tries=len(record.attempts), verdict=latest.verdict if latest else "")
+        updated_at=record.updated_at, tries=len(record.attempts), verdict=latest.verdict if latest else "",
+        kind=record.kind)
 
 
 def index_entry(record: IncidentRecord) -> IndexEntry:

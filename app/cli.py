@@ -1,13 +1,14 @@
-"""Command line: `python -m app heal|approve|reject|watch|serve|rules|demo`.
+"""Command line: `python -m app heal|approve|reject|watch|serve|rules|ask|demo`.
 
 Exit codes of `heal` (`app.console`): 0 healed, 1 escalated or rejected (or waiting for approval),
 2 on error: bad arguments (refused by argparse before anything else happens), bad configuration,
-CDE unreachable, or another healer working on the incident.
+CDE unreachable, or another healer working on the incident. `ask`: 0 on an answer, 2 on error.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -47,7 +48,14 @@ def _port(text: str) -> int:
     return port
 
 
-JOB_NAME, RUN_ID, INCIDENT, PORT = map(_checked, (check_job_name, parse_run_id, check_incident_id, _port))
+def _question(text: str) -> str:
+    from agents.ops.ask import check_question  # on use: the other commands start without it
+
+    return check_question(text)
+
+
+JOB_NAME, RUN_ID, INCIDENT, PORT, QUESTION = map(
+    _checked, (check_job_name, parse_run_id, check_incident_id, _port, _question))
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
@@ -118,6 +126,38 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return EXIT_HEALED
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    """Answers a question from the run history; reads only (an empty data directory stays empty)."""
+    from agents.errors import HistoryError
+    from agents.healer import make_llm
+    from agents.history import RunHistory
+    from agents.history.store import HISTORY_FILE
+    from agents.ops import ask
+    from agents.record import RecordStore
+
+    settings = Settings.from_env()
+    if not settings.history_url and not (Path(settings.data_dir) / HISTORY_FILE).is_file():
+        raise HistoryError(f"no run history in {settings.data_dir} yet: the healer writes it as it watches jobs "
+                           "(`python -m app watch` or `serve`)")
+    history = RunHistory.open(settings)
+    llm = None
+    try:
+        llm = make_llm(settings)
+        records = RecordStore(settings.data_dir, secrets=settings.secrets)
+        answer = ask(args.question, history=history, records=records, llm=llm)
+    finally:
+        if llm is not None:
+            llm.close()
+        history.close()
+    if args.json:
+        say(json.dumps(answer.as_dict(), indent=2))
+        return EXIT_HEALED
+    say(answer.text)
+    if answer.sql:
+        say("\nquery:\n" + "\n".join(f"{sql};" for sql in answer.sql))
+    return EXIT_HEALED
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from app.demo import run_demo
 
@@ -146,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     rules = sub.add_parser("rules", help="list the remedy catalog, or explain one rule")
     rules.add_argument("code", nargs="?", default=None, help="a rule's code, e.g. C101")
     rules.set_defaults(func=cmd_rules)
+    question = sub.add_parser("ask", help="answer an operator's question from the run history, with the SQL it ran")
+    question.add_argument("question", type=QUESTION, help='e.g. "how many runs of sales-daily failed in the last 24 hours?"')
+    question.add_argument("--json", action="store_true", help="print the answer as JSON")
+    question.set_defaults(func=cmd_ask)
     demo = sub.add_parser("demo", help="local CDE + tutorial scenario + healer + dashboard")
     # String defaults go through `type` too, so a bad DEMO_*_PORT is reported like a bad --port.
     demo.add_argument("--port", type=PORT, default=os.environ.get("DEMO_CDE_PORT", "8765"))

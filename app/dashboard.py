@@ -111,8 +111,8 @@ class Panel:
 
 
 # Slots, in page order (see build_dashboard): top, outcomes-7 and outcomes-30 (tabs of "Recovery"), incidents,
-# actions, approval (in the approval box), heading, cards, cards-side, code, log, log-folded (under "Full
-# driver log"), reasoning, diff.
+# actions, approval (in the approval box), anomaly-box (in the anomaly's box), heading, anomaly (its evidence),
+# cards, cards-side, code, log, log-folded (under "Full driver log"), reasoning, diff.
 OUTCOME_WINDOWS = (7, 30)  # days of run history the recovery plots show, one tab each
 PANELS: tuple[Panel, ...] = (
     Panel("status", lambda p: views.status_html(p.status, error=p.status_error), "top",
@@ -131,11 +131,18 @@ PANELS: tuple[Panel, ...] = (
           gr.HTML, {"elem_id": "hd-approval-note"}),
     Panel("approval_for", lambda p: views.awaiting_approval(p.record), "approval",
           gr.Textbox, {"visible": False, "elem_id": "hd-approval-for"}),
+    Panel("anomaly_box", lambda p: views.flagged_anomaly(p.record), "actions",  # heal now / dismiss / expected
+          send=lambda flagged: gr.update(visible=bool(flagged))),
+    Panel("anomaly_note", lambda p: views.anomaly_note_html(views.flagged_anomaly(p.record)), "anomaly-box",
+          gr.HTML, {"elem_id": "hd-anomaly-note"}),
+    Panel("anomaly_for", lambda p: views.flagged_anomaly(p.record), "anomaly-box",  # as approval_for
+          gr.Textbox, {"visible": False, "elem_id": "hd-anomaly-for"}),
     Panel("record_file", views.record_download, "actions", gr.File, {
         "label": "Incident record (JSON)", "interactive": False, "height": 64, "elem_id": "hd-record"},
           send=lambda download: download[0] if download else None),
     Panel("heading", lambda p: views.incident_heading(p.record, p.wanted), "heading",
           gr.HTML, {"elem_id": "hd-heading"}),
+    Panel("anomaly", lambda p: views.anomaly_html(p.record), "anomaly", gr.HTML, {"elem_id": "hd-anomaly"}),
     Panel("original_card", lambda p: views.card_html(p.record and views.original_card(p.record), "Original job"),
           "cards", gr.HTML, {"elem_id": "hd-original-card"}),
     Panel("fixed_card", lambda p: views.card_html(p.record and views.fixed_card(p.record), "Fixed job"),
@@ -243,6 +250,32 @@ def reject(service: DashboardService, awaiting: str | None, reason: str) -> str:
     return command_message("Reject", lambda: service.commands.reject(record.incident_id, reason.strip()))
 
 
+ANOMALY_VERBS = {"heal": "Heal now", "dismiss": "Dismiss", "expected": "Mark as expected"}
+
+
+def decide_anomaly(service: DashboardService, flagged: str | None, decision: str) -> str:
+    """A person's choice on `flagged`, the anomaly the box on the page names."""
+    verb = ANOMALY_VERBS[decision]
+    record = service.incident(flagged) if flagged else None
+    if record is None:
+        return f"**{verb}:** no anomaly is shown."
+    if record.state != "flagged":
+        return f"**{verb}:** incident {views.md_escape(record.incident_id)} is {record.state}, not a flagged anomaly."
+    return command_message(verb, lambda: service.commands.decide_anomaly(record.incident_id, decision))
+
+
+def ask(service: DashboardService, question: str) -> str:
+    """An operator's question, answered from the run history (read only: it changes nothing)."""
+    question = (question or "").strip()
+    if not question:
+        return "Type a question, e.g. *how many runs of sales-daily failed in the last 24 hours?*"
+    try:
+        answer = service.commands.ask(question)
+    except Exception as exc:  # a bad question or a database outage: say so, keep the page
+        return f"**Ask failed:** {views.md_escape(type(exc).__name__ + ': ' + str(exc))}"
+    return views.answer_markdown(question, answer.text, list(answer.sql), answer.source)
+
+
 def failed_run_picker(service: DashboardService) -> tuple[Any, str]:
     """The "Heal now" choices: failed runs of the watched jobs (a read of CDE run history)."""
     try:
@@ -302,6 +335,14 @@ def build_dashboard(service: DashboardService, poll_seconds: float = POLL_SECOND
     def on_runs():
         return failed_run_picker(service)
 
+    def on_anomaly(decision):
+        def handler(flagged, selected, sent):
+            return (decide_anomaly(service, flagged, decision), *refresh(service, selected, sent))
+        return handler
+
+    def on_ask(question):
+        return ask(service, question)
+
     built: dict[str, Any] = {}  # panel name -> its component
 
     def place(slot: str) -> None:
@@ -337,6 +378,14 @@ def build_dashboard(service: DashboardService, poll_seconds: float = POLL_SECOND
                         approve_btn = gr.Button("Approve fix", variant="primary", elem_id="hd-approve")
                         reject_btn = gr.Button("Reject", variant="stop", elem_id="hd-reject")
                 built["approval"] = approval  # the approval panel: a box with its controls
+                with gr.Group(visible=False, elem_id="hd-anomaly-box") as anomaly_box:
+                    place("anomaly-box")
+                    with gr.Row():
+                        anomaly_buttons = {
+                            decision: gr.Button(verb, variant="primary" if decision == "heal" else "secondary",
+                                                elem_id=f"hd-anomaly-{decision}")
+                            for decision, verb in ANOMALY_VERBS.items()}
+                built["anomaly_box"] = anomaly_box
                 with gr.Accordion("Heal now", open=False, elem_id="hd-heal"):
                     heal_pick = gr.Dropdown(label="Failed run", choices=[], elem_id="hd-heal-pick")
                     with gr.Row():
@@ -348,7 +397,15 @@ def build_dashboard(service: DashboardService, poll_seconds: float = POLL_SECOND
                     newest_btn = gr.Button("Show newest", size="sm", elem_id="hd-newest")
                 place("actions")
 
+        with gr.Accordion("Ask about your runs", open=False, elem_id="hd-ask"):
+            with gr.Row():
+                question = gr.Textbox(label="Question", scale=5, max_lines=2, elem_id="hd-question",
+                                      placeholder="how many runs of sales-daily failed in the last 24 hours?")
+                ask_btn = gr.Button("Ask", variant="primary", scale=1, elem_id="hd-ask-btn")
+            answer = gr.Markdown(elem_id="hd-answer")
+
         place("heading")
+        place("anomaly")
         with gr.Row(equal_height=True):
             place("cards")
             with gr.Column(scale=1, min_width=300):
@@ -392,6 +449,11 @@ def build_dashboard(service: DashboardService, poll_seconds: float = POLL_SECOND
         reject_btn.click(on_reject, [awaiting, reason, selected, sent], [message, reason, *refreshed], **quiet)
         runs_btn.click(on_runs, None, [heal_pick, runs_note], **quiet)
         heal_btn.click(on_heal, [heal_pick, selected, sent], [message, selected, *refreshed], **quiet)
+        flagged = built["anomaly_for"]
+        for decision, button in anomaly_buttons.items():
+            button.click(on_anomaly(decision), [flagged, selected, sent], [message, *refreshed], **quiet)
+        ask_btn.click(on_ask, [question], [answer], show_progress="minimal", api_visibility="private")
+        question.submit(on_ask, [question], [answer], show_progress="minimal", api_visibility="private")
     return demo
 
 

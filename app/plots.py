@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import re
 import threading
 from collections.abc import Sequence
@@ -96,3 +97,50 @@ def _svg(figure: Figure) -> str:
     text = buffer.getvalue()
     text = text[text.index("<svg"):]  # without the XML prolog and doctype: inline in the page
     return re.sub(r'^<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1 width="100%"', text, count=1)  # fits its column
+
+
+# --- an anomaly's evidence ----------------------------------------------------------------------
+
+ANOMALY_FEATURES_PLOTTED = 3  # the strongest findings, one small plot each
+
+
+def anomaly_svg(series: Sequence[dict], findings: Sequence[dict]) -> str:
+    """Each of the strongest findings' feature over the job's runs (oldest first), the flagged run in
+    red and the range the detector called normal shaded. `series`: AnomalyEvidence.series; `findings`:
+    the judgement's. Cached by content, like the recovery plots."""
+    return _anomaly_svg(_as_keys(series), _as_keys(findings[:ANOMALY_FEATURES_PLOTTED]))
+
+
+def _as_keys(items: Sequence[dict]) -> tuple[str, ...]:
+    """Dicts as JSON texts: hashable, for the cache."""
+    return tuple(json.dumps(item, sort_keys=True) for item in items)
+
+
+@lru_cache(maxsize=PLOTS_CACHED)
+def _anomaly_svg(series: tuple[str, ...], findings: tuple[str, ...]) -> str:
+    runs = [json.loads(s) for s in series]
+    found = [json.loads(f) for f in findings]
+    if not runs or not found:
+        return ""
+    with _DRAWING, matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "hd"}):
+        figure = Figure(figsize=(3.4 * len(found), 2.2), dpi=100, layout="constrained")
+        axes_list = figure.subplots(1, len(found), squeeze=False)[0]
+        x = list(range(len(runs)))
+        for axes, finding in zip(axes_list, found, strict=True):
+            name = finding.get("feature", "")
+            values = [float((run.get("features") or {}).get(name, float("nan"))) for run in runs]
+            axes.axhspan(float(finding.get("low", 0)), float(finding.get("high", 0)), color=GOOD, alpha=0.12,
+                         label="normal range")
+            axes.plot(x, values, marker="o", markersize=3, color=MUTED, linewidth=1)
+            flagged = [i for i, run in enumerate(runs) if run.get("flagged")]
+            axes.plot(flagged, [values[i] for i in flagged], marker="o", linestyle="none", color=BAD,
+                      markersize=7, label="flagged run")
+            axes.set_title(str(finding.get("label") or name), fontsize=9, color=INK)
+            axes.set_ylim(bottom=0)
+            axes.tick_params(labelsize=7)
+            step = max(1, len(runs) // 6)
+            axes.set_xticks(x[::step], [str(run.get("run_id", "")) for run in runs][::step], fontsize=7)
+            axes.set_xlabel("run", fontsize=7)
+            axes.grid(axis="y", alpha=0.3)
+        axes_list[0].legend(fontsize=7, loc="best")
+        return _svg(figure)

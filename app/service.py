@@ -2,7 +2,8 @@
 
 The dashboard never runs healing steps itself. It reads incident records (written by the healer
 after every stage) and the watcher's health, and it sends commands (heal now, approve, reject)
-that the healer carries out on its own thread.
+that the healer carries out on its own thread (heal now, approve, reject, and a person's choice on a
+flagged anomaly). Questions (`ask`) are answered from the run history and change nothing.
 
 The recovery metrics (MTTR, auto-resolution, escalations per day) come from the healer's run history
 (`agents.history.RunHistory`, shared with the healer: its engine serves both threads).
@@ -27,6 +28,7 @@ from agents.watch_status import WatchStatus
 
 if TYPE_CHECKING:
     from agents.history import DayMetrics, RunHistory
+    from agents.ops import Answer
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class HealerCommands(Protocol):
     def heal_now(self, job: str, run_id: int | None = None) -> str: ...
     def approve(self, incident_id: str) -> str: ...
     def reject(self, incident_id: str, reason: str = "") -> str: ...
+    def decide_anomaly(self, incident_id: str, decision: str) -> str: ...  # heal | dismiss | expected
+    def ask(self, question: str) -> Answer: ...  # read only: answers from the run history
     def failed_runs(self) -> list[FailedRunRow]: ...
     def status(self) -> StatusStrip: ...
 

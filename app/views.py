@@ -50,6 +50,8 @@ _STATE_LABELS = {
     "escalated": "escalated",
     "rejected": "rejected",
     "error": "error",
+    "flagged": "anomaly: your call",
+    "dismissed": "dismissed",
 }
 _STATE_TONES = {
     "healed": "good",
@@ -57,6 +59,8 @@ _STATE_TONES = {
     "error": "bad",
     "rejected": "muted",
     "awaiting_approval": "wait",
+    "flagged": "wait",
+    "dismissed": "muted",
 }
 
 
@@ -258,14 +262,15 @@ def _run_tone(status: str | None) -> str:
 def original_card(record: IncidentRecord) -> JobCard:
     original = record.original
     run = record.failed_run
+    flagged = record.anomaly is not None  # a succeeded run the detector flagged
     return JobCard(
         title="Original job",
         name=record.job,
         resource=(original.resource if original and original.resource else "—"),
-        run_label="Failed run",
+        run_label="Flagged run" if flagged else "Failed run",
         run_id=str(run.id),
         status=run.status,
-        last_label="Failed at",
+        last_label="Ended at" if flagged else "Failed at",
         last=short_time(run.ended or run.started),
         tone=_run_tone(run.status),
     )
@@ -829,6 +834,70 @@ def approval_note_html(awaiting: str) -> str:
         return ""
     return (f'<div class="hd-approval-note">The fix for incident {html.escape(awaiting)} is waiting for '
             "your approval before it is deployed.</div>")
+
+
+# --- anomalies (agents/anomalies.py) ----------------------------------------------------------
+
+
+def flagged_anomaly(record: IncidentRecord | None) -> str:
+    """The anomaly waiting for a person's choice on this page, or "" (its box is hidden)."""
+    return record.incident_id if record is not None and record.state == "flagged" else ""
+
+
+def anomaly_note_html(flagged: str) -> str:
+    if not flagged:
+        return ""
+    return (f'<div class="hd-anomaly-note">Run {html.escape(flagged.rsplit("--", 1)[-1])} succeeded but did what '
+            "this job's good runs never did. Heal it now (a fix, proven on data like any other), dismiss it as a "
+            "false alarm, or mark it as expected: the new normal. Dismissed and expected runs teach the "
+            "detector.</div>")
+
+
+def _number(value: object) -> str:
+    if not isinstance(value, int | float):
+        return "–"
+    return f"{value:,.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:,.2f}"
+
+
+def anomaly_html(record: IncidentRecord | None) -> str:
+    """An anomaly's evidence: the detector's summary, its findings against the job's good runs, and a
+    plot of those figures over the job's runs. Empty for a failure incident."""
+    if record is None or record.anomaly is None:
+        return ""
+    evidence = record.anomaly
+    judgement = evidence.judgement
+    findings = [f for f in judgement.get("findings", []) if isinstance(f, dict)]
+    rows = "".join(
+        f"<tr><td>{_esc(f.get('label') or f.get('feature'))}</td><td class='hd-num'>{_number(f.get('value'))}</td>"
+        f"<td class='hd-num'>{_number(f.get('low'))} – {_number(f.get('high'))}</td>"
+        f"<td class='hd-num'>{_number(f.get('median'))}</td>"
+        f"<td>{_esc(redact(str(f.get('why', ''))))}</td></tr>" for f in findings)
+    method = {"guard": "a robust guard", "forest": "the job's Isolation Forest"}.get(
+        str(judgement.get("method")), str(judgement.get("method", "")))
+    decided = (f"<div class='hd-muted'>Decision: {_esc(evidence.decision)} at {_esc(short_time(evidence.decided_at))}"
+               "</div>") if evidence.decision else ""
+    table = ("<table class='hd-anomaly-findings'><thead><tr><th>Figure</th><th>This run</th><th>Normal range</th>"
+             f"<th>Median</th><th>Why</th></tr></thead><tbody>{rows}</tbody></table>") if rows else ""
+    plot = plots.anomaly_svg(evidence.series, findings)
+    return (f"<div class='hd-anomaly' data-run='{record.run_id}'>"
+            f"<div class='hd-anomaly-summary'>⚠ {_esc(redact(str(judgement.get('summary', record.reason))))}</div>"
+            f"<div class='hd-muted'>Judged by {_esc(method)} against {_esc(judgement.get('history_runs', '?'))} good "
+            f"runs of {_esc(record.job)}.</div>{decided}{table}"
+            f"<div class='hd-anomaly-plot'>{plot}</div></div>")
+
+
+# --- questions (agents/ops) -------------------------------------------------------------------
+
+
+def answer_markdown(question: str, text: str, sql: list[str], source: str) -> str:
+    """An answer to an operator's question, with the queries that computed its numbers."""
+    how = {"model": "tool chosen by the model, numbers computed by SQL",
+           "pattern": "matched without a model, numbers computed by SQL",
+           "help": "not a question this assistant can answer"}.get(source, source)
+    parts = [f"**Q:** {md_escape(question)}", md_escape(redact(text)), f"*{md_escape(how)}*"]
+    if sql:
+        parts.append("Query:\n" + md_code_block("\n\n".join(sql), "sql"))
+    return "\n\n".join(parts)
 
 
 def is_live(record: IncidentRecord | None) -> bool:

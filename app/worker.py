@@ -1,7 +1,8 @@
 """The one healer thread of a dashboard process: watches, and carries out the page's commands.
 
-Commands (heal now, approve, reject) are queued and run on this thread, one at a time, so a page
-load or a refresh never does healing work, and two clicks never heal the same run twice.
+Commands (heal now, approve, reject, an anomaly's heal / dismiss / expected) are queued and run on
+this thread, one at a time, so a page load or a refresh never does healing work, and two clicks never
+heal the same run twice. Questions are answered on the page's thread: they only read.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from agents.healer import Healer
 from agents.monitor import healer_owned
 from agents.record import incident_id
 from agents.times import utc_stamp
 from app.service import FailedRunRow, StatusStrip
+
+if TYPE_CHECKING:
+    from agents.ops import Answer
 
 log = logging.getLogger("healer.worker")
 FAILED_RUNS_CACHE_S = 10.0  # the "Heal now" list is read from CDE at most this often
@@ -120,6 +125,24 @@ class HealerWorker:
         verb = "approved" if decision["approved"] else "rejected"
         self._enqueue(_Command(f"{verb} {incident}", lambda: self.healer.resume(incident, decision)))
         return f"{verb}: {incident}" + ("; deploying the fix" if decision["approved"] else "")
+
+    def decide_anomaly(self, incident: str, decision: str) -> str:
+        record = self.healer.records.load(incident)
+        if record is None:
+            return f"no incident {incident}"
+        if record.state != "flagged":
+            return f"{incident} is {record.state}, not a flagged anomaly"
+        if decision not in ("heal", "dismiss", "expected"):
+            return f"an anomaly is healed, dismissed or marked expected, not {decision!r}"
+        self._enqueue(_Command(f"{decision} {incident}", lambda: self.healer.decide_anomaly(incident, decision)))
+        return {"heal": f"healing {incident} as a failure", "dismiss": f"dismissed: {incident}",
+                "expected": f"marked as expected: {incident}; its figures are the new normal"}[decision]
+
+    def ask(self, question: str) -> Answer:
+        """Answered on the caller's thread: a question reads the history and records, never the queue."""
+        from agents.ops import ask  # the question tools load with the first question
+
+        return ask(question, history=self.healer.history, records=self.healer.records, llm=self.healer.deps.llm)
 
     def failed_runs(self) -> list[FailedRunRow]:
         fetched_at, rows = self._failed_cache

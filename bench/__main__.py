@@ -5,7 +5,10 @@
 `python -m bench cde [--jobs N] [--runs N] [--records N] [--clients 1,50] [--requests N] [--no-spark]` (the
 local CDE at scale: bench/cde.py) and `python -m bench fleet [--jobs 500] [--days 30] [--seed N] [--params FILE]
 [--out DIR] [--episodes N] [--write-policy PATH] [--quick]` (a simulated fleet: the static recovery order
-against the policy learned in it: bench/fleet/).
+against the policy learned in it: bench/fleet/) and `python -m bench ops [--db FILE]` (operators' questions over a
+generated run history, without and with a scripted model: bench/ops_questions.py; exit 1 if any answer is wrong).
+`python -m bench anomaly [--jobs 200] [--days 60] [--seed N] [--rate 0.03] [--window 30] [--out DIR]`: the
+silent-failure detector (agents/anomaly) on a generated run history with injected failures: bench/anomaly.py.
 
 Prints the table (stdout; progress goes to stderr) and writes it as JSON and Markdown under --out.
 Exit status: 0 when the table was produced (whatever the outcomes), 2 for bad input or
@@ -60,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_endpoint_parser(commands)
     _add_cde_parser(commands)
     _add_fleet_parser(commands)
+    _add_anomaly_parser(commands)
+    from bench.ops_questions import add_parser as add_ops_parser
+
+    add_ops_parser(commands)
     return parser
 
 
@@ -76,6 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_cde(args)
     if args.command == "fleet":
         return _run_fleet(args)
+    if args.command == "anomaly":
+        return _run_anomaly(args)
+    if args.command == "ops":
+        from bench.ops_questions import run as run_ops
+
+        return run_ops(args)
     if args.command == "endpoint":
         if args.scenarios == ():
             parser.error("--scenarios needs at least one name")
@@ -186,6 +199,31 @@ def _run_fleet(args: argparse.Namespace) -> int:
     options = FleetOptions(out_dir=args.out, jobs=args.jobs, days=args.days, seed=args.seed, params=args.params,
                            episodes=args.episodes, write_policy=args.write_policy, quick=args.quick)
     return _run_and_print(lambda: run_fleet_bench(options), lambda result: result.text)
+
+
+def _add_anomaly_parser(commands: argparse._SubParsersAction) -> None:
+    from bench.anomaly import AnomalyOptions
+
+    defaults = AnomalyOptions()
+    anomaly = commands.add_parser(
+        "anomaly", help="the silent-failure detector on a generated run history with injected failures")
+    anomaly.add_argument("--jobs", type=int, default=defaults.jobs, help=f"jobs of the history ({defaults.jobs})")
+    anomaly.add_argument("--days", type=int, default=defaults.days, help=f"daily runs of each job ({defaults.days})")
+    anomaly.add_argument("--seed", type=int, default=defaults.seed, help=f"seed of the history ({defaults.seed})")
+    anomaly.add_argument("--rate", type=float, default=defaults.rate, metavar="SHARE",
+                         help=f"share of the runs after each job's first 15 that are silent failures ({defaults.rate})")
+    anomaly.add_argument("--window", type=int, default=defaults.window, metavar="N",
+                         help=f"good runs each run is judged against ({defaults.window})")
+    anomaly.add_argument("--out", type=Path, default=defaults.out_dir,
+                         help=f"where to write the reports ({defaults.out_dir})")
+
+
+def _run_anomaly(args: argparse.Namespace) -> int:
+    from bench.anomaly import AnomalyOptions, run_anomaly_bench
+
+    options = AnomalyOptions(out_dir=args.out, jobs=args.jobs, days=args.days, seed=args.seed, rate=args.rate,
+                             window=args.window)
+    return _run_and_print(lambda: run_anomaly_bench(options), lambda result: result.text)
 
 
 def _run_endpoint(args: argparse.Namespace) -> int:

@@ -14,9 +14,10 @@ from agents.history.store import (
                                   JobHistory,
                                   RunHistory,
                                   RunRow,
+                                  TelemetryRow,
                                   history_url,
                                   vc_of,
 )
 
 __all__ = ["ActionRow", "DayMetrics", "Experience", "IncidentRow", "JobHistory", "RunHistory", "RunRow",
-           "history_url", "vc_of"]
+           "TelemetryRow", "history_url", "vc_of"]

@@ -94,6 +94,22 @@ def _v2_experience(conn: Connection) -> None:
     meta.create_all(conn)
 
 
+def _v3_telemetry(conn: Connection) -> None:
+    """What each succeeded run did (its event log's figures) and the anomaly detector's verdict on it;
+    incidents get their kind (failure | anomaly) and their diagnosis's root cause."""
+    conn.execute(text("ALTER TABLE incidents ADD COLUMN kind VARCHAR(32) NOT NULL DEFAULT 'failure'"))
+    conn.execute(text("ALTER TABLE incidents ADD COLUMN root_cause TEXT"))
+    meta = MetaData()
+    Table("telemetry", meta,
+          Column("vc", String(255), primary_key=True), Column("job", String(255), primary_key=True),
+          Column("run_id", BigInteger, primary_key=True, autoincrement=False),
+          Column("features", Text, nullable=False), Column("tables_written", Text, nullable=False),
+          Column("complete", Boolean, nullable=False), Column("fetched_at", _when(), nullable=False),
+          Column("anomalous", Boolean), Column("judgement", Text), Column("label", String(32)),
+          Column("incident_id", String(255)))
+    meta.create_all(conn)
+
+
 class Migration(NamedTuple):
     number: int
     apply: Callable[[Connection], None]
@@ -102,6 +118,7 @@ class Migration(NamedTuple):
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, _v1_run_history),
     Migration(2, _v2_experience),
+    Migration(3, _v3_telemetry),
 )
 LATEST = MIGRATIONS[-1].number
 

@@ -108,8 +108,17 @@ def failure(record: IncidentRecord) -> tuple[str | None, str | None]:
     return condition, category
 
 
+def root_cause(record: IncidentRecord) -> str | None:
+    """What the incident found: the last diagnosis's root cause (an anomaly's: the detector's summary)."""
+    if record.kind == "anomaly":
+        return record.anomaly.judgement.get("summary") if record.anomaly else None
+    diagnosed = [a.diagnosis or a.rule_finding for a in record.attempts if a.diagnosis or a.rule_finding]
+    return diagnosed[-1].root_cause if diagnosed else None
+
+
 def incident_row(vc: str, record: IncidentRecord, secrets: Iterable[str]) -> dict[str, Any]:
     condition, category = failure(record)
+    cause = root_cause(record)
     opened = moment(record.opened_at) or datetime.now(timezone.utc)
     updated = moment(record.updated_at) or opened
     return {"vc": vc, "incident_id": record.incident_id, "job": record.job, "run_id": record.run_id,
@@ -117,11 +126,13 @@ def incident_row(vc: str, record: IncidentRecord, secrets: Iterable[str]) -> dic
             "ended_at": updated if record.is_terminal else None, "state": record.state,
             "attempts": len(record.attempts), "reason": redact(record.reason, secrets),
             "failure_condition": condition, "failure_category": category, "mode": record.mode,
-            "model": record.model, "updated_at": updated}
+            "model": record.model, "updated_at": updated, "kind": record.kind,
+            "root_cause": redact(cause, secrets) if cause else None}
 
 
 def failed_run_row(vc: str, record: IncidentRecord, now: datetime) -> dict[str, Any]:
-    """The failed run's row as the incident knows it (the watcher's listing, when it saw the run, has more)."""
+    """The incident's run's row as the incident knows it (the watcher's listing, when it saw the run,
+    has more); an anomaly's run is a succeeded one."""
     run = record.failed_run
     condition, category = failure(record)
     started, ended = moment(run.started), moment(run.ended)

@@ -99,6 +99,8 @@ incidents = Table(
     Column("mode", String(STATE), nullable=False),
     Column("model", String(NAME)),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("kind", String(STATE), nullable=False, server_default="failure"),  # failure | anomaly
+    Column("root_cause", Text),  # the diagnosis's, redacted; None until diagnosed (and for anomalies)
     Index("incidents_by_end", "vc", "ended_at"),
     Index("incidents_by_job", "vc", "job", "ended_at"),
 )
@@ -134,4 +136,19 @@ experience = Table(
     Column("created_at", UtcDateTime, nullable=False),
     UniqueConstraint("vc", "incident_id", "attempt", name="experience_once_per_attempt"),
     sqlite_autoincrement=True,  # ids never reused, even after a replaced tuple's row is deleted
+)
+
+telemetry = Table(
+    "telemetry", metadata,
+    Column("vc", String(NAME), primary_key=True),
+    Column("job", String(NAME), primary_key=True),
+    Column("run_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("features", Text, nullable=False),  # JSON: agents.telemetry.as_features of the run's event log
+    Column("tables_written", Text, nullable=False),  # JSON list of table names
+    Column("complete", Boolean, nullable=False),  # the event log had the application's end
+    Column("fetched_at", UtcDateTime, nullable=False),
+    Column("anomalous", Boolean),  # the detector's verdict; None: not judged (yet)
+    Column("judgement", Text),  # JSON: agents.anomaly.Judgement.to_dict()
+    Column("label", String(STATE)),  # an operator's: expected | dismissed (the run counts as normal); None
+    Column("incident_id", String(NAME)),  # the anomaly incident the run opened
 )

@@ -9,6 +9,10 @@ Who writes what: the watcher records every run it lists (`record_runs`, idempote
 healer records an incident and the actions of its attempts after each heal or resume step
 (`record_incident`, idempotent); the learned policy adds its experience tuples (`add_experience`).
 Readers: the policy's state (`job_history`), the dashboard's plots (`metrics`, `totals`).
+The watcher also records what each new succeeded run did (`record_telemetry`, from its event log)
+and the anomaly detector's verdict on it (`judge_run`); the detector learns from the job's good runs
+(`good_telemetry`: succeeded, not flagged, or flagged and then dismissed or marked expected by a
+person, `label_run`). Recovery metrics and the policy's history count failure incidents only.
 Text from records is redacted again with the healer's secrets, and the URL is shown only masked.
 """
 
@@ -24,7 +28,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, func, insert, or_, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -34,7 +50,7 @@ from agents.files import private_dir, private_file
 from agents.history import rows
 from agents.history.metrics import ClosedIncident, DayMetrics, by_day, summarize, window_start
 from agents.history.migrations import migrate
-from agents.history.schema import actions, experience, incidents, runs
+from agents.history.schema import actions, experience, incidents, runs, telemetry
 from agents.policy.decision import HISTORY_WINDOW
 from agents.record import TERMINAL_STATES, IncidentRecord
 from agents.redact import redact
@@ -119,6 +135,27 @@ class JobHistory:
     last_worked: str | None  # the action of the attempt that healed the job's last healed incident
     last_escalated: bool  # the job's last finished incident was escalated
     runs: list[RunRow]  # those last finished runs, newest first
+
+
+@dataclass(frozen=True)
+class TelemetryRow:
+    """A succeeded run's figures from its event log, and the anomaly detector's verdict on it."""
+
+    job: str
+    run_id: int
+    ended: datetime | None  # the run's, from the runs table (None when it was never listed)
+    features: dict[str, float]  # agents.telemetry.as_features
+    tables_written: list[str]
+    complete: bool
+    anomalous: bool | None  # None: not judged
+    judgement: dict[str, Any] | None
+    label: str | None  # expected | dismissed: a person said the run is normal
+    incident_id: str | None
+
+    @property
+    def normal(self) -> bool:
+        """Whether the detector may learn from the run: not flagged, or flagged and then called normal."""
+        return not self.anomalous or self.label is not None
 
 
 @dataclass(frozen=True)
@@ -215,6 +252,30 @@ class RunHistory:
                 self._upsert(conn, actions, attempts, ("vc", "incident_id", "attempt"),
                              replace=tuple(k for k in attempts[0] if k not in ("vc", "incident_id", "attempt")))
 
+    def record_telemetry(self, job: str, run_id: int, features: Mapping[str, float], tables_written: Iterable[str],
+                         complete: bool) -> None:
+        """Upserts a run's figures; a verdict or label already recorded stays."""
+        row = {"vc": self.vc, "job": job, "run_id": run_id, "features": rows.as_json(dict(features)),
+               "tables_written": rows.as_json(sorted(tables_written)), "complete": complete,
+               "fetched_at": datetime.now(timezone.utc)}
+        with self._writing() as conn:
+            self._upsert(conn, telemetry, [row], ("vc", "job", "run_id"),
+                         replace=("features", "tables_written", "complete", "fetched_at"))
+
+    def judge_run(self, job: str, run_id: int, anomalous: bool, judgement: Mapping[str, Any],
+                  incident_id: str | None = None) -> None:
+        """The detector's verdict on a run whose telemetry is recorded."""
+        with self._writing() as conn:
+            conn.execute(update(telemetry).where(*self._telemetry_key(job, run_id)).values(
+                anomalous=anomalous, judgement=rows.as_json(dict(judgement)), incident_id=incident_id))
+
+    def label_run(self, job: str, run_id: int, label: str | None) -> None:
+        """A person's word on a flagged run: `expected` or `dismissed` (the detector learns it as normal)."""
+        if label not in (None, "expected", "dismissed"):
+            raise ValueError(f"a run's label is expected or dismissed, not {label!r}")
+        with self._writing() as conn:
+            conn.execute(update(telemetry).where(*self._telemetry_key(job, run_id)).values(label=label))
+
     def add_experience(self, incident_id: str, attempt: int, state: Mapping[str, Any] | Any, action: str,
                        reward: float, next_state: Mapping[str, Any] | Any | None = None) -> int:
         """Stores one (state, action, reward, next state) tuple of an incident's attempt; states are
@@ -230,6 +291,35 @@ class RunHistory:
             return int(conn.execute(insert(experience).values(row)).inserted_primary_key[0])
 
     # --- reading ---------------------------------------------------------------------------------
+
+    def with_telemetry(self, keys: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Those of the (job, run id) pairs whose telemetry is recorded."""
+        wanted = set(keys)
+        found: set[tuple[str, int]] = set()
+        ids = sorted({run_id for _, run_id in wanted})
+        with self._reading() as conn:
+            for start in range(0, len(ids), 500):
+                query = select(telemetry.c.job, telemetry.c.run_id).where(
+                    telemetry.c.vc == self.vc, telemetry.c.run_id.in_(ids[start:start + 500]))
+                found.update((job, run_id) for job, run_id in conn.execute(query) if (job, run_id) in wanted)
+        return found
+
+    def job_telemetry(self, job: str, limit: int = 60, before_run: int | None = None) -> list[TelemetryRow]:
+        """The job's last `limit` runs with telemetry (before run `before_run`, when given), oldest first."""
+        query = (select(telemetry, runs.c.ended).select_from(telemetry.outerjoin(
+                     runs, (runs.c.vc == telemetry.c.vc) & (runs.c.job == telemetry.c.job)
+                     & (runs.c.run_id == telemetry.c.run_id)))
+                 .where(telemetry.c.vc == self.vc, telemetry.c.job == job))
+        if before_run is not None:
+            query = query.where(telemetry.c.run_id < before_run)
+        query = query.order_by(telemetry.c.run_id.desc()).limit(limit)
+        with self._reading() as conn:
+            found = conn.execute(query).mappings().all()
+        return [_telemetry(r) for r in reversed(found)]
+
+    def telemetry_of(self, job: str, run_id: int) -> TelemetryRow | None:
+        found = self.job_telemetry(job, limit=1, before_run=run_id + 1)
+        return found[0] if found and found[0].run_id == run_id else None
 
     def experiences(self, since_id: int = 0) -> list[Experience]:
         """The tuples added after `since_id`, oldest first."""
@@ -259,7 +349,8 @@ class RunHistory:
                        .order_by(incidents.c.ended_at.desc(), incidents.c.incident_id.desc()).limit(1).scalar_subquery())
         worked = (select(actions.c.action).where(actions.c.vc == self.vc, actions.c.incident_id == last_healed)
                   .order_by(actions.c.attempt.desc()).limit(1))
-        last_state = (select(incidents.c.state).where(*mine, incidents.c.state.in_(TERMINAL_STATES))
+        last_state = (select(incidents.c.state).where(*mine, incidents.c.kind == "failure",
+                                                      incidents.c.state.in_(TERMINAL_STATES))
                       .order_by(incidents.c.ended_at.desc(), incidents.c.incident_id.desc()).limit(1))
         with self._reading() as conn:
             found = [_run(r) for r in conn.execute(last_runs).mappings()]
@@ -309,11 +400,21 @@ class RunHistory:
     def _closed(self, start: datetime, until: datetime) -> list[ClosedIncident]:
         """The incidents that ended from `start` to `until`."""
         query = select(incidents).where(incidents.c.vc == self.vc, incidents.c.ended_at >= start,
-                                        incidents.c.ended_at <= until, incidents.c.state.in_(TERMINAL_STATES))
+                                        incidents.c.ended_at <= until, incidents.c.state.in_(TERMINAL_STATES),
+                                        incidents.c.kind == "failure")
         with self._reading() as conn:
             found = conn.execute(query).mappings().all()
         return [ClosedIncident(incident_id=r["incident_id"], job=r["job"], state=r["state"], failed_at=r["failed_at"],
                                opened_at=r["opened_at"], ended_at=r["ended_at"]) for r in found]
+
+    def _telemetry_key(self, job: str, run_id: int) -> tuple[Any, ...]:
+        return telemetry.c.vc == self.vc, telemetry.c.job == job, telemetry.c.run_id == run_id
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read connection, for read-only queries of other packages (agents/ops) over these tables."""
+        with self._reading() as conn:
+            yield conn
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
@@ -373,6 +474,15 @@ def _run(found: Mapping[str, Any]) -> RunRow:
     values["resources"] = json.loads(found["resources"]) if found["resources"] is not None else None
     values["healer_run"] = bool(found["healer_run"])
     return RunRow(**values)
+
+
+def _telemetry(found: Mapping[str, Any]) -> TelemetryRow:
+    return TelemetryRow(job=found["job"], run_id=found["run_id"], ended=found["ended"],
+                        features=json.loads(found["features"]), tables_written=json.loads(found["tables_written"]),
+                        complete=bool(found["complete"]),
+                        anomalous=None if found["anomalous"] is None else bool(found["anomalous"]),
+                        judgement=None if found["judgement"] is None else json.loads(found["judgement"]),
+                        label=found["label"], incident_id=found["incident_id"])
 
 
 def _passwords(url: Any) -> tuple[str, ...]:

@@ -46,6 +46,8 @@ CONTRACT = {
     "LLM_STRUCTURED_OUTPUT": "llm_structured_output", "LLM_SYSTEM_ROLE": "llm_system_role",
     "HEAL_HISTORY_URL": "history_url", "HEAL_POLICY": "policy", "HEAL_POLICY_FILE": "policy_file",
     "HEAL_POLICY_EXPLORATION": "policy_exploration", "HEAL_POLICY_LEARN": "policy_learn",
+    "HEAL_ANOMALY": "anomaly_detection", "HEAL_ANOMALY_MIN_HISTORY": "anomaly_min_history",
+    "HEAL_ANOMALY_WINDOW": "anomaly_window",
 }
 
 

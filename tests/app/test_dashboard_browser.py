@@ -173,3 +173,68 @@ def test_approve_button_resumes_the_healer_and_the_page_follows_to_healed(page, 
     assert record.state == "healed", record.reason
     assert f"{job}-fix-1" in page.locator("#hd-fixed-card").inner_text()
     page.locator("#hd-approve").wait_for(state="hidden", timeout=WAIT_MS)
+
+
+def flag_silent_run(source: DashboardSource) -> str:
+    """A job whose runs succeed, the last one writing nothing, judged as the watcher judges them
+    (`agents.anomalies.scan_succeeded` over the runs CDE lists, with their event logs): its incident id."""
+    from agents.anomalies import scan_succeeded
+    from tests.fixtures.cde_local import unique
+    from tests.fixtures.eventlogs import event_log
+
+    lab = source.lab
+    job = unique("orders-daily")
+    lab.client.create_resource(job)
+    lab.client.upload_file(job, "orders.py", b"print('orders')\n")
+    lab.client.create_job({"name": job, "type": "spark", "mounts": [{"resourceName": job}],
+                           "spark": {"file": "orders.py"}})
+    for rows in (9_800, 10_400, 10_100, 9_900, 10_300, 0):
+        run_id = lab.client.run_job(job)
+        lab.cde.backend.write_run_log(run_id, "driver/event", event_log(rows, rows * 40, rows_read=3 * rows))
+        lab.cde.backend.set_run_status(run_id, "succeeded")
+    listed = lab.client.list_runs(filters=[f"job[eq]{job}"], order_by="ID", ascending=True)
+    (record,) = scan_succeeded(lab.client, lab.healer.settings, lab.healer.history, lab.store, listed, ()).flagged
+    return record.incident_id
+
+
+def test_an_anomaly_shows_its_evidence_and_plot_and_dismiss_ends_it(page, dashboard_source: DashboardSource):
+    incident = flag_silent_run(dashboard_source)
+    job = incident.rsplit("--", 1)[0]
+    page.locator("#hd-incidents").get_by_role("gridcell", name=job, exact=True).wait_for(timeout=WAIT_MS)
+    _pick(page, job)
+    _wait_text(page, "#hd-heading", f"Incident {incident}")
+    _wait_text(page, "#hd-anomaly .hd-anomaly-summary", "rows written")
+    findings = page.locator("#hd-anomaly .hd-anomaly-findings").inner_text()
+    assert "rows written" in findings and "9,800" in findings and "10,400" in findings  # the job's range
+    plot = page.locator("#hd-anomaly svg")
+    assert plot.count() == 1 and "flagged run" in plot.text_content()
+    assert "anomaly: your call" in page.locator("#hd-heading .hd-badge").inner_text()
+    page.locator("#hd-anomaly-dismiss").wait_for(state="visible", timeout=WAIT_MS)
+    assert "succeeded but did what this job's good runs never did" in page.locator("#hd-anomaly-note").inner_text()
+    assert page.locator("#hd-anomaly-heal").is_visible() and page.locator("#hd-anomaly-expected").is_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-anomaly.png"), full_page=True)
+
+    page.locator("#hd-anomaly-dismiss").click()
+    _wait_text(page, "#hd-message", f"dismissed: {incident}")
+    _wait_text(page, "#hd-heading .hd-badge", "dismissed")
+    record = dashboard_source.store.load(incident)
+    assert (record.state, record.anomaly.decision) == ("dismissed", "dismiss")
+    assert dashboard_source.lab.healer.history.telemetry_of(job, record.run_id).label == "dismissed"
+    page.locator("#hd-anomaly-dismiss").wait_for(state="hidden", timeout=WAIT_MS)
+
+
+def test_the_question_box_answers_from_the_run_history_and_shows_its_query(page):
+    """No model (rules only): the pattern answers, with the numbers of `week_of_outcomes` (3 escalations)."""
+    page.locator("#hd-ask").get_by_text("Ask about your runs").click()
+    page.locator("#hd-question textarea").fill("Which jobs were escalated this week and why?")
+    page.locator("#hd-ask-btn").click()
+    _wait_text(page, "#hd-answer", "were escalated")
+    answer = page.locator("#hd-answer").inner_text()
+    assert "3 incidents were escalated in the last 7 days" in answer and "nightly-sales 3" in answer
+    assert "matched without a model, numbers computed by SQL" in answer
+    assert "FROM incidents" in page.locator("#hd-answer code").inner_text()  # the query it ran
+
+    page.locator("#hd-question textarea").fill("what is the weather like?")
+    page.locator("#hd-question textarea").press("Enter")
+    _wait_text(page, "#hd-answer", "I can answer questions about the run history")
