@@ -21,7 +21,17 @@ from typing import Any
 from agents.config import Settings
 from agents.errors import ConfigError, HealerError, InvalidInput
 from agents.ids import check_incident_id, check_job_name, parse_run_id
-from app.console import EXIT_ERROR, EXIT_HEALED, announce, catalog_table, progress, rule_text, say, summary
+from app.console import (
+    EXIT_ERROR,
+    EXIT_HEALED,
+    EXIT_OK,
+    announce,
+    catalog_table,
+    progress,
+    rule_text,
+    say,
+    summary,
+)
 from cde_client import CdeError
 
 MAX_PORT = 65535
@@ -151,11 +161,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
         history.close()
     if args.json:
         say(json.dumps(answer.as_dict(), indent=2))
-        return EXIT_HEALED
+        return EXIT_OK
     say(answer.text)
     if answer.sql:
         say("\nquery:\n" + "\n".join(f"{sql};" for sql in answer.sql))
-    return EXIT_HEALED
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

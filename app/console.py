@@ -15,6 +15,7 @@ from agents.record import IncidentRecord
 from agents.remedies import Rule
 
 EXIT_HEALED, EXIT_NOT_HEALED, EXIT_ERROR = 0, 1, 2
+EXIT_OK = EXIT_HEALED  # a command that heals nothing (rules, ask) and did what it was asked
 
 
 def say(text: str) -> None:

@@ -9,6 +9,8 @@ against the policy learned in it: bench/fleet/) and `python -m bench ops [--db F
 generated run history, without and with a scripted model: bench/ops_questions.py; exit 1 if any answer is wrong).
 `python -m bench anomaly [--jobs 200] [--days 60] [--seed N] [--rate 0.03] [--window 30] [--out DIR]`: the
 silent-failure detector (agents/anomaly) on a generated run history with injected failures: bench/anomaly.py.
+`python -m bench silent [--scenarios a,b] [--history N]`: the silent-failure scenarios on real Spark,
+judged by one monitor cycle of a real healer (bench/silent.py).
 
 Prints the table (stdout; progress goes to stderr) and writes it as JSON and Markdown under --out.
 Exit status: 0 when the table was produced (whatever the outcomes), 2 for bad input or
@@ -65,8 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fleet_parser(commands)
     _add_anomaly_parser(commands)
     from bench.ops_questions import add_parser as add_ops_parser
+    from bench.silent import add_parser as add_silent_parser
 
     add_ops_parser(commands)
+    add_silent_parser(commands)
     return parser
 
 
@@ -89,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench.ops_questions import run as run_ops
 
         return run_ops(args)
+    if args.command == "silent":
+        from bench.silent import run as run_silent
+
+        return run_silent(args)
     if args.command == "endpoint":
         if args.scenarios == ():
             parser.error("--scenarios needs at least one name")
