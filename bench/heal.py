@@ -94,14 +94,16 @@ def progress_to_stderr(message: str) -> None:
 
 
 def select_scenarios(names: tuple[str, ...]) -> list[Scenario]:
-    """The scenarios asked for (all when none), in the order asked; unknown names are an error."""
-    catalogue = list_scenarios()
+    """The scenarios asked for (all when none), in the order asked; unknown names are an error. Anomaly
+    scenarios (silent failures: their runs succeed) have no failed run to heal and are left out."""
+    catalogue = [s for s in list_scenarios() if not s.is_anomaly]
     if not names:
         return catalogue
     by_name = {s.name: s for s in catalogue}
     unknown = [n for n in names if n not in by_name]
     if unknown:
-        raise BenchUsageError(f"unknown scenario(s) {', '.join(unknown)}; available: {', '.join(by_name)}")
+        raise BenchUsageError(f"unknown scenario(s) {', '.join(unknown)}; available: {', '.join(by_name)} "
+                              "(anomaly scenarios succeed: nothing to heal)")
     return [by_name[n] for n in dict.fromkeys(names)]
 
 

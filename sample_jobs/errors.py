@@ -38,6 +38,8 @@ class LoadError(ScenarioError):
 
 
 class SetupRunFailed(LoadError):
+    """A data generator's run, or an anomaly scenario's ordinary day, did not succeed."""
+
     def __init__(self, message: str, *, job: str, run_id: int, status: str) -> None:
         self.job = job
         self.run_id = run_id

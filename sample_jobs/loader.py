@@ -19,6 +19,14 @@ session catalog replaces a table by drop, then create-as-select), so a baseline 
 would be gone after the runtime failures (ansi_cast, divide_by_zero, timestamp_pattern,
 udf_null). Loading then leaves what a catalog with an atomic replace (Iceberg) leaves after a
 failed run: the last good output, as it stands.
+
+An anomaly scenario (a silent failure) has no failed run: after the generators, the application
+runs once per day as a scheduler runs it (its `daily_runs`), the ordinary days first, in day order,
+one at a time, then the changed day, which SUCCEEDS too, wrongly (`LoadResult.as_expected` is True
+when it succeeded). One at a time, not side by side: the runs' durations are part of what the
+anomaly detector learns, and two runs sharing the machine would each take longer than the last run
+alone; run ids then follow the days. An ordinary day's run that does not succeed stops the load
+(SetupRunFailed: the job's good history could not be made).
 """
 
 from __future__ import annotations
@@ -33,12 +41,14 @@ from .errors import BaselineRunFailed, LoadError, SetupRunFailed
 from .scenario import Scenario, get_scenario
 
 __all__ = ["LoadResult", "load_scenario", "install_scenario", "run_job_and_wait", "logs_command",
-           "RUN_TIMEOUT_S", "ENV_BUILD_TIMEOUT_S"]
+           "RUN_TIMEOUT_S", "ENV_BUILD_TIMEOUT_S", "EVENT_LOG"]
 
 RUN_TIMEOUT_S = 900.0  # one Spark run; a tiny one takes 10-30 s here, generators a little more
 RUN_POLL_S = 1.0  # how often a run's status is read while waiting
 ENV_BUILD_TIMEOUT_S = 900.0  # one python-env build (pip install of small pure-Python packages)
-EXPECTED_APP_STATUS = "failed"  # every scenario's application fails as loaded
+EVENT_LOG = "driver/event"  # a run's Spark event log: what the anomaly detector reads of a succeeded run
+EXPECTED_APP_STATUS = "failed"  # every failing scenario's application fails as loaded
+EXPECTED_ANOMALY_STATUS = "succeeded"  # an anomaly scenario's last run succeeds, wrongly
 
 Progress = Callable[[str], None]
 
@@ -46,7 +56,9 @@ Progress = Callable[[str], None]
 @dataclass(frozen=True)
 class LoadResult:
     """What load_scenario did. `app_run_id`/`status` are None when nothing was run (run=False);
-    `baseline_run_id` is the run that wrote the last good output (None: not run, or no baseline)."""
+    `baseline_run_id` is the run that wrote the last good output (None: not run, or no baseline).
+    Anomaly scenarios: `app_run_id` is the anomalous day's run (`app_day`), `history_run_ids` the
+    ordinary days' runs before it ({day: run id}, in day order)."""
 
     scenario: str
     app_job: str
@@ -55,10 +67,12 @@ class LoadResult:
     setup_run_ids: dict[str, int] = field(default_factory=dict)
     baseline_run_id: int | None = None
     expected_status: str = EXPECTED_APP_STATUS
+    history_run_ids: dict[int, int] = field(default_factory=dict)
+    app_day: int | None = None
 
     @property
     def as_expected(self) -> bool:
-        """True when the application ran and ended as the scenario expects (failed)."""
+        """True when the application ran and ended as the scenario expects (failed; succeeded for an anomaly)."""
         return self.status == self.expected_status
 
 
@@ -155,12 +169,15 @@ def load_scenario(
     progress: Progress | None = None,
     run_timeout_s: float = RUN_TIMEOUT_S,
     env_timeout_s: float = ENV_BUILD_TIMEOUT_S,
+    history: int | None = None,
 ) -> LoadResult:
     """Load scenario `name` into the CDE of `client` and (unless run=False) run it.
 
     `size` is passed to every data generator as `<size_option> N` (the scenario must define
     size_option). `skip_setup` names generator jobs not to run again (their data is already
-    loaded in this CDE, e.g. a generator shared by several scenarios).
+    loaded in this CDE, e.g. a generator shared by several scenarios). `history` (anomaly
+    scenarios only) is how many ordinary days run before the anomalous one: the last ones before
+    it (default: every ordinary day of its daily_runs).
     """
     progress = progress or _quiet
     scenario = name if isinstance(name, Scenario) else get_scenario(name)
@@ -169,6 +186,9 @@ def load_scenario(
             raise ValueError(f"size must be a positive integer, got {size!r}")
         if scenario.size_option is None:
             raise ValueError(f"scenario {scenario.name} has no size option")
+    if history is not None and not scenario.is_anomaly:
+        raise ValueError(f"scenario {scenario.name} has no daily history (history is for anomaly scenarios)")
+    days = scenario.history_days(history) if scenario.is_anomaly else []  # ValueError before any call
     progress(f"loading scenario {scenario.summary()}")
     install_scenario(client, scenario, progress=progress, env_timeout_s=env_timeout_s)
     if not run:
@@ -189,8 +209,39 @@ def load_scenario(
         if status != "succeeded":
             raise SetupRunFailed(f"data generator {job} ended {status} (run {run_id}); read its log with:\n"
                                  f"{logs_command(client, run_id)}", job=job, run_id=run_id, status=status)
+    if scenario.is_anomaly:
+        return _run_days(client, scenario, days, setup_run_ids, run_timeout_s, progress)
     run_id, status, baseline_run_id = _run_app_then_baseline(client, scenario, run_timeout_s, progress)
     return LoadResult(scenario.name, scenario.app_job, run_id, status, setup_run_ids, baseline_run_id)
+
+
+def _run_days(client: CdeClient, scenario: Scenario, days: list[int], setup_run_ids: dict[str, int],
+              run_timeout_s: float, progress: Progress) -> LoadResult:
+    """The ordinary days' runs (each must succeed), then the anomalous day's: see the module docstring."""
+    assert scenario.daily_runs is not None
+    history: dict[int, int] = {}
+    for day in days:
+        run_id, status = _run_day(client, scenario, day, run_timeout_s, progress)
+        if status != "succeeded":
+            raise SetupRunFailed(f"the run of {scenario.app_job} for the ordinary day {day} ended {status} (run "
+                                 f"{run_id}): the job's good history is incomplete. Read its log with:\n"
+                                 f"{logs_command(client, run_id)}", job=scenario.app_job, run_id=run_id, status=status)
+        history[day] = run_id
+    day = scenario.daily_runs.anomalous_day
+    run_id, status = _run_day(client, scenario, day, run_timeout_s, progress)
+    return LoadResult(scenario.name, scenario.app_job, run_id, status, setup_run_ids,
+                      expected_status=EXPECTED_ANOMALY_STATUS, history_run_ids=history, app_day=day)
+
+
+def _run_day(client: CdeClient, scenario: Scenario, day: int, run_timeout_s: float,
+             progress: Progress) -> tuple[int, str]:
+    """The application's run for `day`, as a scheduler starts it: the job with that day's args."""
+    assert scenario.daily_runs is not None
+    what = "the changed day" if day == scenario.daily_runs.anomalous_day else "an ordinary day"
+    progress(f"day {day} ({scenario.daily_runs.date(day)}), {what}: {scenario.app_job} "
+             f"{' '.join(scenario.daily_runs.args_of(day))}")
+    return run_job_and_wait(client, scenario.app_job, overrides={"spark": {"args": scenario.day_args(day)}},
+                            timeout_s=run_timeout_s, progress=progress)
 
 
 def fail_again(client: CdeClient, name: str | Scenario, *, progress: Progress | None = None,
@@ -198,6 +249,8 @@ def fail_again(client: CdeClient, name: str | Scenario, *, progress: Progress | 
     """One more run of a loaded scenario's application, then its baseline job again (the failed run may
     have dropped the last good output: see the module docstring), as a new day's failure would leave it."""
     scenario = name if isinstance(name, Scenario) else get_scenario(name)
+    if scenario.is_anomaly:
+        raise ValueError(f"scenario {scenario.name} does not fail: its runs succeed (an anomaly scenario)")
     run_id, status, baseline_run_id = _run_app_then_baseline(client, scenario, run_timeout_s, progress or _quiet)
     return LoadResult(scenario.name, scenario.app_job, run_id, status, {}, baseline_run_id)
 

@@ -9,18 +9,22 @@ scenario.json (every key required unless marked optional):
     name            the folder's name (lower case, digits, "_")
     failure_class   what kind of failure it is (e.g. "unresolved_column", "transient")
     description     one paragraph: the pipeline, and why it fails
-    expected        "heal" (a fix exists) | "escalate" (nothing can heal it)
-    remedy          "code" | "config" | "rerun" for heal; "none" for escalate
-    expected_error  text the failed run's driver/stdout contains (its error signature)
+    expected        "heal" (a fix exists) | "escalate" (nothing can heal it) | "anomaly" (a silent failure:
+                    the application SUCCEEDS every day, and the last day's run does what the good days'
+                    runs never did; the anomaly detector, not the failure path, must catch it)
+    remedy          "code" | "config" | "rerun" for heal; "none" for escalate and anomaly
+    expected_error  text the failed run's driver/stdout contains (its error signature); heal and escalate
+                    only: an anomaly scenario's runs succeed, so it has none (absent or "")
     size_option     optional: option appended with N to every setup run's args by `load --size N`
     resources       [{"name", "type": "files"|"python-env", "files": [path, ...]}]; a path is relative to
                     the scenario folder ("../common/x.py" allowed) and is uploaded under its base name;
                     a python-env resource holds exactly one file, requirements.txt
     jobs            CDE job specs (cde-api.md §3.2) of the data generators and the application
     setup_runs      names of jobs run in this order before the application (the data generators)
-    app_job         the job that fails
+    app_job         the job that fails (anomaly: the daily job whose last run succeeds wrongly)
     check           {"job": <CDE job spec>}: the output check, named "<app_job>-check"; it exits
-                    non-zero when the application's output is wrong or absent
+                    non-zero when the application's output is wrong or absent (anomaly: the output of
+                    the feed's last day, the one the changed day's run wrote)
     baseline        optional, heal scenarios only: {"job": <CDE job spec>}, named "<app_job>-baseline",
                     mounting none of the application's resources (its own, "<app_job>-baseline").
                     It writes the application's last good output: the output table(s) exactly as a
@@ -31,6 +35,16 @@ scenario.json (every key required unless marked optional):
                     check.py returns from `outputs(spark, args)` ({table: DataFrame}); its args are
                     the check job's. `load_scenario` runs it right after the application's failed
                     run (see sample_jobs/loader.py for why after)
+    daily_runs      anomaly scenarios only (and required there): how the application runs day after day,
+                    as a scheduler runs it, on the day-partitioned feed its generator wrote in one run:
+                    {"args": ["--date", "{date}"],   appended to the app job's args for day N; "{day}" is
+                                                      N (1-based), "{date}" first_date + N - 1 (ISO);
+                                                      at least one of them must appear
+                     "first_date": "2024-06-03",      the date of day 1
+                     "ordinary_days": 14}             days 1..14 are ordinary (the job's good history);
+                                                      day 15 (ordinary_days + 1) is the changed one
+                    `load_scenario` runs the generators, the ordinary days in day order (the last
+                    `history` of them), then the anomalous day, each run waited for.
 
 Scenarios may share resources and jobs (e.g. one data generator), provided their definitions are
 identical; all other names are distinct, so every scenario can be loaded into one CDE.
@@ -39,8 +53,10 @@ identical; all other names are distinct, so every scenario can be loaded into on
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import re
+import string
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -49,12 +65,15 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from .errors import InvalidScenario, ScenarioNotFound
 
-__all__ = ["Scenario", "ResourceDef", "BaselineDef", "SCENARIOS_DIR", "list_scenarios", "get_scenario", "read_scenario"]
+__all__ = ["Scenario", "ResourceDef", "BaselineDef", "DailyRunsDef", "SCENARIOS_DIR", "list_scenarios", "get_scenario",
+           "read_scenario"]
 
 SCENARIOS_DIR = Path(__file__).resolve().parent
 MOUNT_PREFIX = "/app/mount/"
 _SCENARIO_NAME = r"^[a-z][a-z0-9_]*$"
 _OBJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")  # CDE job and resource names used here
+DAY_FIELDS = ("day", "date")  # the placeholders of daily_runs.args
+MAX_ORDINARY_DAYS = 60  # a history longer than this only makes loading slow: the detector needs 3 to 30
 
 
 class ResourceDef(BaseModel):
@@ -80,15 +99,39 @@ class BaselineDef(BaseModel):
     job: dict[str, Any]
 
 
+class DailyRunsDef(BaseModel):
+    """How an anomaly scenario's application runs day after day (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    args: list[str] = Field(min_length=1)
+    first_date: datetime.date
+    ordinary_days: int = Field(ge=1, le=MAX_ORDINARY_DAYS)
+
+    @property
+    def anomalous_day(self) -> int:
+        return self.ordinary_days + 1
+
+    def date(self, day: int) -> datetime.date:
+        return self.first_date + datetime.timedelta(days=day - 1)
+
+    def args_of(self, day: int) -> list[str]:
+        """The template's args filled in for day `day` (1-based)."""
+        if isinstance(day, bool) or not isinstance(day, int) or not 1 <= day <= self.anomalous_day:
+            raise ValueError(f"day must be 1..{self.anomalous_day}, got {day!r}")
+        values = {"day": str(day), "date": self.date(day).isoformat()}
+        return [arg.format(**values) for arg in self.args]
+
+
 class Scenario(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=_SCENARIO_NAME)
     failure_class: str = Field(pattern=_SCENARIO_NAME)
     description: str = Field(min_length=1)
-    expected: Literal["heal", "escalate"]
+    expected: Literal["heal", "escalate", "anomaly"]
     remedy: Literal["code", "config", "rerun", "none"]
-    expected_error: str = Field(min_length=1)
+    expected_error: str = ""  # required (non-empty) unless expected is "anomaly": see _problems
     size_option: str | None = Field(default=None, pattern=r"^--[a-z][a-z0-9-]*$")
     resources: list[ResourceDef] = Field(min_length=1)
     jobs: list[dict[str, Any]] = Field(min_length=1)
@@ -96,6 +139,7 @@ class Scenario(BaseModel):
     app_job: str
     check: CheckDef
     baseline: BaselineDef | None = None
+    daily_runs: DailyRunsDef | None = None
     _directory: Path = PrivateAttr(default=Path("."))
 
     # -- lookups ------------------------------------------------------------------------------------
@@ -158,7 +202,31 @@ class Scenario(BaseModel):
         resource = self.resource(name)
         return {resource.upload_name(p): (self._directory / p).resolve() for p in resource.files}
 
+    @property
+    def is_anomaly(self) -> bool:
+        """A silent failure: every run succeeds, the last one wrongly (daily_runs says how they run)."""
+        return self.expected == "anomaly"
+
+    def day_args(self, day: int) -> list[str]:
+        """The application's args for day `day` of an anomaly scenario: the job's own, then the day's."""
+        if self.daily_runs is None:
+            raise ValueError(f"scenario {self.name} has no daily runs (it is not an anomaly scenario)")
+        return [*self.app_spec["spark"].get("args", []), *self.daily_runs.args_of(day)]
+
+    def history_days(self, count: int | None = None) -> list[int]:
+        """The ordinary days run before the anomalous one: the last `count` of them (default: all), in order."""
+        if self.daily_runs is None:
+            raise ValueError(f"scenario {self.name} has no daily runs (it is not an anomaly scenario)")
+        ordinary = self.daily_runs.ordinary_days
+        if count is None:
+            count = ordinary
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= ordinary:
+            raise ValueError(f"history must be 1..{ordinary} days for scenario {self.name}, got {count!r}")
+        return list(range(ordinary - count + 1, ordinary + 1))
+
     def summary(self) -> str:
+        if self.is_anomaly:
+            return f"{self.name}: {self.failure_class}, an anomaly (its runs succeed, the last wrongly) ({self.app_job})"
         return f"{self.name}: {self.failure_class}, {self.expected} by {self.remedy} ({self.app_job})"
 
 
@@ -275,8 +343,9 @@ def _problems(s: Scenario) -> list[str]:
     problems = []
     if s.name != s.directory.name:
         problems.append(f"name {s.name!r} differs from the folder's name {s.directory.name!r}")
-    if (s.expected == "escalate") != (s.remedy == "none"):
-        problems.append("remedy must be 'none' exactly when expected is 'escalate'")
+    if (s.expected in ("escalate", "anomaly")) != (s.remedy == "none"):
+        problems.append("remedy must be 'none' exactly when expected is 'escalate' or 'anomaly'")
+    problems += _kind_problems(s)
     seen_resources = set()
     for resource in s.resources:
         if resource.name in seen_resources:
@@ -309,6 +378,34 @@ def _problems(s: Scenario) -> list[str]:
         problems.append("the check job must not also be listed in jobs")
     if s.baseline is not None:
         problems += _baseline_problems(s, job_names)
+    return problems
+
+
+def _kind_problems(s: Scenario) -> list[str]:
+    """A failing scenario has an error signature; an anomaly scenario has daily runs instead."""
+    if not s.is_anomaly:
+        problems = [] if s.expected_error else ["expected_error: Field required (the failed run's error signature)"]
+        if s.daily_runs is not None:
+            problems.append("daily_runs is for anomaly scenarios only (expected 'anomaly')")
+        return problems
+    problems = []
+    if s.expected_error:
+        problems.append("an anomaly scenario's runs succeed: it has no expected_error (leave it out or empty)")
+    if s.daily_runs is None:
+        problems.append("daily_runs: Field required for an anomaly scenario (how its application runs each day)")
+        return problems
+    used = set()
+    for arg in s.daily_runs.args:
+        try:
+            parts = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(arg) if f is not None]
+        except ValueError as exc:
+            problems.append(f"daily_runs.args: {arg!r} is not a valid template ({exc})")
+            continue
+        if any(f not in DAY_FIELDS or spec or conv for f, spec, conv in parts):
+            problems.append(f"daily_runs.args: {arg!r} may use only {{day}} and {{date}} (no format spec)")
+        used.update(f for f, _, _ in parts)
+    if not used & set(DAY_FIELDS):
+        problems.append("daily_runs.args must use {day} or {date}: otherwise every day's run is the same")
     return problems
 
 

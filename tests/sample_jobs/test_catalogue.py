@@ -85,7 +85,7 @@ def test_scenario_files_are_python_that_compiles(scenario) -> None:
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
 def test_every_heal_scenario_has_a_baseline_job_of_its_own(scenario) -> None:
-    if scenario.expected == "escalate":
+    if scenario.expected != "heal":  # escalate and anomaly scenarios: no last good output to compare with
         assert scenario.baseline is None and scenario.baseline_job is None and scenario.baseline_spec is None
         return
     spec = scenario.baseline_spec
@@ -199,7 +199,7 @@ def edit(path: Path, change) -> None:
     [
         (lambda r: r.pop("expected_error"), "expected_error: Field required"),
         (lambda r: r.update(remedy="none"), "remedy must be 'none' exactly when expected is 'escalate'"),
-        (lambda r: r.update(expected="maybe"), "expected: Input should be 'heal' or 'escalate'"),
+        (lambda r: r.update(expected="maybe"), "expected: Input should be 'heal', 'escalate' or 'anomaly'"),
         (lambda r: r.update(app_job="nope"), "app_job 'nope' is not one of the jobs"),
         (lambda r: r["check"]["job"].update(name="other-check"), "the check job must be named"),
         (lambda r: r["resources"][1]["files"].append("missing.py"), "no file 'missing.py'"),
