@@ -37,6 +37,7 @@ from agents.history import RunHistory
 from agents.history.rows import moment
 from agents.ids import check_job_name, check_run_id
 from agents.lease import IncidentLease
+from agents.llm import llm_from_settings
 from agents.monitor import FailureScan, healer_owned, open_incident, scan_failures
 from agents.policy import artefact
 from agents.policy.decision import Policy, StaticPolicy
@@ -57,26 +58,6 @@ log = logging.getLogger("healer")
 RETRIED = (TryAgainLater, LLMError, OSError, sqlite3.Error, CdeError)
 
 ProgressFn = Callable[[str], None]
-
-
-def make_llm(settings: Settings):
-    """The model client, or None when no endpoint is configured (rules only)."""
-    if not settings.model_configured:
-        return None
-    from agents.llm import HealerLLM
-
-    return HealerLLM(
-        base_url=settings.llm_base_url or "",
-        api_key=settings.llm_api_key or "not-needed",
-        model=settings.llm_model_id or "default",
-        timeout_s=settings.llm_timeout_s,
-        max_retries=settings.llm_max_retries,
-        max_structured_retries=settings.max_structured_retries,
-        max_tokens=settings.llm_max_tokens,
-        mode=None if settings.llm_structured_output == "auto" else settings.llm_structured_output,
-        system_role=settings.llm_system_role,
-        secrets=settings.secrets,
-    )
 
 
 def make_policy(settings: Settings, history: RunHistory) -> tuple[Policy, RewardWeights]:
@@ -133,7 +114,7 @@ class Healer:
         self.records = RecordStore(settings.data_dir, secrets=settings.secrets)
         self.policy, self._weights = make_policy(settings, self.history)
         self.deps = Deps(settings=settings, client=client or make_client(settings), records=self.records,
-                         llm=make_llm(settings), history=self.history, policy=self.policy)
+                         llm=llm_from_settings(settings), history=self.history, policy=self.policy)
         self._conn, checkpointer = open_checkpointer(settings.data_dir, settings.secrets)
         self.graph = build_graph(self.deps, checkpointer)
         self._lock = threading.Lock()  # one incident step at a time per Healer

@@ -32,7 +32,7 @@ import json
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import openai
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -45,6 +45,9 @@ from agents.errors import InvalidInput, LLMBadAnswer, LLMUnavailable
 from agents.record import LlmCall
 from agents.redact import Redactor, redact
 from agents.tokens import estimate_tokens
+
+if TYPE_CHECKING:
+    from agents.config import Settings
 
 Mode = Literal["json_schema", "function_calling", "json_in_text"]
 MODES: tuple[Mode, ...] = ("json_schema", "function_calling", "json_in_text")
@@ -403,3 +406,21 @@ class HealerLLM:
 
     def _redacted(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
         return [{"role": m["role"], "content": self._clean(m["content"])} for m in messages]
+
+
+def llm_from_settings(settings: Settings) -> HealerLLM | None:
+    """The model client the settings name, or None when no endpoint is configured (rules only)."""
+    if not settings.model_configured:
+        return None
+    return HealerLLM(
+        base_url=settings.llm_base_url or "",
+        api_key=settings.llm_api_key or "not-needed",
+        model=settings.llm_model_id or "default",
+        timeout_s=settings.llm_timeout_s,
+        max_retries=settings.llm_max_retries,
+        max_structured_retries=settings.max_structured_retries,
+        max_tokens=settings.llm_max_tokens,
+        mode=None if settings.llm_structured_output == "auto" else settings.llm_structured_output,
+        system_role=settings.llm_system_role,
+        secrets=settings.secrets,
+    )

@@ -138,21 +138,24 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answers a question from the run history; reads only (an empty data directory stays empty)."""
+    from sqlalchemy.engine import make_url
+
     from agents.errors import HistoryError
-    from agents.healer import make_llm
-    from agents.history import RunHistory
-    from agents.history.store import HISTORY_FILE
+    from agents.history import RunHistory, history_url
+    from agents.llm import llm_from_settings
     from agents.ops import ask
     from agents.record import RecordStore
 
     settings = Settings.from_env()
-    if not settings.history_url and not (Path(settings.data_dir) / HISTORY_FILE).is_file():
-        raise HistoryError(f"no run history in {settings.data_dir} yet: the healer writes it as it watches jobs "
+    url = make_url(history_url(settings))
+    if url.drivername == "sqlite" and not Path(url.database or "").is_file():  # a question creates nothing
+        where = settings.data_dir if not settings.history_url else url.render_as_string(hide_password=True)
+        raise HistoryError(f"no run history in {where} yet: the healer writes it as it watches jobs "
                            "(`python -m app watch` or `serve`)")
     history = RunHistory.open(settings)
     llm = None
     try:
-        llm = make_llm(settings)
+        llm = llm_from_settings(settings)
         records = RecordStore(settings.data_dir, secrets=settings.secrets)
         answer = ask(args.question, history=history, records=records, llm=llm)
     finally:

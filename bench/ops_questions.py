@@ -1,6 +1,8 @@
-"""`python -m bench ops [--db FILE]`: operators' questions over a generated run history, answered by
-`agents.ops.ask` without a model (the patterns) and through the scripted model, each answer checked
-against facts this module knows from what it generated.
+"""`python -m bench ops [--db FILE] [--cli] [--limit N]`: operators' questions over a generated run
+history, answered by `agents.ops.ask` without a model (the patterns) and through the scripted model,
+each answer checked against facts this module knows from what it generated. In process by default;
+with `--cli` each question goes through the real command line, `python -m app ask "..." --json`, one
+process per question (see "through the command line" below).
 
 The history is deterministic: five jobs on fixed schedules over the 14 days before `NOW`, the
 failures of `FAILURES` (conditions, categories, incidents healed, escalated, rejected or still open,
@@ -9,11 +11,23 @@ with reasons and root causes; two failed runs never got an incident), the healer
 `record_incident`) and the incidents' records through `RecordStore`; one older incident's row has
 its root cause removed, as written before the history kept it, so its answer comes from the record.
 
-The expected answers (`QUESTIONS`) are computed here from the plan with plain Python and the windows
-spelled as dates, never by calling the tools, so a wrong SQL filter or window shows as a wrong answer.
+The expected answers (`questions`) are computed here from the plan with plain Python and the windows
+spelled as moments (`windows`: at `NOW`, today is March 16 00:00 to 09:30), never by calling the tools,
+so a wrong SQL filter or window shows as a wrong answer.
 Each question says whether the patterns must answer it, and what the scripted model answers: the
 choice a good model makes, or, for a few, a wrong one (an unknown tool, a bad window, a misspelt
 job, one corrected after a re-ask) whose validation and fall-back the answer must show.
+
+Through the command line, the CLI answers at the real time, not at `NOW`: the history is generated
+moved by whole seconds so that its `NOW` is the moment it is generated (`Plan.shift`), and each
+question's expected answers are computed at the moment it is asked. The relative windows (24h, 7d,
+30d, ...) then cover the same runs as in process (no run or incident is within 2 hours after the
+start of one at `NOW`, so the minutes the questions take and the seconds each process needs before it
+reads the clock move nothing); the calendar ones (today, yesterday, last night, UTC) cut the moved
+history where the real day's midnight falls, so their expected figures depend on the time of day of
+the run and can differ from the in-process ones. A question whose process starts just before
+midnight UTC and reads the clock after it is graded against the wrong day. The CLI gets the
+settings of this history only (`cli_environment`): none is inherited.
 
 Exit status: 0 when every answer is right, 1 when any is wrong, 2 for bad input.
 """
@@ -21,18 +35,22 @@ Exit status: 0 when every answer is right, 1 when any is wrong, 2 for bad input.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import create_engine, update
 
+from agents.config import table
 from agents.history import RunHistory
 from agents.history.schema import incidents
 from agents.llm import HealerLLM
@@ -56,6 +74,9 @@ NOW = datetime(2026, 3, 16, 9, 30, tzinfo=UTC)  # a Monday morning
 VC = "ops-bench.cde.example.com"
 FIRST_DAY = date(2026, 3, 2)
 FIRST_RUN_ID = 1001
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTED_MODEL, SCRIPTED_KEY, MODEL_TIMEOUT_S = "scripted", "ops-bench-model-key", 10  # the scripted model's client
+CLI_TIMEOUT_S = 120  # one `python -m app ask` process at most
 
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:
@@ -193,14 +214,29 @@ class Incident:
 class Plan:
     runs: tuple[Run, ...]
     incidents: tuple[Incident, ...]
+    shift: timedelta = timedelta(0)  # how much later than the dates written here every moment is
+
+    @property
+    def now(self) -> datetime:
+        return NOW + self.shift
 
     @property
     def jobs(self) -> list[str]:
         return sorted({r.job for r in self.runs if not r.healer})
 
     def incident_of(self, job: str, start: datetime) -> Incident:
-        run = next(r for r in self.runs if r.job == job and r.started == start and not r.healer)
+        """The incident of `job`'s run started at `start`, a date as written here (before the shift)."""
+        run = next(r for r in self.runs if r.job == job and r.started == start + self.shift and not r.healer)
         return next(i for i in self.incidents if i.run_id == run.run_id)
+
+    def moved(self, by: timedelta) -> Plan:
+        """The same plan with every moment `by` later."""
+        def later(moment: datetime | None) -> datetime | None:
+            return None if moment is None else moment + by
+
+        return Plan(tuple(replace(r, started=r.started + by, ended=later(r.ended)) for r in self.runs),
+                    tuple(replace(i, failed_at=i.failed_at + by, ended_at=later(i.ended_at)) for i in self.incidents),
+                    self.shift + by)
 
 
 def plan() -> Plan:
@@ -286,12 +322,12 @@ def _record(incident: Incident, run: Run, failure: Failure | None) -> IncidentRe
     return record
 
 
-def generate(db: Path) -> Plan:
-    """Writes the plan's history into the SQLite file `db` (new) and its records beside it
-    (`<db stem>-records/incidents`); returns the plan."""
+def generate(db: Path, shift: timedelta = timedelta(0)) -> Plan:
+    """Writes the plan's history, `shift` later, into the SQLite file `db` (new) and its records
+    beside it (`<db stem>-records/incidents`); returns the plan written."""
     if db.exists():
         raise BenchUsageError(f"{db} exists: the ops benchmark writes a new history (give another --db)")
-    found = plan()
+    found = plan().moved(shift)
     failures = {(f.job, f.start): f for f in FAILURES}
     records = RecordStore(records_dir(db))
     by_id = {r.run_id: r for r in found.runs}
@@ -299,7 +335,7 @@ def generate(db: Path) -> Plan:
         history.record_runs([_job_run(r) for r in found.runs], healer_runs={r.run_id for r in found.runs if r.healer})
         for incident in found.incidents:
             run = by_id[incident.run_id]
-            record = _record(incident, run, failures.get((run.job, run.started)))
+            record = _record(incident, run, failures.get((run.job, run.started - shift)))
             history.record_incident(record)
             records.save(record)
     old = found.incident_of(*OLD_ROW).incident_id
@@ -319,15 +355,33 @@ def records_dir(db: Path) -> Path:
 
 # --- the expected answers, from the plan ----------------------------------------------------------
 
-H24 = (NOW - timedelta(hours=24), NOW)
-H48 = (NOW - timedelta(hours=48), NOW)
-TODAY = (at(16, 0), NOW)
-YESTERDAY = (at(15, 0), at(16, 0))
-LAST_NIGHT = (at(15, 18), at(16, 8))
-WEEK = (NOW - timedelta(days=7), NOW)
-D14 = (NOW - timedelta(days=14), NOW)
-MONTH = (NOW - timedelta(days=30), NOW)
 Window = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The question set's windows at a moment, from its start (included) to its end (excluded)."""
+
+    h24: Window
+    h48: Window
+    today: Window
+    yesterday: Window
+    last_night: Window  # yesterday 18:00 to today 08:00 (or now, if earlier)
+    week: Window
+    d14: Window
+    month: Window
+
+
+def windows(now: datetime) -> Windows:
+    """The windows at `now`, UTC days (at `NOW`: today is `at(16, 0)` to `NOW`, last night `at(15, 18)`
+    to `at(16, 8)`)."""
+    now = now.astimezone(UTC)
+    midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    return Windows(h24=(now - timedelta(hours=24), now), h48=(now - timedelta(hours=48), now), today=(midnight, now),
+                   yesterday=(midnight - timedelta(days=1), midnight),
+                   last_night=(midnight - timedelta(hours=6), min(now, midnight + timedelta(hours=8))),
+                   week=(now - timedelta(days=7), now), d14=(now - timedelta(days=14), now),
+                   month=(now - timedelta(days=30), now))
 
 
 def _in(moment: datetime | None, window: Window) -> bool:
@@ -410,70 +464,72 @@ class Question:
     model_note: str = ""  # how the answer through the model must start (a fall-back's note)
 
 
-def questions(p: Plan) -> list[Question]:
-    """The question set, each with its expected answer computed from the plan."""
+def questions(p: Plan, now: datetime | None = None) -> list[Question]:
+    """The question set, each with its expected answer computed from the plan, asked at `now`
+    (default: the plan's `now`)."""
+    w = windows(now or p.now)
     f3 = p.incident_of("sales-daily", at(10, 1))
     old = p.incident_of(*OLD_ROW)
     return [
         Question("How many runs of sales-daily failed in the last 24 hours?", "count_runs",
                  {"job": "sales-daily", "status": "failed", "window": "24h"},
-                 count_facts(p, H24, job="sales-daily", status="failed"), True),
+                 count_facts(p, w.h24, job="sales-daily", status="failed"), True),
         Question("How many runs failed today?", "count_runs", {"status": "failed", "window": "today"},
-                 count_facts(p, TODAY, status="failed"), True),
+                 count_facts(p, w.today, status="failed"), True),
         Question("What was the root cause of last night's failures?", "failures_root_causes",
-                 {"window": "last-night"}, root_cause_facts(p, LAST_NIGHT), True),
+                 {"window": "last-night"}, root_cause_facts(p, w.last_night), True),
         Question("Which jobs were escalated this week and why?", "escalations", {"window": "7d"},
-                 escalation_facts(p, WEEK), True),
-        Question("What is the MTTR over the last 7 days?", "mttr", {"window": "7d"}, mttr_facts(p, WEEK), True),
+                 escalation_facts(p, w.week), True),
+        Question("What is the MTTR over the last 7 days?", "mttr", {"window": "7d"}, mttr_facts(p, w.week), True),
         Question("Top failing jobs this month", "top_failing_jobs", {"window": "30d", "limit": 5},
-                 top_facts(p, MONTH, 5), True),
-        Question("Any anomalies this week?", "anomalies", {"window": "7d"}, anomaly_facts(p, WEEK), True),
+                 top_facts(p, w.month, 5), True),
+        Question("Any anomalies this week?", "anomalies", {"window": "7d"}, anomaly_facts(p, w.week), True),
         Question("What is the MTTR of sales-daily over the last 14 days?", "mttr", {"job": "sales-daily", "window": "14d"},
-                 mttr_facts(p, D14, "sales-daily"), True),
+                 mttr_facts(p, w.d14, "sales-daily"), True),
         Question("How many runs of clickstream-daily-users failed in the last 7 days?", "count_runs",
                  {"job": "clickstream-daily-users", "status": "failed", "window": "7d"},
-                 count_facts(p, WEEK, job="clickstream-daily-users", status="failed"), True),
+                 count_facts(p, w.week, job="clickstream-daily-users", status="failed"), True),
         Question(f"What happened in {f3.incident_id}?", "incident", {"incident_id": f3.incident_id},
                  incident_facts(f3), True),
         Question(f"Root cause of incident {old.incident_id}?", "incident", {"incident_id": old.incident_id},
                  incident_facts(old), True),
         Question("Top 3 failing jobs in the last 14 days", "top_failing_jobs", {"window": "14d", "limit": 3},
-                 top_facts(p, D14, 3), True),
+                 top_facts(p, w.d14, 3), True),
         Question("How many runs of payments-reconcile were killed this month?", "count_runs",
                  {"job": "payments-reconcile", "status": "killed", "window": "30d"},
-                 count_facts(p, MONTH, job="payments-reconcile", status="killed"), True),
+                 count_facts(p, w.month, job="payments-reconcile", status="killed"), True),
         Question("Show me the last 5 runs of inventory-sync", "list_runs",
-                 {"job": "inventory-sync", "window": "7d", "limit": 5}, list_facts(p, WEEK, 5, job="inventory-sync"), True),
+                 {"job": "inventory-sync", "window": "7d", "limit": 5}, list_facts(p, w.week, 5, job="inventory-sync"), True),
         Question("What went wrong with payments-reconcile last night?", "failures_root_causes",
                  {"job": "payments-reconcile", "window": "last-night"},
-                 root_cause_facts(p, LAST_NIGHT, "payments-reconcile"), False),
+                 root_cause_facts(p, w.last_night, "payments-reconcile"), False),
         Question("How many config failures were there in the last 14 days?", "count_runs",
                  {"status": "failed", "category": "config", "window": "14d"},
-                 count_facts(p, D14, status="failed", category="config"), True),
+                 count_facts(p, w.d14, status="failed", category="config"), True),
         Question("Is anything running right now?", "list_runs", {"status": "running"},
-                 list_facts(p, WEEK, 10, status="running"), True,
+                 list_facts(p, w.week, 10, status="running"), True,
                  model=({"tool": "list_runs", "status": "running", "window": "24h"},)),
         Question("How many runs succeeded yesterday?", "count_runs", {"status": "succeeded", "window": "yesterday"},
-                 count_facts(p, YESTERDAY, status="succeeded"), True),
+                 count_facts(p, w.yesterday, status="succeeded"), True),
         Question("Why was inventory-sync escalated?", "escalations", {"job": "inventory-sync", "window": "30d"},
-                 escalation_facts(p, MONTH, "inventory-sync"), False),
+                 escalation_facts(p, w.month, "inventory-sync"), False),
         Question("Which anomalies did clickstream-daily-users have this month?", "anomalies",
                  {"job": "clickstream-daily-users", "window": "30d"},
-                 anomaly_facts(p, MONTH, "clickstream-daily-users"), True),
+                 anomaly_facts(p, w.month, "clickstream-daily-users"), True),
         Question("What is the latest incident of sales-daily?", "incident", {"job": "sales-daily"},
                  incident_facts(latest_incident(p, "sales-daily")), True),
-        Question("What is the p90 time to recover this month?", "mttr", {"window": "30d"}, mttr_facts(p, MONTH), True),
+        Question("What is the p90 time to recover this month?", "mttr", {"window": "30d"}, mttr_facts(p, w.month), True),
         Question("How often did things break overnight, by cause?", "failures_root_causes", {"window": "last-night"},
-                 root_cause_facts(p, LAST_NIGHT), False),
+                 root_cause_facts(p, w.last_night), False),
         Question("What's the weather in Paris?", None, {}, {}, True, model=({"tool": "none"},), model_source="help",
                  model_note="(The model found no tool for this question"),
         # the scripted model answers these wrongly: validation and fall-back
         Question("How many runs of inventory-sync failed in the last 48 hours?", "count_runs",
                  {"job": "inventory-sync", "status": "failed", "window": "48h"},
-                 count_facts(p, H48, job="inventory-sync", status="failed"), True,
+                 count_facts(p, w.h48, job="inventory-sync", status="failed"), True,
                  model=({"tool": "count_failures", "job": "inventory-sync", "hours": 48},) * 3,
                  model_source="pattern", model_note="(The model could not answer: no valid ToolChoice"),
-        Question("Top failing jobs this week", "top_failing_jobs", {"window": "7d", "limit": 5}, top_facts(p, WEEK, 5),
+        Question("Top failing jobs this week", "top_failing_jobs", {"window": "7d", "limit": 5}, top_facts(p, w.week, 5),
                  True, model=({"tool": "top_failing_jobs", "window": "fortnight-ish"},), model_source="pattern",
                  model_note="(The model's choice was not valid: top_failing_jobs window: a window is"),
         Question("How many runs of sales-dialy failed today?", "count_runs",
@@ -481,7 +537,7 @@ def questions(p: Plan) -> list[Question]:
                  {"unknown_job": "sales-dialy", "close_names": ["sales-daily"]}, True,
                  model=({"tool": "count_runs", "job": "sales-dialy", "status": "failed", "window": "today"},)),
         Question("failures so far today?", "count_runs", {"status": "failed", "window": "today"},
-                 count_facts(p, TODAY, status="failed"), False,
+                 count_facts(p, w.today, status="failed"), False,
                  model=({"tool": "failure_count", "window": "today"},
                         {"tool": "count_runs", "status": "failed", "window": "today"})),
     ]
@@ -591,6 +647,7 @@ class OpsBenchResult:
     outcomes: list[Outcome] = field(default_factory=list)
     model_requests: int = 0
     plan: Plan | None = None
+    via: str = "in process"  # how the questions were asked
 
     @property
     def wrong(self) -> list[Outcome]:
@@ -601,37 +658,122 @@ class OpsBenchResult:
         return report(self)
 
 
-def run_ops_bench(db: Path | None = None) -> OpsBenchResult:
-    """Generates the history (into `db`, else a temporary file), asks every question in both modes."""
+class Asker(Protocol):
+    """Where the questions are asked: in process, or through the command line."""
+
+    def now(self) -> datetime:
+        """The moment the next answer is computed at: its expected answers are computed at it."""
+        ...
+
+    def ask(self, text: str, model: ScriptedLLM | None) -> Answer:
+        """The answer to `text` without a model (None), or through the scripted model `model`."""
+        ...
+
+
+@dataclass
+class InProcess:
+    """`agents.ops.ask` in this process, at a fixed moment."""
+
+    history: RunHistory
+    records: RecordStore
+    at: datetime
+
+    def now(self) -> datetime:
+        return self.at
+
+    def ask(self, text: str, model: ScriptedLLM | None) -> Answer:
+        if model is None:
+            return ask(text, history=self.history, records=self.records, now=self.at)
+        llm = HealerLLM(base_url=model.base_url, api_key=SCRIPTED_KEY, model=SCRIPTED_MODEL, timeout_s=MODEL_TIMEOUT_S,
+                        max_retries=0)
+        try:
+            return ask(text, history=self.history, records=self.records, llm=llm, now=self.at)
+        finally:
+            llm.close()
+
+
+class CliFailed(RuntimeError):
+    """`python -m app ask` exited with an error, or printed no answer."""
+
+
+@dataclass
+class ThroughTheCli:
+    """`python -m app ask "..." --json`, one process per question, at the real time, in `cwd`: an empty
+    directory, since the CLI reads `./.env` (the code comes from PYTHONPATH)."""
+
+    db: Path
+    cwd: Path
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def ask(self, text: str, model: ScriptedLLM | None) -> Answer:
+        done = subprocess.run([sys.executable, "-m", "app", "ask", text, "--json"], cwd=self.cwd,
+                              env=cli_environment(self.db, model), capture_output=True, text=True,
+                              timeout=CLI_TIMEOUT_S, check=False)
+        if done.returncode != 0:
+            raise CliFailed(f"exit {done.returncode}: {done.stderr.strip()[-500:]}")
+        return Answer(**json.loads(done.stdout))
+
+
+def cli_environment(db: Path, model: ScriptedLLM | None) -> dict[str, str]:
+    """This process's environment without any healer setting (`agents.config.table()`: none may leak
+    in, no LLM_* for the patterns above all), then the settings under which `RunHistory.open` opens
+    `db` with the rows of `VC` (the host of JOBS_API_URL) and the records beside it are read, and,
+    with `model`, the scripted model asked as the in-process client asks it."""
+    names = {name for s in table() for name in s.env}
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    env.update(PYTHONPATH=str(REPO), JOBS_API_URL=f"https://{VC}/dex/api/v1", WORKLOAD_USER="ops-bench",
+               WORKLOAD_PASSWORD="ops-bench-unused-password", HEALER_DATA_DIR=str(records_dir(db).resolve()),
+               HEAL_HISTORY_URL=f"sqlite:///{db.resolve()}")
+    if model is not None:
+        env.update(LLM_ENDPOINT_BASE_URL=model.base_url, LLM_MODEL_ID=SCRIPTED_MODEL, LLM_API_KEY=SCRIPTED_KEY,
+                   LLM_TIMEOUT_S=str(MODEL_TIMEOUT_S), LLM_MAX_RETRIES="0")
+    return env
+
+
+def run_ops_bench(db: Path | None = None, *, cli: bool = False, limit: int | None = None) -> OpsBenchResult:
+    """Generates the history (into `db`, else a temporary file) and asks the questions in both modes
+    (the first `limit` of each; None: all): in process at `NOW`, or with `cli` through
+    `python -m app ask` at the real time, the history moved to end at it."""
     with tempfile.TemporaryDirectory(prefix="ops-bench-") as tmp:
         path = db or Path(tmp) / "history.sqlite3"
-        generated = generate(path)
-        asked = questions(generated)
-        result = OpsBenchResult(plan=generated)
-        records = RecordStore(records_dir(path))
-        with RunHistory(f"sqlite:///{path.resolve()}", vc=VC) as history:
-            for question in (q for q in asked if q.pattern):
-                result.outcomes.append(_timed("pattern", question, lambda q=question: ask(
-                    q.text, history=history, records=records, now=NOW)))
-            for question in asked:
-                outcome, requests = _through_the_model(question, history, records)
-                result.outcomes.append(outcome)
-                result.model_requests += requests
+        if not cli:
+            generated = generate(path)
+            with RunHistory(f"sqlite:///{path.resolve()}", vc=VC) as history:
+                asker = InProcess(history, RecordStore(records_dir(path)), generated.now)
+                return _ask_all(generated, asker, limit, "in process")
+        generated = generate(path, shift=datetime.now(UTC).replace(microsecond=0) - NOW)
+        cwd = Path(tmp) / "cwd"
+        cwd.mkdir()
+        return _ask_all(generated, ThroughTheCli(path, cwd), limit,
+                        "through `python -m app ask --json`, one process per question")
+
+
+def _ask_all(p: Plan, asker: Asker, limit: int | None, via: str) -> OpsBenchResult:
+    """The questions the patterns must answer without a model, then every question through the
+    scripted model (the first `limit` of each), each graded at the moment it is asked."""
+    result = OpsBenchResult(plan=p, via=via)
+    asked = questions(p)
+    for mode in ("pattern", "model"):
+        for number in [n for n, q in enumerate(asked) if mode == "model" or q.pattern][:limit]:
+            question = questions(p, asker.now())[number]
+            if mode == "pattern":
+                result.outcomes.append(_timed(mode, question, lambda q=question: asker.ask(q.text, None)))
+                continue
+            outcome, requests = _through_the_model(question, asker)
+            result.outcomes.append(outcome)
+            result.model_requests += requests
     return result
 
 
-def _through_the_model(question: Question, history: RunHistory, records: RecordStore) -> tuple[Outcome, int]:
+def _through_the_model(question: Question, asker: Asker) -> tuple[Outcome, int]:
     """The question through a scripted server of its own (its script cannot leak into the next
     question's): the outcome, and the requests the model got."""
     with ScriptedLLM() as server:
         for answer in question.model or (_good_choice(question),):
             server.add(answer)
-        llm = HealerLLM(base_url=server.base_url, api_key="bench", model="scripted", timeout_s=10, max_retries=0)
-        try:
-            outcome = _timed("model", question, lambda: ask(question.text, history=history, records=records, llm=llm,
-                                                            now=NOW))
-        finally:
-            llm.close()
+        outcome = _timed("model", question, lambda: asker.ask(question.text, server))
         if server.remaining:
             outcome.problems.append(f"{server.remaining} scripted answers left unused")
         return outcome, len(server.requests)
@@ -647,8 +789,8 @@ def report(result: OpsBenchResult) -> str:
     lines = []
     if p is not None:
         own = [r for r in p.runs if not r.healer]
-        lines.append(f"ops questions over a generated history at {NOW:%Y-%m-%d %H:%M} UTC: {len(p.jobs)} jobs, "
-                     f"{len(own)} runs ({sum(r.status == 'failed' for r in own)} failed) and "
+        lines.append(f"ops questions over a generated history at {p.now:%Y-%m-%d %H:%M} UTC, asked {result.via}: "
+                     f"{len(p.jobs)} jobs, {len(own)} runs ({sum(r.status == 'failed' for r in own)} failed) and "
                      f"{sum(r.healer for r in p.runs)} healer runs over 14 days, "
                      f"{sum(i.kind == 'failure' for i in p.incidents)} incidents, "
                      f"{sum(i.kind == 'anomaly' for i in p.incidents)} anomalies")
@@ -685,11 +827,26 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     ops = commands.add_parser("ops", help="operators' questions over a generated run history, without and with a model")
     ops.add_argument("--db", type=Path, default=None, metavar="FILE",
                      help="write the generated history to this new SQLite file (default: a temporary one)")
+    ops.add_argument("--cli", action="store_true",
+                     help="ask each question through `python -m app ask QUESTION --json` in a process of its own, "
+                          "over a history moved to end now")
+    ops.add_argument("--limit", type=_positive, default=None, metavar="N",
+                     help="ask only the first N questions of each mode (a quick check)")
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1, not {text!r}")
+    return number
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        result = run_ops_bench(args.db)
+        result = run_ops_bench(args.db, cli=args.cli, limit=args.limit)
     except BenchUsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -63,8 +63,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import sklearn
-from sklearn.ensemble import IsolationForest
 
 Direction = Literal["above", "below"]
 Method = Literal["guard", "forest", "too-little-history"]
@@ -284,6 +282,11 @@ def _evidence(ctx: _Context) -> tuple[Finding, ...]:
 
 def _forest(ctx: _Context, seed: int) -> tuple[float, float]:
     """The run's Isolation Forest score and the threshold calibrated on the history's own scores."""
+    # scikit-learn loads with the first forest fitted (most judgements need none), not with the module:
+    # the healer and `python -m app ask` start seconds sooner
+    import sklearn
+    from sklearn.ensemble import IsolationForest
+
     forest = IsolationForest(n_estimators=N_ESTIMATORS, random_state=seed, contamination="auto", n_jobs=1)
     # the inputs are checked (finite) and the parameters constant: skip sklearn's per-tree checks (~10%)
     with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):

@@ -1,6 +1,7 @@
 """`python -m bench ops`: every question of the set is answered right without a model (the ones the
-patterns must answer) and through the scripted model (wrong choices included), and the checks are
-not vacuous: a tool whose windows are off by an hour gets answers marked wrong."""
+patterns must answer) and through the scripted model (wrong choices included), in process and (a
+few) through `python -m app ask`, and the checks are not vacuous: a tool whose windows are off by an
+hour gets answers marked wrong."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from agents.history import RunHistory
+from agents.history.store import vc_of
 from agents.ops import ask, tools
 from agents.record import RecordStore
 from bench import ops_questions as bench
@@ -27,6 +29,37 @@ def test_every_answer_is_right_in_both_modes(tmp_path, capsys):
     assert "scripted wrong choices: 2 fell back to the patterns, 1 named a job not in the history" in printed
     assert "1 corrected after a re-ask" in printed and printed.rstrip().endswith("every answer right")
     assert db.is_file() and (bench.records_dir(db) / "incidents").is_dir()  # kept where asked
+
+
+def test_the_first_questions_through_the_command_line_are_right(tmp_path, capsys):
+    db = tmp_path / "ops.sqlite3"
+    assert main(["ops", "--cli", "--limit", "3", "--db", str(db)]) == 0
+    printed = capsys.readouterr().out
+    assert "asked through `python -m app ask --json`, one process per question" in printed
+    assert "patterns (no model): 3/3 right (100%)" in printed and "scripted model: 3/3 right (100%)" in printed
+    assert printed.rstrip().endswith("every answer right")
+
+
+def test_the_command_line_gets_this_history_and_no_setting_of_ours(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_ENDPOINT_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("HEAL_MAX_ATTEMPTS", "7")
+    db = tmp_path / "ops.sqlite3"
+    env = bench.cli_environment(db, None)
+    assert vc_of(env["JOBS_API_URL"]) == bench.VC and env["HEAL_HISTORY_URL"] == f"sqlite:///{db.resolve()}"
+    assert not any(name.startswith("LLM_") for name in env) and "HEAL_MAX_ATTEMPTS" not in env
+
+
+def test_the_windows_at_now_are_the_dates_the_plan_is_written_in():
+    found = bench.windows(bench.NOW)
+    assert found.today == (bench.at(16, 0), bench.NOW) and found.yesterday == (bench.at(15, 0), bench.at(16, 0))
+    assert found.last_night == (bench.at(15, 18), bench.at(16, 8))
+    assert found.h24 == (bench.at(15, 9, 30), bench.NOW)
+    # the CLI answers seconds to minutes later than the history's now: no moment is near a relative window's start
+    p = bench.plan()
+    moments = [m for r in p.runs for m in (r.started, r.ended) if m] + \
+        [m for i in p.incidents for m in (i.failed_at, i.ended_at) if m]
+    for start, _end in (found.h24, found.h48, found.week, found.d14, found.month):
+        assert not [m for m in moments if start <= m < start + timedelta(hours=2)]
 
 
 def test_the_plan_is_deterministic_and_its_facts_are_not_empty():
