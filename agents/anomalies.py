@@ -1,10 +1,13 @@
 """Silent failures: succeeded runs that did what the job's good runs never did.
 
-Each monitor cycle, for every watched run that *succeeded* and is new to the run history's telemetry
-(the healer's own runs excepted), the healer fetches the run's Spark event log (`driver/event`, one
-call per new run: the only call detection adds to a cycle), keeps its figures in the history
-(`agents/telemetry.py`), and judges them against the job's last good runs (`agents/anomaly`: robust
-guards from 3 runs, a per-job Isolation Forest from HEAL_ANOMALY_MIN_HISTORY). A run judged
+Each monitor cycle, after its failures are healed, the healer takes the watched runs that *succeeded*
+and have no telemetry yet from the run history (the cycle has just recorded what it listed; the
+healer's own runs excepted), oldest first, at most HEAL_ANOMALY_MAX_FETCH a cycle (a first start
+over a busy lookback catches up over several cycles instead of holding one for minutes), fetches
+each one's Spark event log (`driver/event`, one call per run: the only calls detection adds to a
+cycle), keeps its figures in the history (`agents/telemetry.py`), and judges them against the job's
+last good runs (`agents/anomaly`: robust guards from 3 runs, a per-job Isolation Forest from
+HEAL_ANOMALY_MIN_HISTORY). A run judged
 anomalous opens an incident of kind `anomaly` in state `flagged`: no patch, no redeploy; its evidence
 (`AnomalyEvidence`) is the judgement, the run's figures and the job's recent runs for the plot. A
 person then decides (`decide`):
@@ -16,20 +19,21 @@ person then decides (`decide`):
 - heal: the incident becomes a failure incident and goes through the graph from log-fetch, its
   evidence saying what the run did wrong (the run exited 0, so there is no error to read).
 
-A run without an event log (event logs turned off on the cluster) is skipped, never an error: it is
-logged once per cycle with the count.
+A run without an event log (event logs turned off on the cluster: NotFound) gets an incomplete
+telemetry row, so it is asked for once, and is never judged; the cycle logs how many. Any other CDE
+error leaves the run for the next cycle.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from agents.anomaly import derive, judge
 from agents.config import Settings
 from agents.errors import InvalidInput
-from agents.history import RunHistory, TelemetryRow
+from agents.history import RunHistory, RunRow, TelemetryRow
 from agents.record import (
     AnomalyDecision,
     AnomalyEvidence,
@@ -40,7 +44,7 @@ from agents.record import (
 )
 from agents.telemetry import as_features, parse_event_log
 from agents.times import utc_now, utc_stamp
-from cde_client import CdeClient, CdeError, JobRun
+from cde_client import CdeClient, CdeError, NotFound
 
 log = logging.getLogger("healer.anomalies")
 
@@ -56,25 +60,26 @@ class TelemetryScan:
     flagged: list[IncidentRecord]  # anomaly incidents opened
 
 
-def scan_succeeded(client: CdeClient, settings: Settings, history: RunHistory, records: RecordStore,
-                   listed: Iterable[JobRun], healer_runs: Iterable[int]) -> TelemetryScan:
-    """Telemetry of the listed runs that succeeded and have none yet; a verdict on each; anomaly incidents."""
-    mine = set(healer_runs)
-    fresh = [run for run in listed if run.status == "succeeded" and run.id not in mine]
-    known = history.with_telemetry((run.job, run.id) for run in fresh)
+def scan_succeeded(client: CdeClient, settings: Settings, history: RunHistory,
+                   records: RecordStore) -> TelemetryScan:
+    """Telemetry of the recorded succeeded runs that have none yet (see the module's docstring), a
+    verdict on each, anomaly incidents."""
+    since = datetime.now(timezone.utc) - timedelta(hours=settings.lookback_h)
     fetched = missing = 0
     flagged = []
-    for run in sorted(fresh, key=lambda r: r.id):
-        if (run.job, run.id) in known:
-            continue
+    for run in history.runs_without_telemetry(since, settings.anomaly_max_fetch):
         try:
-            text = client.get_logs(run.id, EVENT_LOG)
-        except CdeError:  # NotFound: no event log on this cluster; anything else: the next cycle's overlap
+            text = client.get_logs(run.run_id, EVENT_LOG)
+        except NotFound:  # event logs off on this cluster: asked for once, never judged
             missing += 1
+            history.record_telemetry(run.job, run.run_id, {}, (), complete=False)
             continue
+        except CdeError as exc:  # passes with time: the run stays without telemetry for the next cycle
+            log.info("event log of run %s not read (%s); next cycle", run.run_id, exc)
+            break
         fetched += 1
         found = parse_event_log(text.splitlines())
-        history.record_telemetry(run.job, run.id, as_features(found), found.tables_written, found.complete)
+        history.record_telemetry(run.job, run.run_id, as_features(found), found.tables_written, found.complete)
         record = judge_run(history, records, settings, run)
         if record is not None:
             flagged.append(record)
@@ -95,33 +100,33 @@ def good_runs(history: RunHistory, job: str, before_run: int, window: int) -> li
     return found[-window:]
 
 
-def judge_run(history: RunHistory, records: RecordStore, settings: Settings, run: JobRun) -> IncidentRecord | None:
+def judge_run(history: RunHistory, records: RecordStore, settings: Settings, run: RunRow) -> IncidentRecord | None:
     """Judges a run whose telemetry is recorded; opens its anomaly incident when it is one."""
-    current = history.telemetry_of(run.job, run.id)
+    current = history.telemetry_of(run.job, run.run_id)
     if current is None or not current.complete:
         return None
-    past = good_runs(history, run.job, run.id, settings.anomaly_window)
+    past = good_runs(history, run.job, run.run_id, settings.anomaly_window)
     judgement = judge([derive(row.features) for row in past], derive(current.features),
                       min_history=settings.anomaly_min_history, seed=SEED)
     if not judgement.anomalous:
-        history.judge_run(run.job, run.id, False, judgement.to_dict())
+        history.judge_run(run.job, run.run_id, False, judgement.to_dict())
         return None
-    key = incident_id(run.job, run.id)
+    key = incident_id(run.job, run.run_id)
     record = records.load(key)
     if record is None:
         series = [{"run_id": row.run_id, "ended": utc_stamp(row.ended) if row.ended else None,
                    "features": derive(row.features), "flagged": False} for row in past[-(SERIES_RUNS - 1):]]
-        series.append({"run_id": run.id, "ended": utc_stamp(run.ended) if run.ended else None,
+        series.append({"run_id": run.run_id, "ended": utc_stamp(run.ended) if run.ended else None,
                        "features": derive(current.features), "flagged": True})
         record = IncidentRecord(
-            incident_id=key, job=run.job, run_id=run.id, kind="anomaly", state="flagged",
+            incident_id=key, job=run.job, run_id=run.run_id, kind="anomaly", state="flagged",
             mode=settings.heal_mode, reason=judgement.summary,  # type: ignore[arg-type]
-            failed_run=FailedRun(id=run.id, job=run.job, status=run.status,
+            failed_run=FailedRun(id=run.run_id, job=run.job, status=run.status,
                                  started=utc_stamp(run.started) if run.started else None,
-                                 ended=utc_stamp(run.ended) if run.ended else None, user=run.user),
+                                 ended=utc_stamp(run.ended) if run.ended else None),
             anomaly=AnomalyEvidence(judgement=judgement.to_dict(), features=derive(current.features), series=series))
         records.save(record)
-    history.judge_run(run.job, run.id, True, judgement.to_dict(), incident_id=key)
+    history.judge_run(run.job, run.run_id, True, judgement.to_dict(), incident_id=key)
     history.record_incident(record)
     return record
 

@@ -221,6 +221,9 @@ class Settings:
     anomaly_min_history: int = setting(
         "HEAL_ANOMALY_MIN_HISTORY", 10, minimum=3, maximum=1000,
         help="good runs of a job before its Isolation Forest judges (below: only the robust guards, from 3 runs)")
+    anomaly_max_fetch: int = setting(
+        "HEAL_ANOMALY_MAX_FETCH", 100, minimum=1, maximum=10_000,
+        help="event logs of succeeded runs read per monitor cycle at most (a backlog is read over the next cycles)")
     anomaly_window: int = setting(
         "HEAL_ANOMALY_WINDOW", 30, minimum=3, maximum=1000,
         help="the job's last good runs a new run is judged against")

@@ -228,12 +228,11 @@ class Healer:
                                                                      self.settings.secrets))
             return False
 
-    def _judge_succeeded(self, scan: FailureScan, progress: ProgressFn | None) -> list[IncidentRecord]:
-        """The cycle's new succeeded runs: their telemetry, the detector's verdict, anomaly incidents.
-        A database that refuses them is logged; their runs are judged again when listed again."""
+    def _judge_succeeded(self, progress: ProgressFn | None) -> list[IncidentRecord]:
+        """The recorded succeeded runs without telemetry: their event logs, the detector's verdict,
+        anomaly incidents. A database that refuses them is logged; the next cycle takes them again."""
         try:
-            found = anomalies.scan_succeeded(self.deps.client, self.settings, self.history, self.records,
-                                             scan.listed, scan.healer_runs)
+            found = anomalies.scan_succeeded(self.deps.client, self.settings, self.history, self.records)
         except SQLAlchemyError as exc:
             log.warning("succeeded runs not judged (%s): %s", self.history.shown,
                         redact(f"{type(exc).__name__}: {exc}", self.settings.secrets))
@@ -304,7 +303,7 @@ class Healer:
 
     def cycle(self, progress: ProgressFn | None = None) -> list[IncidentRecord]:
         """One monitor cycle: resume unfinished incidents, record every run listed in the run history,
-        then heal new failures. Incidents another healer is working on are left to it. The watch
+        heal new failures, then judge the succeeded runs (`agents/anomalies.py`). Incidents another healer is working on are left to it. The watch
         cursor moves on (and is stored) only once every failure found has its incident and every
         run listed is in the history: a cycle that fails midway lists them again."""
         done: list[IncidentRecord] = []
@@ -313,12 +312,12 @@ class Healer:
                 done += self._unless_busy(partial(self.resume, record.incident_id, progress=progress), progress)
         scan = scan_failures(self.deps.client, self.settings, self.records, self.cursor)
         recorded = self._record_runs(scan)
-        if recorded and self.settings.anomaly_detection:
-            done += self._judge_succeeded(scan, progress)
         for run in scan.runs:
             if progress:
                 progress(f"new failure: job {run.job} run {run.id}")
             done += self._unless_busy(partial(self.heal, run.job, run.id, progress=progress), progress)
+        if self.settings.anomaly_detection:  # after the failures: a cycle heals first
+            done += self._judge_succeeded(progress)
         if recorded and scan.cursor is not None and scan.cursor != self.cursor:
             save_cursor(self.settings.data_dir, WatchCursor(scan.cursor, self.settings.watched_jobs))
             self.cursor = scan.cursor

@@ -5,7 +5,7 @@
 `python -m bench cde [--jobs N] [--runs N] [--records N] [--clients 1,50] [--requests N] [--no-spark]` (the
 local CDE at scale: bench/cde.py) and `python -m bench fleet [--jobs 500] [--days 30] [--seed N] [--params FILE]
 [--out DIR] [--episodes N] [--write-policy PATH] [--quick]` (a simulated fleet: the static recovery order
-against the policy learned in it: bench/fleet/) and `python -m bench ops [--db FILE]` (operators' questions over a
+against the policy learned in it: bench/fleet/) and `python -m bench ops [--db FILE] [--cli] [--limit N]` (operators' questions over a
 generated run history, without and with a scripted model: bench/ops_questions.py; exit 1 if any answer is wrong).
 `python -m bench anomaly [--jobs 200] [--days 60] [--seed N] [--rate 0.03] [--window 30] [--out DIR]`: the
 silent-failure detector (agents/anomaly) on a generated run history with injected failures: bench/anomaly.py.

@@ -304,6 +304,17 @@ class RunHistory:
                 found.update((job, run_id) for job, run_id in conn.execute(query) if (job, run_id) in wanted)
         return found
 
+    def runs_without_telemetry(self, since: datetime, limit: int) -> list[RunRow]:
+        """The jobs' own succeeded runs that ended after `since` and have no telemetry row yet,
+        oldest first (earlier runs are the later ones' history), at most `limit`."""
+        known = (select(telemetry.c.run_id).where(telemetry.c.vc == runs.c.vc, telemetry.c.job == runs.c.job,
+                                                  telemetry.c.run_id == runs.c.run_id).exists())
+        query = (select(runs).where(runs.c.vc == self.vc, runs.c.status == "succeeded", runs.c.healer_run.is_(False),
+                                    runs.c.ended >= since, ~known)
+                 .order_by(runs.c.run_id).limit(limit))
+        with self._reading() as conn:
+            return [_run(r) for r in conn.execute(query).mappings()]
+
     def job_telemetry(self, job: str, limit: int = 60, before_run: int | None = None) -> list[TelemetryRow]:
         """The job's last `limit` runs with telemetry (before run `before_run`, when given), oldest first."""
         query = (select(telemetry, runs.c.ended).select_from(telemetry.outerjoin(

@@ -84,7 +84,7 @@ def event_log_calls(front: CountingFront) -> int:
     return sum(r.path.endswith("/logs") and "event" in r.query for r in front.api_requests())
 
 
-def test_each_event_log_is_fetched_once_and_a_run_without_one_is_skipped(cde, tmp_path):
+def test_each_event_log_is_asked_for_once_and_a_run_without_one_is_never_judged(cde, tmp_path):
     with CountingFront(cde) as front:
         settings = Settings.from_env({"JOBS_API_URL": front.jobs_api_url, "WORKLOAD_USER": USER,
                                       "WORKLOAD_PASSWORD": PASSWORD, "HEALER_DATA_DIR": str(tmp_path / "h")},
@@ -96,11 +96,31 @@ def test_each_event_log_is_fetched_once_and_a_run_without_one_is_skipped(cde, tm
             assert healer.cycle() == []
             assert event_log_calls(front) == 5  # four logs read, one asked for and missing
             front.clear()
-            assert healer.cycle() == []  # the overlap lists them again: none is fetched again but the missing one
-            assert event_log_calls(front) <= 1
-            assert healer.history.telemetry_of(JOB, silent) is None
+            assert healer.cycle() == []  # the overlap lists them again: none is asked for again
+            assert event_log_calls(front) == 0
+            assert any(r.path.endswith("/job-runs") for r in front.api_requests())  # it did list them
+            missing = healer.history.telemetry_of(JOB, silent)
+            assert (missing.complete, missing.features, missing.anomalous) == (False, {}, None)
         finally:
             healer.close()
+
+
+def test_a_backlog_of_event_logs_is_read_over_several_cycles_oldest_first(cde, tmp_path):
+    settings = Settings.from_env({"JOBS_API_URL": cde.jobs_api_url, "WORKLOAD_USER": USER,
+                                  "WORKLOAD_PASSWORD": PASSWORD, "HEALER_DATA_DIR": str(tmp_path / "h"),
+                                  "HEAL_ANOMALY_MAX_FETCH": "2"}, dotenv=None)
+    healer = Healer(settings)
+    try:
+        days = ordinary_days(cde, 4)
+        empty = succeeded(cde, 0)
+        seen = []
+        for _ in range(3):
+            flagged = healer.cycle()
+            seen.append([r.run_id for r in healer.history.job_telemetry(JOB)])
+        assert seen == [days[:2], days, [*days, empty]]  # two a cycle, each judged against the ones before
+        assert [r.run_id for r in flagged] == [empty]
+    finally:
+        healer.close()
 
 
 def test_dismissed_and_expected_anomalies_teach_the_detector(cde, healer):

@@ -47,7 +47,7 @@ CONTRACT = {
     "HEAL_HISTORY_URL": "history_url", "HEAL_POLICY": "policy", "HEAL_POLICY_FILE": "policy_file",
     "HEAL_POLICY_EXPLORATION": "policy_exploration", "HEAL_POLICY_LEARN": "policy_learn",
     "HEAL_ANOMALY": "anomaly_detection", "HEAL_ANOMALY_MIN_HISTORY": "anomaly_min_history",
-    "HEAL_ANOMALY_WINDOW": "anomaly_window",
+    "HEAL_ANOMALY_WINDOW": "anomaly_window", "HEAL_ANOMALY_MAX_FETCH": "anomaly_max_fetch",
 }
 
 

@@ -177,7 +177,8 @@ def test_approve_button_resumes_the_healer_and_the_page_follows_to_healed(page, 
 
 def flag_silent_run(source: DashboardSource) -> str:
     """A job whose runs succeed, the last one writing nothing, judged as the watcher judges them
-    (`agents.anomalies.scan_succeeded` over the runs CDE lists, with their event logs): its incident id."""
+    (the runs CDE lists recorded in the run history, then `agents.anomalies.scan_succeeded` reads their
+    event logs): its incident id."""
     from agents.anomalies import scan_succeeded
     from tests.fixtures.cde_local import unique
     from tests.fixtures.eventlogs import event_log
@@ -193,7 +194,8 @@ def flag_silent_run(source: DashboardSource) -> str:
         lab.cde.backend.write_run_log(run_id, "driver/event", event_log(rows, rows * 40, rows_read=3 * rows))
         lab.cde.backend.set_run_status(run_id, "succeeded")
     listed = lab.client.list_runs(filters=[f"job[eq]{job}"], order_by="ID", ascending=True)
-    (record,) = scan_succeeded(lab.client, lab.healer.settings, lab.healer.history, lab.store, listed, ()).flagged
+    lab.healer.history.record_runs(listed)
+    (record,) = scan_succeeded(lab.client, lab.healer.settings, lab.healer.history, lab.store).flagged
     return record.incident_id
 
 
