@@ -239,7 +239,7 @@ def test_a_timeout_is_llm_unavailable(scripted_llm: ScriptedLLM) -> None:
 def test_a_trickling_endpoint_is_cut_off_at_the_total_deadline(scripted_llm: ScriptedLLM) -> None:
     """One byte every 0.2 s never trips a per-read timeout; LLM_TIMEOUT_S bounds the whole request,
     the HTTP client's retries (LLM_MAX_RETRIES, 2 by default) included."""
-    from agents.healer import make_llm as healer_llm  # the model client as the healer builds it
+    from agents.llm import llm_from_settings as healer_llm  # the model client as the healer builds it
 
     scripted_llm.add(GOOD, trickle_s=0.2).add(GOOD, trickle_s=0.2).add(GOOD, trickle_s=0.2)
     settings = Settings.from_env({"JOBS_API_URL": "http://127.0.0.1:9/dex/api/v1", "CDE_TOKEN": "unused",
@@ -317,6 +317,8 @@ STAGE_VALUES = {
     "rejections": {"rejections": "- parses: bad"},
     "json_answer": {"schema": "{}"},
     "structured_retry": {"error": "bad", "expected": "a single JSON object"},
+    "ops_ask": {"now": "2026-03-16 09:30 UTC", "tools": "- count_runs(job, status, window)",
+                "windows": "24h, 7d, today", "jobs": "sales-daily"},
 }
 
 
