@@ -27,6 +27,7 @@ error leaves the run for the next cycle.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -79,8 +80,9 @@ def scan_succeeded(client: CdeClient, settings: Settings, history: RunHistory,
             break
         fetched += 1
         found = parse_event_log(text.splitlines())
-        history.record_telemetry(run.job, run.run_id, as_features(found), found.tables_written, found.complete)
-        record = judge_run(history, records, settings, run)
+        features = as_features(found)
+        history.record_telemetry(run.job, run.run_id, features, found.tables_written, found.complete)
+        record = judge_run(history, records, settings, run, features) if found.complete else None
         if record is not None:
             flagged.append(record)
     if missing:
@@ -100,35 +102,37 @@ def good_runs(history: RunHistory, job: str, before_run: int, window: int) -> li
     return found[-window:]
 
 
-def judge_run(history: RunHistory, records: RecordStore, settings: Settings, run: RunRow) -> IncidentRecord | None:
-    """Judges a run whose telemetry is recorded; opens its anomaly incident when it is one."""
-    current = history.telemetry_of(run.job, run.run_id)
-    if current is None or not current.complete:
-        return None
+def judge_run(history: RunHistory, records: RecordStore, settings: Settings, run: RunRow,
+              features: Mapping[str, float]) -> IncidentRecord | None:
+    """Judges a run whose telemetry (`features`, from a complete event log) is recorded; opens its
+    anomaly incident when it is one."""
     past = good_runs(history, run.job, run.run_id, settings.anomaly_window)
-    judgement = judge([derive(row.features) for row in past], derive(current.features),
-                      min_history=settings.anomaly_min_history, seed=SEED)
+    past_figures = [derive(row.features) for row in past]
+    figures = derive(features)
+    judgement = judge(past_figures, figures, min_history=settings.anomaly_min_history, seed=SEED)
     if not judgement.anomalous:
         history.judge_run(run.job, run.run_id, False, judgement.to_dict())
         return None
     key = incident_id(run.job, run.run_id)
     record = records.load(key)
     if record is None:
-        series = [{"run_id": row.run_id, "ended": utc_stamp(row.ended) if row.ended else None,
-                   "features": derive(row.features), "flagged": False} for row in past[-(SERIES_RUNS - 1):]]
-        series.append({"run_id": run.run_id, "ended": utc_stamp(run.ended) if run.ended else None,
-                       "features": derive(current.features), "flagged": True})
+        series = [{"run_id": row.run_id, "ended": _stamp(row.ended), "features": row_figures, "flagged": False}
+                  for row, row_figures in list(zip(past, past_figures, strict=True))[-(SERIES_RUNS - 1):]]
+        series.append({"run_id": run.run_id, "ended": _stamp(run.ended), "features": figures, "flagged": True})
         record = IncidentRecord(
             incident_id=key, job=run.job, run_id=run.run_id, kind="anomaly", state="flagged",
             mode=settings.heal_mode, reason=judgement.summary,  # type: ignore[arg-type]
-            failed_run=FailedRun(id=run.run_id, job=run.job, status=run.status,
-                                 started=utc_stamp(run.started) if run.started else None,
-                                 ended=utc_stamp(run.ended) if run.ended else None),
-            anomaly=AnomalyEvidence(judgement=judgement.to_dict(), features=derive(current.features), series=series))
+            failed_run=FailedRun(id=run.run_id, job=run.job, status=run.status, started=_stamp(run.started),
+                                 ended=_stamp(run.ended)),
+            anomaly=AnomalyEvidence(judgement=judgement.to_dict(), features=figures, series=series))
         records.save(record)
     history.judge_run(run.job, run.run_id, True, judgement.to_dict(), incident_id=key)
     history.record_incident(record)
     return record
+
+
+def _stamp(moment: datetime | None) -> str | None:
+    return utc_stamp(moment) if moment else None
 
 
 def decide(history: RunHistory, records: RecordStore, incident: str, decision: AnomalyDecision) -> IncidentRecord:

@@ -292,18 +292,6 @@ class RunHistory:
 
     # --- reading ---------------------------------------------------------------------------------
 
-    def with_telemetry(self, keys: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
-        """Those of the (job, run id) pairs whose telemetry is recorded."""
-        wanted = set(keys)
-        found: set[tuple[str, int]] = set()
-        ids = sorted({run_id for _, run_id in wanted})
-        with self._reading() as conn:
-            for start in range(0, len(ids), 500):
-                query = select(telemetry.c.job, telemetry.c.run_id).where(
-                    telemetry.c.vc == self.vc, telemetry.c.run_id.in_(ids[start:start + 500]))
-                found.update((job, run_id) for job, run_id in conn.execute(query) if (job, run_id) in wanted)
-        return found
-
     def runs_without_telemetry(self, since: datetime, limit: int) -> list[RunRow]:
         """The jobs' own succeeded runs that ended after `since` and have no telemetry row yet,
         oldest first (earlier runs are the later ones' history), at most `limit`."""

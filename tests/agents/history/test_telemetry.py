@@ -33,7 +33,8 @@ def test_telemetry_is_kept_per_run_with_its_end_time(history):
         history.record_telemetry("sales", n, figures(1000 * n), ["shop.daily"], complete=True)
     history.record_telemetry("other", 4, figures(5), [], complete=False)  # never listed: no end time
 
-    assert history.with_telemetry([("sales", 1), ("sales", 9), ("other", 4), ("other", 1)]) == {("sales", 1), ("other", 4)}
+    asked = [("sales", 1), ("sales", 9), ("other", 4), ("other", 1)]
+    assert {key for key in asked if history.telemetry_of(*key) is not None} == {("sales", 1), ("other", 4)}
     found = history.job_telemetry("sales")
     assert [(r.run_id, r.features["rows_written"], r.tables_written, r.ended) for r in found] == [
         (n, 1000.0 * n, ["shop.daily"], at(100 * n + 50)) for n in (1, 2, 3)]  # oldest first
@@ -44,6 +45,19 @@ def test_telemetry_is_kept_per_run_with_its_end_time(history):
 
     history.record_telemetry("sales", 2, figures(7), [], complete=True)  # fetched again: replaced
     assert history.telemetry_of("sales", 2).features["rows_written"] == 7.0
+
+
+def test_the_backlog_is_the_jobs_own_succeeded_runs_without_telemetry_oldest_first(history):
+    history.record_runs([cde_run("sales", n, "succeeded", at(100 * n), at(100 * n + 50)) for n in (1, 2, 3, 4, 5)]
+                        + [cde_run("sales", 6, "failed", at(600), at(650)),
+                           cde_run("sales", 7, "running", at(700), None),
+                           cde_run("sales-fix-1", 8, "succeeded", at(800), at(850))],
+                        healer_runs={8})
+    history.record_telemetry("sales", 2, figures(10), [], complete=True)  # read already
+    history.record_telemetry("sales", 3, {}, [], complete=False)  # asked for: it had no event log
+    assert [r.run_id for r in history.runs_without_telemetry(at(0), limit=10)] == [1, 4, 5]
+    assert [r.run_id for r in history.runs_without_telemetry(at(0), limit=2)] == [1, 4]
+    assert [r.run_id for r in history.runs_without_telemetry(at(160), limit=10)] == [4, 5]  # ended since
 
 
 def test_a_verdict_and_a_label_stay_when_the_figures_are_fetched_again(history):
@@ -100,7 +114,7 @@ def test_a_version_1_database_gets_the_telemetry_table_and_incident_kinds(databa
         with history.reading() as conn:
             assert conn.execute(text("SELECT kind FROM incidents WHERE incident_id = 'etl--7'")).scalar() == "failure"
         history.record_telemetry("etl", 8, figures(3), [], complete=True)
-        assert history.with_telemetry([("etl", 8)]) == {("etl", 8)}
+        assert history.telemetry_of("etl", 8) is not None
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
