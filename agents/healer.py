@@ -43,7 +43,7 @@ from agents.policy import artefact
 from agents.policy.decision import Policy, StaticPolicy
 from agents.policy.learned import LearnedPolicy
 from agents.policy.reward import DEFAULT_WEIGHTS, RewardWeights
-from agents.record import IncidentRecord, RecordStore, incident_id
+from agents.record import ANOMALY_DECISIONS, IncidentRecord, RecordStore, incident_id
 from agents.redact import redact
 from agents.state import Deps, HealState
 from agents.times import utc_stamp
@@ -295,7 +295,7 @@ class Healer:
     def decide_anomaly(self, incident: str, decision: str, progress: ProgressFn | None = None) -> IncidentRecord:
         """A person's choice on a flagged anomaly (`agents/anomalies.py`): dismiss, expected, or heal
         (which then heals it through the graph, as a failure, to its end or an approval pause)."""
-        if decision not in ("dismiss", "expected", "heal"):
+        if decision not in ANOMALY_DECISIONS:
             raise InvalidInput(f"an anomaly is dismissed, marked expected or healed, not {decision!r}")
         with self._lock, self._lease(incident), self._kept_in_history(incident):
             record = anomalies.decide(self.history, self.records, incident, decision)  # type: ignore[arg-type]
@@ -303,9 +303,10 @@ class Healer:
 
     def cycle(self, progress: ProgressFn | None = None) -> list[IncidentRecord]:
         """One monitor cycle: resume unfinished incidents, record every run listed in the run history,
-        heal new failures, then judge the succeeded runs (`agents/anomalies.py`). Incidents another healer is working on are left to it. The watch
-        cursor moves on (and is stored) only once every failure found has its incident and every
-        run listed is in the history: a cycle that fails midway lists them again."""
+        heal new failures, then judge the succeeded runs (`agents/anomalies.py`). Incidents another
+        healer is working on are left to it. The watch cursor moves on (and is stored) only once every
+        failure found has its incident and every run listed is in the history: a cycle that fails
+        midway lists them again."""
         done: list[IncidentRecord] = []
         for record in reversed(self.open_incidents()):
             if not self.paused(record.incident_id):

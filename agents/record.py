@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -49,6 +49,7 @@ IncidentState = Literal[
 TERMINAL_STATES: frozenset[str] = frozenset({"healed", "escalated", "rejected", "error", "dismissed"})
 IncidentKind = Literal["failure", "anomaly"]
 AnomalyDecision = Literal["dismiss", "expected", "heal"]
+ANOMALY_DECISIONS: tuple[str, ...] = get_args(AnomalyDecision)
 
 Category = Literal["code", "config", "transient", "data", "unknown"]
 PatchKind = Literal["code", "config", "rerun"]

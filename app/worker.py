@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from agents.healer import Healer
 from agents.monitor import healer_owned
-from agents.record import incident_id
+from agents.record import ANOMALY_DECISIONS, incident_id
 from agents.times import utc_stamp
 from app.service import FailedRunRow, StatusStrip
 
@@ -132,7 +132,7 @@ class HealerWorker:
             return f"no incident {incident}"
         if record.state != "flagged":
             return f"{incident} is {record.state}, not a flagged anomaly"
-        if decision not in ("heal", "dismiss", "expected"):
+        if decision not in ANOMALY_DECISIONS:
             return f"an anomaly is healed, dismissed or marked expected, not {decision!r}"
         self._enqueue(_Command(f"{decision} {incident}", lambda: self.healer.decide_anomaly(incident, decision)))
         return {"heal": f"healing {incident} as a failure", "dismiss": f"dismissed: {incident}",
