@@ -847,7 +847,8 @@ def flagged_anomaly(record: IncidentRecord | None) -> str:
 def anomaly_note_html(flagged: str) -> str:
     if not flagged:
         return ""
-    return (f'<div class="hd-anomaly-note">Run {html.escape(flagged.rsplit("--", 1)[-1])} succeeded but did what '
+    run_id = parse_incident_id(flagged)[1]
+    return (f'<div class="hd-anomaly-note">Run {run_id} succeeded but did what '
             "this job's good runs never did. Heal it now (a fix, proven on data like any other), dismiss it as a "
             "false alarm, or mark it as expected: the new normal. Dismissed and expected runs teach the "
             "detector.</div>")
@@ -871,7 +872,7 @@ def anomaly_html(record: IncidentRecord | None) -> str:
         f"<tr><td>{_esc(f.get('label') or f.get('feature'))}</td><td class='hd-num'>{_number(f.get('value'))}</td>"
         f"<td class='hd-num'>{_number(f.get('low'))} – {_number(f.get('high'))}</td>"
         f"<td class='hd-num'>{_number(f.get('median'))}</td>"
-        f"<td>{_esc(redact(str(f.get('why', ''))))}</td></tr>" for f in findings)
+        f"<td>{_esc(f.get('why', ''))}</td></tr>" for f in findings)
     method = {"guard": "a robust guard", "forest": "the job's Isolation Forest"}.get(
         str(judgement.get("method")), str(judgement.get("method", "")))
     decided = (f"<div class='hd-muted'>Decision: {_esc(evidence.decision)} at {_esc(short_time(evidence.decided_at))}"
@@ -880,7 +881,7 @@ def anomaly_html(record: IncidentRecord | None) -> str:
              f"<th>Median</th><th>Why</th></tr></thead><tbody>{rows}</tbody></table>") if rows else ""
     plot = plots.anomaly_svg(evidence.series, findings)
     return (f"<div class='hd-anomaly' data-run='{record.run_id}'>"
-            f"<div class='hd-anomaly-summary'>⚠ {_esc(redact(str(judgement.get('summary', record.reason))))}</div>"
+            f"<div class='hd-anomaly-summary'>⚠ {_esc(judgement.get('summary', record.reason))}</div>"
             f"<div class='hd-muted'>Judged by {_esc(method)} against {_esc(judgement.get('history_runs', '?'))} good "
             f"runs of {_esc(record.job)}.</div>{decided}{table}"
             f"<div class='hd-anomaly-plot'>{plot}</div></div>")
