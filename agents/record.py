@@ -293,8 +293,7 @@ def summarize(record: IncidentRecord) -> IncidentSummary:
     return IncidentSummary(
         incident_id=record.incident_id, job=record.job, run_id=record.run_id, state=record.state,
         reason=record.reason, mode=record.mode, model=record.model, opened_at=record.opened_at,
-        updated_at=record.updated_at, tries=len(record.attempts), verdict=latest.verdict if latest else "",
-        kind=record.kind)
+        updated_at=record.updated_at, tries=len(record.attempts), verdict=latest.verdict if latest else "")
 
 
 def index_entry(record: IncidentRecord) -> IndexEntry:

@@ -46,7 +46,7 @@ log = logging.getLogger("healer.index")
 
 INDEX_DIR = ".index"  # under the records directory; its name starts with "." like no record's
 INDEX_NAME = "incidents.sqlite3"
-SCHEMA_VERSION = 2  # PRAGMA user_version; another value: the index is rebuilt (2: incidents.kind)
+SCHEMA_VERSION = 1  # PRAGMA user_version; another value: the index is rebuilt
 RACY_NS = 1_000_000_000  # a directory seen this soon after it changed is synced once more (mtime ticks)
 BUSY_TIMEOUT_S = 30.0
 CHUNK = 500  # ids per `IN (...)` (SQLite's variable limit is 999 on old builds)
@@ -55,7 +55,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
     incident_id TEXT PRIMARY KEY, job TEXT NOT NULL, run_id INTEGER NOT NULL, state TEXT NOT NULL,
     reason TEXT NOT NULL, mode TEXT NOT NULL, model TEXT, opened_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-    tries INTEGER NOT NULL, verdict TEXT NOT NULL, kind TEXT NOT NULL,
+    tries INTEGER NOT NULL, verdict TEXT NOT NULL,
     seq INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS incidents_by_seq ON incidents (seq);
 CREATE INDEX IF NOT EXISTS incidents_by_state ON incidents (state);
@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS owned_runs (
 CREATE INDEX IF NOT EXISTS owned_runs_by_incident ON owned_runs (incident_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
-_COLUMNS = "incident_id, job, run_id, state, reason, mode, model, opened_at, updated_at, tries, verdict, seq, kind"
+_COLUMNS = "incident_id, job, run_id, state, reason, mode, model, opened_at, updated_at, tries, verdict, seq"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +83,6 @@ class IncidentSummary:
     tries: int  # attempts made
     verdict: str  # the latest attempt's verdict ("" before one)
     seq: int = 0  # when the row was last written, in commit order (0: not from the index)
-    kind: str = "failure"  # failure | anomaly
 
 
 @dataclass(frozen=True)
@@ -295,9 +294,9 @@ class RecordIndex:
         _set_meta(db, "seq", seq)
         db.execute(
             "INSERT OR REPLACE INTO incidents (incident_id, job, run_id, state, reason, mode, model, opened_at, "
-            "updated_at, tries, verdict, kind, seq, mtime_ns, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "updated_at, tries, verdict, seq, mtime_ns, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (s.incident_id, s.job, s.run_id, s.state, s.reason, s.mode, s.model, s.opened_at, s.updated_at,
-             s.tries, s.verdict, s.kind, seq, stat.st_mtime_ns, stat.st_size))
+             s.tries, s.verdict, seq, stat.st_mtime_ns, stat.st_size))
         db.execute("DELETE FROM owned_runs WHERE incident_id = ?", (s.incident_id,))
         db.executemany("INSERT OR IGNORE INTO owned_runs (run_id, incident_id) VALUES (?, ?)",
                        [(run_id, s.incident_id) for run_id in entry.owned_runs])
