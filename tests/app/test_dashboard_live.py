@@ -1,6 +1,7 @@
 """The dashboard over the real healer, in Debian's Chromium.
 
-The tutorial's failure on the local CDE (real Spark) is healed through the scripted model in
+The tutorial's failure (its real driver log) on the played lab's local CDE (tests/fixtures/heal.py:
+the runs the healer starts ended by a played cluster) is healed through the scripted model in
 approve mode: "Heal now" queues it on the one healer worker, the graph pauses before redeploy
 (after the fix's pre-flight and data comparison), the page shows the original and fixed code, the
 diff, the diagnosis and the comparison, and clicking Approve
@@ -57,9 +58,9 @@ def code_text(page, editor: str, needle: str) -> str:
 
 
 @pytest.fixture
-def live_dashboard(heal_lab, scripted_llm, tmp_path):
+def live_dashboard(played_lab, scripted_llm, tmp_path):
     scripted_llm.add(TUTORIAL_DIAGNOSIS).add(TUTORIAL_PATCH)
-    settings = heal_lab.settings(tmp_path / "healer", scripted_llm, HEAL_MODE="approve",
+    settings = played_lab.settings(tmp_path / "healer", scripted_llm, HEAL_MODE="approve",
                                  HEAL_DETERMINISTIC_FIXES="false", JOB_NAME=TUTORIAL_JOB)
     healer, worker, service = start_stack(settings, watch=False)  # commands only: no monitor cycles
     port = free_port()
@@ -72,9 +73,9 @@ def live_dashboard(heal_lab, scripted_llm, tmp_path):
         healer.close()
 
 
-def test_approve_on_the_page_resumes_the_real_healer(heal_lab, live_dashboard, browser):
+def test_approve_on_the_page_resumes_the_real_healer(played_lab, live_dashboard, browser):
     worker, service, url = live_dashboard
-    run_id = heal_lab.fresh_failure("tutorial")
+    run_id = played_lab.fresh_failure("tutorial")
     incident = f"{TUTORIAL_JOB}--{run_id}"
     assert "queued" in worker.heal_now(TUTORIAL_JOB, run_id)
     wait_for_state(service.records, incident, {"awaiting_approval"}, MAX_HEAL_WAIT_S)

@@ -1,4 +1,7 @@
-"""Approval mode (the graph pauses before redeploy, across a restart) and the monitor."""
+"""Approval mode (the graph pauses before redeploy, across a restart) and the monitor.
+
+On the played lab (tests/fixtures/heal.py): the tutorial's real failure log, the runs the healer
+starts ended by a played cluster. What is tested is the healer's logic around them."""
 
 from __future__ import annotations
 
@@ -14,36 +17,36 @@ JOB = "sql-select-fail"
 
 
 @pytest.fixture(scope="module")
-def tutorial_failure(heal_lab) -> int:
-    return heal_lab.fresh_failure("tutorial")
+def tutorial_failure(played_lab) -> int:
+    return played_lab.fresh_failure("tutorial")
 
 
-def test_approve_mode_pauses_before_redeploy_and_resumes_after_restart(heal_lab, tmp_path, tutorial_failure):
-    fix_jobs_before = heal_lab.fix_jobs(JOB)
-    healer = heal_lab.healer(tmp_path, HEAL_MODE="approve")
+def test_approve_mode_pauses_before_redeploy_and_resumes_after_restart(played_lab, tmp_path, tutorial_failure):
+    fix_jobs_before = played_lab.fix_jobs(JOB)
+    healer = played_lab.healer(tmp_path, HEAL_MODE="approve")
     try:
         record = healer.heal(JOB, tutorial_failure)
         assert record.state == "awaiting_approval"
         assert record.attempts[0].patch is not None and "account_id" in record.attempts[0].diff
         assert healer.paused(record.incident_id)
-        assert heal_lab.fix_jobs(JOB) == fix_jobs_before  # nothing deployed before approval
+        assert played_lab.fix_jobs(JOB) == fix_jobs_before  # nothing deployed before approval
         assert healer.heal(JOB, tutorial_failure).state == "awaiting_approval"  # asking again changes nothing
     finally:
         healer.close()
 
-    restarted = heal_lab.healer(tmp_path, HEAL_MODE="approve")
+    restarted = played_lab.healer(tmp_path, HEAL_MODE="approve")
     try:
         record = restarted.resume(record.incident_id, {"approved": True, "by": "alice"})
     finally:
         restarted.close()
     assert record.state == "healed", record.reason
     assert record.attempts[0].verdict in ("healed",)
-    assert len(set(heal_lab.fix_jobs(JOB)) - set(fix_jobs_before)) == 1
+    assert len(set(played_lab.fix_jobs(JOB)) - set(fix_jobs_before)) == 1
 
 
-def test_rejected_fix_is_never_deployed(heal_lab, tmp_path, tutorial_failure):
-    fix_jobs_before = heal_lab.fix_jobs(JOB)
-    healer = heal_lab.healer(tmp_path, HEAL_MODE="approve")
+def test_rejected_fix_is_never_deployed(played_lab, tmp_path, tutorial_failure):
+    fix_jobs_before = played_lab.fix_jobs(JOB)
+    healer = played_lab.healer(tmp_path, HEAL_MODE="approve")
     try:
         record = healer.heal(JOB, tutorial_failure)
         record = healer.resume(record.incident_id, {"approved": False, "by": "bob", "reason": "wrong table"})
@@ -51,26 +54,27 @@ def test_rejected_fix_is_never_deployed(heal_lab, tmp_path, tutorial_failure):
         healer.close()
     assert record.state == "rejected"
     assert "bob" in record.reason and "wrong table" in record.reason
-    assert heal_lab.fix_jobs(JOB) == fix_jobs_before
+    assert played_lab.fix_jobs(JOB) == fix_jobs_before
 
 
-def test_monitor_opens_one_incident_per_new_failure_and_ignores_its_own_jobs(heal_lab, tmp_path):
-    client = heal_lab.client
+def test_monitor_opens_one_incident_per_new_failure_and_ignores_its_own_jobs(played_lab, tmp_path):
+    client = played_lab.client
     client.create_resource("monitor-probe")
     client.upload_file("monitor-probe", "boom.py", b"import sys\nprint('probe failing on purpose')\nsys.exit(3)\n")
+    played_lab.play(r"probe(-fix-1|-check)?", "failed", "probe failing on purpose\n")
     for name in ("probe", "probe-fix-1", "probe-check"):
         client.create_job({"name": name, "type": "spark", "mounts": [{"resourceName": "monitor-probe"}],
                            "spark": {"file": "boom.py"}})
     runs = {name: client.wait_run(client.run_job(name), timeout_s=300) for name in ("probe", "probe-fix-1", "probe-check")}
     assert all(run.status == "failed" for run in runs.values())
 
-    settings = heal_lab.settings(tmp_path)  # JOB_NAME unset: every job is watched
+    settings = played_lab.settings(tmp_path)  # JOB_NAME unset: every job is watched
     records = RecordStore(tmp_path)
     fresh = {run.id for run in scan_failures(client, settings, records).runs}
     assert runs["probe"].id in fresh
     assert runs["probe-fix-1"].id not in fresh and runs["probe-check"].id not in fresh
 
-    healer = heal_lab.healer(tmp_path, JOB_NAME="probe", HEAL_POLL_INTERVAL_S="0.2")
+    healer = played_lab.healer(tmp_path, JOB_NAME="probe", HEAL_POLL_INTERVAL_S="0.2")
     try:
         stop = threading.Event()
         watcher = threading.Thread(target=healer.watch, args=(stop,), daemon=True)
@@ -89,10 +93,10 @@ def test_monitor_opens_one_incident_per_new_failure_and_ignores_its_own_jobs(hea
     assert healer.watch_status.last_error == ""
 
 
-def test_model_diagnosis_with_an_agreeing_rule_gets_the_rule_fix(heal_lab, scripted_llm, tmp_path, tutorial_failure):
+def test_model_diagnosis_with_an_agreeing_rule_gets_the_rule_fix(played_lab, scripted_llm, tmp_path, tutorial_failure):
     """Where Spark's message names the remedy, the rule's fixer patches; the model only diagnoses."""
     scripted_llm.add(TUTORIAL_DIAGNOSIS)  # no patch answer scripted: a patch request would fail the heal
-    healer = heal_lab.healer(tmp_path, scripted_llm, HEAL_MODE="approve")
+    healer = played_lab.healer(tmp_path, scripted_llm, HEAL_MODE="approve")
     try:
         record = healer.heal(JOB, tutorial_failure)
     finally:

@@ -1,7 +1,7 @@
 """The tutorial's scenario healed end to end, against the local CDE on real Spark.
 
 Through the scripted model (it still goes through langchain-openai and HTTP), and on the rules
-alone. The fix must be a new job with the original's full configuration, its run must succeed,
+alone (on the played lab: its runs are played, its fix the known-good file). The fix must be a new job with the original's full configuration, its run must succeed,
 and the output check must pass; the original job is left exactly as it was.
 """
 
@@ -112,9 +112,12 @@ def test_tutorial_healed_through_the_model(heal_lab, scripted_llm, tmp_path):
     assert scripted_llm.remaining == 0 and len(scripted_llm.requests) == 2
 
 
-def test_tutorial_healed_on_rules_alone(heal_lab, tmp_path):
-    run_id = heal_lab.fresh_failure("tutorial")
-    healer = heal_lab.healer(tmp_path)  # no LLM_* variables: rules only
+def test_tutorial_healed_on_rules_alone(played_lab, tmp_path):
+    """The rules' path differs from the model's in its diagnosis and patch only: on the played lab (the
+    real failure log, the runs played), its fix must be the known-good file, which the scenario tests
+    run on real Spark."""
+    run_id = played_lab.fresh_failure("tutorial")
+    healer = played_lab.healer(tmp_path)  # no LLM_* variables: rules only
     try:
         record = healer.heal(JOB, run_id)
     finally:
@@ -125,5 +128,5 @@ def test_tutorial_healed_on_rules_alone(heal_lab, tmp_path):
     assert attempt.diagnosis.source == "rule" and attempt.diagnosis.rule == "unresolved-column"
     assert attempt.patch.source == "rule"
     assert attempt.fixed_code == FIXED_APP
+    assert attempt.preflight.status == "succeeded" and attempt.comparison_passed is True
     assert attempt.check_passed is True
-    _assert_proven_by_data(attempt)
