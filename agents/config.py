@@ -79,7 +79,8 @@ def setting(env: str | tuple[str, ...] = (), default: Any = MISSING, *, help: st
     """One row of the table: a `Settings` field. `env`: its names (the first documented, the others
     aliases; none: set only in code); no default: required; `url`: must be http(s); `secret`: never
     shown (repr, logs, error messages), and part of `Settings.secrets`; `database`: a database URL
-    (`DATABASE_SCHEMES`) whose password is a secret: shown only masked (`masked_url`), never in repr."""
+    (`DATABASE_SCHEMES`) whose password is a secret: shown only masked (`masked_url`), never in repr;
+    `url` and `database` together: either kind of URL, the password masked alike."""
     facts = _Facts((env,) if isinstance(env, str) else tuple(env), help, minimum, maximum, url, secret, database)
     return field(default=default, repr=not (secret or database), metadata={_FACTS: facts})
 
@@ -214,6 +215,14 @@ class Settings:
     policy_learn: bool = setting(
         "HEAL_POLICY_LEARN", True,
         help="learned policy: update its Q-values from each finished incident (kept in the run history)")
+    policy_alias: str = setting(
+        "HEAL_POLICY_ALIAS", "",
+        help="learned policy: load the version this alias (e.g. `dev`, `prd`) names in the model registry at start, "
+             "instead of a file; empty: HEAL_POLICY_FILE")
+    registry_uri: str = setting(
+        "HEAL_REGISTRY_URI", "", url=True, database=True,
+        help="the model registry (MLflow) of learned policies: a team's tracking server `https://...` or a database "
+             "URL; empty: SQLite in `HEALER_DATA_DIR/registry.db`, files in `HEALER_DATA_DIR/registry-artifacts`")
     anomaly_detection: bool = setting(
         "HEAL_ANOMALY", True,
         help="watch succeeded runs too: fetch each one's event log (driver/event) and flag runs that did what the "
@@ -328,7 +337,7 @@ class Setting:
 
 def _text(s: Setting, raw: str) -> str:
     if s.database:
-        return _database_url(raw)
+        return _database_url(raw, web=s.url)
     if s.url:
         parsed = urlparse(raw)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -337,12 +346,16 @@ def _text(s: Setting, raw: str) -> str:
     return raw
 
 
-def _database_url(raw: str) -> str:
-    """A database URL of `DATABASE_SCHEMES`, `postgresql://` written as `postgresql+psycopg://`."""
+def _database_url(raw: str, web: bool = False) -> str:
+    """A database URL of `DATABASE_SCHEMES`, `postgresql://` written as `postgresql+psycopg://`; with
+    `web` (a setting that is both `url` and `database`), an http(s) URL too."""
     parts = urlsplit(raw)
     scheme = parts.scheme.lower()
+    if web and scheme in ("http", "https") and parts.netloc:
+        return raw.rstrip("/")
     if scheme not in DATABASE_SCHEMES:
-        raise ValueError("must be a database URL, `postgresql+psycopg://user:password@host:port/database` "
+        raise ValueError(("must be an http(s) URL or " if web else "must be ")
+                         + "a database URL, `postgresql+psycopg://user:password@host:port/database` "
                          f"(or `sqlite:///path`), not {'a ' + repr(scheme) if scheme else 'one without a'} scheme")
     if scheme == "sqlite" and parts.path in ("", "/"):
         raise ValueError("names no file: `sqlite:///relative/path` or `sqlite:////absolute/path`")
@@ -443,6 +456,9 @@ def _cross_checks(values: Mapping[str, Any]) -> list[str]:
     if unknown:
         problems.append(f"{env_name('auto_apply')} may name only {' and '.join(APPLICABILITIES)}, "
                         f"not {', '.join(map(repr, unknown))}")
+    if values["policy_file"] and values["policy_alias"]:
+        problems.append(f"{env_name('policy_file')} and {env_name('policy_alias')} both name the learned policy: "
+                        "set one")
     if bool(values["dashboard_user"]) != bool(values["dashboard_password"]):
         problems.append(f"{env_name('dashboard_user')} and {env_name('dashboard_password')} must be set together")
     try:
@@ -488,6 +504,8 @@ def _values(s: Setting) -> str:
         return "`true` or `false`"
     if s.choices:
         return " or ".join(f"`{c}`" for c in s.choices)
+    if s.url and s.database:
+        return "http(s) or database URL (its password is a secret)"
     if s.url:
         return "http(s) URL"
     if s.database:

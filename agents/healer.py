@@ -63,14 +63,24 @@ ProgressFn = Callable[[str], None]
 def make_policy(settings: Settings, history: RunHistory) -> tuple[Policy, RewardWeights]:
     """The recovery policy HEAL_POLICY names, and the reward weights its online updates use. A learned
     policy is its artefact's Q-table brought up to date with the experience the run history holds
-    since the artefact was made (so a restart loses nothing it learned online). A bad artefact is a
-    configuration error: the healer does not start."""
+    since the artefact was made (so a restart loses nothing it learned online). The artefact is
+    HEAL_POLICY_FILE's, or with HEAL_POLICY_ALIAS the version that alias names in the model registry. A
+    bad artefact or a registry problem is a configuration error: the healer does not start."""
     if settings.policy == StaticPolicy.name:
         return StaticPolicy(), DEFAULT_WEIGHTS
-    try:
-        found = artefact.load(settings.policy_file or artefact.DEFAULT_PATH)
-    except artefact.PolicyArtefactError as exc:
-        raise ConfigError([f"HEAL_POLICY_FILE: {exc}"]) from exc
+    if settings.policy_alias:
+        from agents.policy import registry  # MLflow is imported when a registry is used, not before
+
+        try:
+            store = registry.open_registry(settings.registry_uri, settings.data_dir, create=False)
+            found = store.load(registry.POLICY_MODEL, settings.policy_alias)
+        except registry.RegistryError as exc:
+            raise ConfigError([f"HEAL_POLICY_ALIAS: {exc}"]) from exc
+    else:
+        try:
+            found = artefact.load(settings.policy_file or artefact.DEFAULT_PATH)
+        except artefact.PolicyArtefactError as exc:
+            raise ConfigError([f"HEAL_POLICY_FILE: {exc}"]) from exc
     weights = _weights(found.training)
     policy = found.policy
     if settings.policy_learn:

@@ -1,8 +1,11 @@
-"""Command line: `python -m app heal|approve|reject|watch|serve|rules|ask|demo`.
+"""Command line: `python -m app heal|approve|reject|watch|serve|rules|ask|policy|demo`.
 
 Exit codes of `heal` (`app.console`): 0 healed, 1 escalated or rejected (or waiting for approval),
 2 on error: bad arguments (refused by argparse before anything else happens), bad configuration,
 CDE unreachable, or another healer working on the incident. `ask`: 0 on an answer, 2 on error.
+`policy register|list|promote` (the model registry, `agents/policy/registry.py`): 0 done, 1 a
+promotion declined at the prompt, 2 on error (a registry problem, or `promote` without `--yes`
+when stdin is not a terminal).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents.config import Settings
 from agents.errors import ConfigError, HealerError, InvalidInput
@@ -24,6 +27,7 @@ from agents.ids import check_incident_id, check_job_name, parse_run_id
 from app.console import (
     EXIT_ERROR,
     EXIT_HEALED,
+    EXIT_NOT_HEALED,
     EXIT_OK,
     announce,
     catalog_table,
@@ -34,7 +38,17 @@ from app.console import (
 )
 from cde_client import CdeError
 
+if TYPE_CHECKING:
+    from agents.policy.registry import PolicyRegistry, RegisteredVersion
+
 MAX_PORT = 65535
+# The evaluation figures `policy list` and `promote` show, as the fleet benchmark names them: (key, label, format)
+POLICY_FIGURES = (("mttr_median_min", "MTTR median (min)", "{:.1f}"), ("mttr_p90_min", "MTTR p90 (min)", "{:.1f}"),
+                  ("auto_resolved", "auto-resolved", "{:.1%}"), ("escalated", "escalated", "{:.1%}"),
+                  ("false_heals", "false heals", "{:.0f}"),
+                  ("cluster_minutes_per_incident", "cluster-minutes per incident", "{:.1f}"),
+                  ("model_tokens_per_incident", "model tokens per incident", "{:.0f}"),
+                  ("slo_attainment", "SLO attainment", "{:.1%}"))
 
 
 def _checked(check: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -64,8 +78,17 @@ def _question(text: str) -> str:
     return check_question(text)
 
 
-JOB_NAME, RUN_ID, INCIDENT, PORT, QUESTION = map(
-    _checked, (check_job_name, parse_run_id, check_incident_id, _port, _question))
+def _alias(text: str) -> str:
+    from agents.policy.registry import RegistryError, check_alias  # on use, as _question
+
+    try:
+        return check_alias(text)
+    except RegistryError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+JOB_NAME, RUN_ID, INCIDENT, PORT, QUESTION, ALIAS = map(
+    _checked, (check_job_name, parse_run_id, check_incident_id, _port, _question, _alias))
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
@@ -171,6 +194,108 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_policy(args: argparse.Namespace) -> int:
+    """The learned policy's versions in the model registry: register one, list them, promote an alias."""
+    from agents.files import private_dir
+    from agents.policy import artefact, registry
+
+    if args.action == "promote" and args.source == args.target:
+        raise InvalidInput(f"--from and --to are both {args.source!r}: promote names two aliases, e.g. --from dev --to prd")
+    settings = Settings.from_env()
+    try:
+        if args.action == "register":
+            args.file = args.file or artefact.DEFAULT_PATH
+            artefact.load(args.file)  # a file that cannot be registered creates no registry
+        if args.action == "register" and not settings.registry_uri:
+            private_dir(settings.data_dir)
+        store = registry.open_registry(settings.registry_uri, settings.data_dir, create=args.action == "register")
+        return {"register": _policy_register, "list": _policy_list, "promote": _policy_promote}[args.action](store, args)
+    except (registry.RegistryError, artefact.PolicyArtefactError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _policy_register(store: PolicyRegistry, args: argparse.Namespace) -> int:
+    from agents.policy.registry import POLICY_MODEL
+
+    version = store.register(args.file)
+    if args.alias:
+        version = store.set_alias(POLICY_MODEL, args.alias, version.version)
+    say(f"{version.name} {version.label}: policy {version.policy_id}, trained {version.created}"
+        + (f"; alias {args.alias} → {version.label}" if args.alias else "") + f" ({store.shown})")
+    return EXIT_OK
+
+
+def _policy_list(store: PolicyRegistry, args: argparse.Namespace) -> int:
+    from agents.policy.registry import POLICY_MODEL
+
+    versions = store.versions(POLICY_MODEL)
+    say(f"{POLICY_MODEL} in {store.shown}: " + (f"{len(versions)} version(s)" if versions else
+                                                "no versions yet (`python -m app policy register`)"))
+    for v in reversed(versions):
+        say(f"{v.label:>4}  {','.join(v.aliases) or '-':<10} policy {v.policy_id}  trained {v.created}  "
+            f"registered {v.registered}")
+        say("      learned (static): " + " · ".join(f"{label} {_figure(v, key, form)}"
+                                                     for key, label, form in POLICY_FIGURES)
+            + f" · done-when {_done_when(v)}")
+    return EXIT_OK
+
+
+def _policy_promote(store: PolicyRegistry, args: argparse.Namespace) -> int:
+    from agents.policy.registry import POLICY_MODEL
+
+    source = store.required(POLICY_MODEL, args.source)
+    current = store.version_for(POLICY_MODEL, args.target)
+    if current is not None and current.version == source.version:
+        say(f"{args.target} already names {source.label} (as {args.source} does): nothing to do")
+        return EXIT_OK
+    say(f"{POLICY_MODEL}: {args.target} {current.label if current else '(unset)'} → {source.label} "
+        f"(the version {args.source} names), in {store.shown}")
+    columns = [(f"{args.target} now ({current.label})" if current else f"{args.target} now (unset)", current),
+               (f"{args.source} ({source.label})", source)]
+    say(_evaluation_table(columns))
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("error: promote asks for confirmation on a terminal; add --yes to promote without asking",
+                  file=sys.stderr)
+            return EXIT_ERROR
+        try:
+            answer = input(f"point {args.target} at {source.label}? [y/N] ").strip().lower()
+        except (EOFError, KeyboardInterrupt):  # Ctrl-D or Ctrl-C at the prompt: no
+            answer = ""
+        if answer not in ("y", "yes"):
+            say(f"not promoted: {args.target} still names {current.label if current else 'no version'}")
+            return EXIT_NOT_HEALED
+    before, after = store.promote(POLICY_MODEL, args.source, args.target)
+    say(f"promoted: {args.target} → {after.label} (policy {after.policy_id}; was "
+        f"{before.label if before else 'unset'}); healers with HEAL_POLICY_ALIAS={args.target} load it at start")
+    return EXIT_OK
+
+
+def _figure(version: RegisteredVersion, key: str, form: str) -> str:
+    """A figure of a version's evaluation: the learned policy's value, the static order's in brackets."""
+    learned, static = version.evaluation.get(f"learned.{key}"), version.evaluation.get(f"static.{key}")
+    if learned is None:
+        return "–"
+    return form.format(learned) + ("" if static is None else f" ({form.format(static)})")
+
+
+def _done_when(version: RegisteredVersion) -> str:
+    checks = [value for key, value in version.evaluation.items() if key.startswith("done_when.")]
+    return f"{sum(value == 1 for value in checks)}/{len(checks)} met" if checks else "–"
+
+
+def _evaluation_table(columns: list[tuple[str, RegisteredVersion | None]]) -> str:
+    """Versions side by side: their policy, training date and evaluation (learned, static in brackets)."""
+    rows = [("learned (static)", *(title for title, _ in columns)),
+            ("policy", *(v.policy_id if v else "–" for _, v in columns)),
+            ("trained", *(v.created if v else "–" for _, v in columns))]
+    rows += [(label, *(_figure(v, key, form) if v else "–" for _, v in columns)) for key, label, form in POLICY_FIGURES]
+    rows.append(("done-when", *(_done_when(v) if v else "–" for _, v in columns)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from app.demo import run_demo
 
@@ -203,6 +328,18 @@ def main(argv: list[str] | None = None) -> int:
     question.add_argument("question", type=QUESTION, help='e.g. "how many runs of sales-daily failed in the last 24 hours?"')
     question.add_argument("--json", action="store_true", help="print the answer as JSON")
     question.set_defaults(func=cmd_ask)
+    policy = sub.add_parser("policy", help="the learned policy's versions in the model registry (MLflow)")
+    actions = policy.add_subparsers(dest="action", required=True)
+    register = actions.add_parser("register", help="register a learned policy artefact (again: the same version)")
+    register.add_argument("file", nargs="?", type=Path, default=None,
+                          help="the artefact (default: the shipped agents/policy/learned-policy.json)")
+    register.add_argument("--alias", type=ALIAS, default=None, help="then point this alias at it, e.g. dev")
+    actions.add_parser("list", help="the versions, their aliases, policy ids and evaluation figures")
+    promote = actions.add_parser("promote", help="point one alias at the version another names, after showing both")
+    promote.add_argument("--from", dest="source", type=ALIAS, required=True, help="the alias whose version moves up, e.g. dev")
+    promote.add_argument("--to", dest="target", type=ALIAS, required=True, help="the alias to move, e.g. prd")
+    promote.add_argument("--yes", action="store_true", help="promote without asking (needed when stdin is not a terminal)")
+    policy.set_defaults(func=cmd_policy)
     demo = sub.add_parser("demo", help="local CDE + tutorial scenario + healer + dashboard")
     # String defaults go through `type` too, so a bad DEMO_*_PORT is reported like a bad --port.
     demo.add_argument("--port", type=PORT, default=os.environ.get("DEMO_CDE_PORT", "8765"))

@@ -46,6 +46,7 @@ CONTRACT = {
     "LLM_STRUCTURED_OUTPUT": "llm_structured_output", "LLM_SYSTEM_ROLE": "llm_system_role",
     "HEAL_HISTORY_URL": "history_url", "HEAL_POLICY": "policy", "HEAL_POLICY_FILE": "policy_file",
     "HEAL_POLICY_EXPLORATION": "policy_exploration", "HEAL_POLICY_LEARN": "policy_learn",
+    "HEAL_POLICY_ALIAS": "policy_alias", "HEAL_REGISTRY_URI": "registry_uri",
     "HEAL_ANOMALY": "anomaly_detection", "HEAL_ANOMALY_MIN_HISTORY": "anomaly_min_history",
     "HEAL_ANOMALY_WINDOW": "anomaly_window", "HEAL_ANOMALY_MAX_FETCH": "anomaly_max_fetch",
 }
@@ -151,6 +152,11 @@ def test_every_problem_is_listed_at_once():
         "HEAL_PROMPT_TOKEN_BUDGET must exceed HEAL_EVIDENCE_TOKEN_BUDGET + HEAL_CODE_TOKEN_BUDGET by at least "
         "1000 tokens (the instructions need room too)",
     ]
+
+
+def test_a_policy_file_and_a_registry_alias_are_one_too_many():
+    found = problems({**BASE, "HEAL_POLICY": "learned", "HEAL_POLICY_FILE": "p.json", "HEAL_POLICY_ALIAS": "prd"})
+    assert found == ["HEAL_POLICY_FILE and HEAL_POLICY_ALIAS both name the learned policy: set one"]
 
 
 def test_the_sandbox_settings_are_checked():

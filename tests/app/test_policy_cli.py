@@ -1,0 +1,153 @@
+"""`python -m app policy register|list|promote` as a user runs them, on a real MLflow registry (the
+embedded SQLite store of HEALER_DATA_DIR): versions with their evaluation, a promotion shown then
+made (with `--yes`, or confirmed on a terminal), refused without a terminal, and input it must refuse
+(exit 2, one clear line, no traceback). No CDE. Also: MLflow is imported only when a registry is used."""
+
+from __future__ import annotations
+
+import os
+import pty
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agents.policy import artefact
+from agents.policy.registry import POLICY_MODEL, REGISTRY_FILE, open_registry
+from tests.agents.policy.test_registry import altered_artefact
+from tests.app.test_cli import NO_CDE, run_app
+from tests.paths import REPO
+
+SHIPPED_ID = artefact.load(artefact.DEFAULT_PATH).policy_id
+
+
+@pytest.fixture(scope="module")
+def empty_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty registry database, its tables made once (MLflow's migrations take seconds)."""
+    data = tmp_path_factory.mktemp("registry-template")
+    open_registry("", data)
+    return data / REGISTRY_FILE
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, empty_registry: Path) -> Path:
+    data = tmp_path / "healer"
+    data.mkdir()
+    shutil.copyfile(empty_registry, data / REGISTRY_FILE)
+    return data
+
+
+@pytest.fixture
+def two_versions(data_dir: Path, tmp_path: Path) -> Path:
+    """The shipped policy as v1 named by `prd`, another as v2 named by `dev`."""
+    registry = open_registry("", data_dir)
+    registry.set_alias(POLICY_MODEL, "prd", registry.register(artefact.DEFAULT_PATH).version)
+    registry.set_alias(POLICY_MODEL, "dev", registry.register(altered_artefact(tmp_path / "other.json")).version)
+    return data_dir
+
+
+def _promote(data_dir: Path, stdin: int) -> subprocess.CompletedProcess:
+    """`python -m app policy promote --from dev --to prd` (no --yes) with `stdin` as its standard input."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "JOBS_API", "WORKLOAD_", "HEAL", "CDE_"))}
+    env.update(JOBS_API_URL=NO_CDE, CDE_TOKEN="t", HEALER_DATA_DIR=str(data_dir), PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "app", "policy", "promote", "--from", "dev", "--to", "prd"],
+                          cwd=data_dir.parent, env=env, stdin=stdin, capture_output=True, text=True, timeout=120)
+
+
+def _aliases(data_dir: Path) -> dict[str, int]:
+    registry = open_registry("", data_dir, create=False)
+    return {alias: v.version for v in registry.versions() for alias in v.aliases}
+
+
+def test_register_list_and_promote(data_dir: Path, tmp_path: Path) -> None:
+    done = run_app(["policy", "register", "--alias", "prd"], data_dir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith(f"{POLICY_MODEL} v1: policy {SHIPPED_ID}, trained ") and "alias prd → v1" in done.stdout
+    other = altered_artefact(tmp_path / "other.json")
+    done = run_app(["policy", "register", str(other), "--alias", "dev"], data_dir)
+    assert done.returncode == 0 and "v2: policy sha256:" in done.stdout and "alias dev → v2" in done.stdout
+
+    done = run_app(["policy", "list"], data_dir)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"{POLICY_MODEL} in sqlite:///{data_dir.resolve() / REGISTRY_FILE}: 2 version(s)"
+    assert lines[1].split()[:4] == ["v2", "dev", "policy", artefact.load(other).policy_id]  # newest first
+    assert lines[3].split()[:4] == ["v1", "prd", "policy", SHIPPED_ID]
+    assert "MTTR median (min) 23.0 (25.3)" in lines[4] and "done-when 6/6 met" in lines[4]  # the shipped figures
+
+    done = run_app(["policy", "promote", "--from", "dev", "--to", "prd", "--yes"], data_dir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith(f"{POLICY_MODEL}: prd v1 → v2 (the version dev names)")
+    table = done.stdout.splitlines()[1:]
+    assert table[0].split() == ["learned", "(static)", "prd", "now", "(v1)", "dev", "(v2)"]
+    assert any(line.startswith("MTTR p90 (min)") and "150.5 (162.5)" in line for line in table)
+    assert "promoted: prd → v2" in done.stdout and "was v1" in done.stdout
+    assert _aliases(data_dir) == {"dev": 2, "prd": 2}
+
+
+def test_promote_without_a_terminal_shows_then_refuses(two_versions: Path) -> None:
+    done = _promote(two_versions, subprocess.DEVNULL)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "prd v1 → v2" in done.stdout and "MTTR median (min)" in done.stdout  # shown first
+    assert done.stderr.strip() == ("error: promote asks for confirmation on a terminal; add --yes to promote "
+                                   "without asking")
+    assert _aliases(two_versions) == {"prd": 1, "dev": 2}
+
+
+@pytest.mark.parametrize(("answer", "code", "prd"), [("y\n", 0, 2), ("\n", 1, 1)])
+def test_promote_on_a_terminal_asks_first(two_versions: Path, answer: str, code: int, prd: int) -> None:
+    leader, follower = pty.openpty()
+    try:
+        os.write(leader, answer.encode())  # typed ahead: the terminal holds the line until it is read
+        done = _promote(two_versions, follower)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert done.returncode == code, done.stdout + done.stderr
+    assert "point prd at v2? [y/N]" in done.stdout
+    assert ("promoted: prd → v2" if code == 0 else "not promoted: prd still names v1") in done.stdout
+    assert _aliases(two_versions)["prd"] == prd
+
+
+@pytest.mark.parametrize(("args", "env", "message"), [
+    pytest.param(["policy", "register", "--alias", "V1"], {}, "argument --alias: an alias is a lower-case name",
+                 id="alias case"),
+    pytest.param(["policy", "promote", "--from", "dev", "--to", "latest"], {}, "argument --to: an alias is",
+                 id="reserved alias"),
+    pytest.param(["policy", "promote", "--from", "dev"], {}, "the following arguments are required: --to",
+                 id="no --to"),
+    pytest.param(["policy", "promote", "--from", "dev", "--to", "dev"], {}, "--from and --to are both 'dev'",
+                 id="same alias"),
+    pytest.param(["policy"], {}, "the following arguments are required: action", id="no action"),
+    pytest.param(["policy", "register", "/nonexistent/policy.json"], {},
+                 "error: policy artefact /nonexistent/policy.json: no such file", id="no file"),
+    pytest.param(["policy", "list"], {}, "error: no model registry at ", id="no registry yet"),
+    pytest.param(["policy", "promote", "--from", "dev", "--to", "prd", "--yes"], {}, "error: no model registry at ",
+                 id="promote no registry"),
+    pytest.param(["policy", "list"], {"HEAL_REGISTRY_URI": "ftp://ml:pw-8@example.com"},
+                 "HEAL_REGISTRY_URI must be an http(s) URL or a database URL", id="bad uri"),
+])
+def test_bad_input_is_refused_clearly(tmp_path: Path, args: list[str], env: dict[str, str], message: str) -> None:
+    data_dir = tmp_path / "healer"
+    done = run_app(args, data_dir, **env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr and "pw-8" not in done.stderr
+    assert not (data_dir / REGISTRY_FILE).exists()  # nothing was made
+
+
+def test_mlflow_is_imported_only_when_a_registry_is_used(tmp_path: Path) -> None:
+    """`python -m app` start-up and a healer with HEAL_POLICY=static (or a learned policy from its file)
+    never import MLflow."""
+    code = ("import sys; from agents.config import Settings; from agents.healer import Healer; import app.cli, "
+            "app.server, agents.policy.registry\n"
+            "assert app.cli.main(['rules']) == 0\n"
+            "for policy in ('static', 'learned'):\n"
+            "    env = {'JOBS_API_URL': 'http://127.0.0.1:9/dex/api/v1', 'CDE_TOKEN': 't', 'HEAL_POLICY': policy,\n"
+            f"           'HEALER_DATA_DIR': {str(tmp_path / 'healer')!r} + policy}}\n"
+            "    Healer(Settings.from_env(env, dotenv=None)).close()\n"
+            "sys.exit(3 if 'mlflow' in sys.modules else 0)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
