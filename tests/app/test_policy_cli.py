@@ -23,14 +23,6 @@ from tests.paths import REPO
 SHIPPED_ID = artefact.load(artefact.DEFAULT_PATH).policy_id
 
 
-@pytest.fixture(scope="module")
-def empty_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty registry database, its tables made once (MLflow's migrations take seconds)."""
-    data = tmp_path_factory.mktemp("registry-template")
-    open_registry("", data)
-    return data / REGISTRY_FILE
-
-
 @pytest.fixture
 def data_dir(tmp_path: Path, empty_registry: Path) -> Path:
     data = tmp_path / "healer"

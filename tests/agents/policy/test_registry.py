@@ -32,14 +32,6 @@ SHIPPED = artefact.DEFAULT_PATH
 NO_CDE = {"JOBS_API_URL": "http://127.0.0.1:9/dex/api/v1", "CDE_TOKEN": "t"}
 
 
-@pytest.fixture(scope="module")
-def empty_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty registry database, its tables made once (MLflow's migrations take seconds)."""
-    data = tmp_path_factory.mktemp("registry-template")
-    open_registry("", data)
-    return data / REGISTRY_FILE
-
-
 @pytest.fixture
 def data_dir(tmp_path: Path, empty_registry: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A healer's data directory with an empty registry; the working directory is tmp_path."""
