@@ -28,11 +28,12 @@ from dataclasses import MISSING, dataclass, field, fields
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
+from urllib.parse import urlparse, urlsplit, urlunsplit
 
 from agents.errors import ConfigError
 from agents.remedies.registry import APPLICABILITIES
 from agents.sandbox.report import sample_spec
+from agents.urls import masked_url, url_passwords
 
 HealMode = Literal["auto", "approve"]
 StructuredOutput = Literal["auto", "json_schema", "function_calling", "json_in_text"]
@@ -362,29 +363,6 @@ def _database_url(raw: str, web: bool = False) -> str:
     if scheme == "postgresql":
         return urlunsplit(parts._replace(scheme="postgresql+psycopg"))
     return raw
-
-
-def url_passwords(url: str) -> list[str]:
-    """The password of a URL, as written and decoded (both must stay out of logs); none: []."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return []
-    return list(dict.fromkeys(p for p in (password, unquote(password or "")) if p))
-
-
-def masked_url(url: str) -> str:
-    """`url` with its password shown as `***`: what logs, errors and pages may show of a database URL."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "(a URL that does not parse)"
-    if not password:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def _integer(s: Setting, raw: str) -> int:

@@ -9,7 +9,8 @@ import textwrap
 import time
 from collections.abc import Sequence
 
-from agents.config import Settings, masked_url
+from agents.config import Settings
+from agents.urls import masked_url
 from agents.history import history_url
 from agents.record import IncidentRecord
 from agents.remedies import Rule

@@ -38,10 +38,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from agents.policy import artefact
 from agents.policy.artefact import PolicyArtefact, PolicyArtefactError
+from agents.urls import masked_url
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -108,24 +109,12 @@ def check_alias(alias: str) -> str:
     return alias
 
 
-def masked(uri: str) -> str:
-    """`uri` with its password shown as `***`."""
-    try:
-        parts = urlsplit(uri)
-        password = parts.password
-    except ValueError:
-        return "(a URI that does not parse)"
-    if not password:
-        return uri
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{parts.netloc.rpartition('@')[2]}"))
-
-
 class PolicyRegistry:
     """A typed wrapper over `mlflow.MlflowClient` for the learned artefacts (see the module docstring)."""
 
     def __init__(self, uri: str, *, artifacts: Path | None = None, create: bool = True) -> None:
         self.uri = uri
-        self.shown = masked(uri)
+        self.shown = masked_url(uri)
         self._secrets = _passwords(uri)
         self._artifacts = artifacts
         self._experiment: str | None = None

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agents import config
+from agents import config, urls
 from agents.config import Settings, env_name, load_environment, markdown_table, table
 from agents.errors import ConfigError
 from tests.paths import REPO
@@ -205,7 +205,7 @@ def test_the_history_url_is_a_database_url_whose_password_is_a_secret():
     assert s.history_url == "postgresql+psycopg://healer:p%40ss-7@db.example.com:5432/heal"  # psycopg 3, ours
     assert {"p%40ss-7", "p@ss-7"} <= set(s.secrets)  # as written and decoded
     assert "pw-1" in s.secrets and "p%40ss" not in repr(s) and "p@ss" not in repr(s)
-    assert config.masked_url(s.history_url) == "postgresql+psycopg://healer:***@db.example.com:5432/heal"
+    assert urls.masked_url(s.history_url) == "postgresql+psycopg://healer:***@db.example.com:5432/heal"
     assert Settings.from_env({**BASE, "HEAL_HISTORY_URL": "sqlite:////var/lib/healer/h.sqlite3"},
                              dotenv=None).history_url == "sqlite:////var/lib/healer/h.sqlite3"
     no_password = Settings.from_env({**BASE, "HEAL_HISTORY_URL": "postgresql+psycopg://db/heal"}, dotenv=None)
