@@ -10,10 +10,10 @@ import time
 from collections.abc import Sequence
 
 from agents.config import Settings
-from agents.urls import masked_url
 from agents.history import history_url
 from agents.record import IncidentRecord
 from agents.remedies import Rule
+from agents.urls import masked_url
 
 EXIT_HEALED, EXIT_NOT_HEALED, EXIT_ERROR = 0, 1, 2
 EXIT_OK = EXIT_HEALED  # a command that heals nothing (rules, ask) and did what it was asked
