@@ -7,7 +7,8 @@ over a busy lookback catches up over several cycles instead of holding one for m
 each one's Spark event log (`driver/event`, one call per run: the only calls detection adds to a
 cycle), keeps its figures in the history (`agents/telemetry.py`), and judges them against the job's
 last good runs (`agents/anomaly`: robust guards from 3 runs, a per-job Isolation Forest from
-HEAL_ANOMALY_MIN_HISTORY). A run judged
+HEAL_ANOMALY_MIN_HISTORY; with HEAL_ANOMALY_ALIAS the registered version's parameters, given by the
+healer as `parameters`). A run judged
 anomalous opens an incident of kind `anomaly` in state `flagged`: no patch, no redeploy; its evidence
 (`AnomalyEvidence`) is the judgement, the run's figures and the job's recent runs for the plot. A
 person then decides (`decide`):
@@ -28,10 +29,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
-from agents.anomaly import derive, judge
+from agents.anomaly import DEFAULT_PARAMETERS, DetectorParameters, derive, judge
 from agents.config import Settings
 from agents.errors import InvalidInput
 from agents.history import RunHistory, RunRow, TelemetryRow
@@ -61,10 +62,10 @@ class TelemetryScan:
     flagged: list[IncidentRecord]  # anomaly incidents opened
 
 
-def scan_succeeded(client: CdeClient, settings: Settings, history: RunHistory,
-                   records: RecordStore) -> TelemetryScan:
+def scan_succeeded(client: CdeClient, settings: Settings, history: RunHistory, records: RecordStore,
+                   parameters: DetectorParameters | None = None) -> TelemetryScan:
     """Telemetry of the recorded succeeded runs that have none yet (see the module's docstring), a
-    verdict on each, anomaly incidents."""
+    verdict on each, anomaly incidents. `parameters`: the detector's (default: `detector_parameters`)."""
     since = datetime.now(timezone.utc) - timedelta(hours=settings.lookback_h)
     fetched = missing = 0
     flagged = []
@@ -82,12 +83,17 @@ def scan_succeeded(client: CdeClient, settings: Settings, history: RunHistory,
         found = parse_event_log(text.splitlines())
         features = as_features(found)
         history.record_telemetry(run.job, run.run_id, features, found.tables_written, found.complete)
-        record = judge_run(history, records, settings, run, features) if found.complete else None
+        record = judge_run(history, records, settings, run, features, parameters) if found.complete else None
         if record is not None:
             flagged.append(record)
     if missing:
         log.info("%d succeeded runs have no %s log: not judged", missing, EVENT_LOG)
     return TelemetryScan(fetched=fetched, missing=missing, flagged=flagged)
+
+
+def detector_parameters(settings: Settings) -> DetectorParameters:
+    """The built-in parameters with HEAL_ANOMALY_MIN_HISTORY and HEAL_ANOMALY_WINDOW."""
+    return replace(DEFAULT_PARAMETERS, min_history=settings.anomaly_min_history, window=settings.anomaly_window)
 
 
 def good_runs(history: RunHistory, job: str, before_run: int, window: int) -> list[TelemetryRow]:
@@ -103,13 +109,14 @@ def good_runs(history: RunHistory, job: str, before_run: int, window: int) -> li
 
 
 def judge_run(history: RunHistory, records: RecordStore, settings: Settings, run: RunRow,
-              features: Mapping[str, float]) -> IncidentRecord | None:
+              features: Mapping[str, float], parameters: DetectorParameters | None = None) -> IncidentRecord | None:
     """Judges a run whose telemetry (`features`, from a complete event log) is recorded; opens its
     anomaly incident when it is one."""
-    past = good_runs(history, run.job, run.run_id, settings.anomaly_window)
+    p = parameters or detector_parameters(settings)
+    past = good_runs(history, run.job, run.run_id, p.window)
     past_figures = [derive(row.features) for row in past]
     figures = derive(features)
-    judgement = judge(past_figures, figures, min_history=settings.anomaly_min_history, seed=SEED)
+    judgement = judge(past_figures, figures, seed=SEED, parameters=p)
     if not judgement.anomalous:
         history.judge_run(run.job, run.run_id, False, judgement.to_dict())
         return None

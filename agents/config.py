@@ -222,7 +222,7 @@ class Settings:
              "instead of a file; empty: HEAL_POLICY_FILE")
     registry_uri: str = setting(
         "HEAL_REGISTRY_URI", "", url=True, database=True,
-        help="the model registry (MLflow) of learned policies: a team's tracking server `https://...` or a database "
+        help="the model registry (MLflow) of learned policies and anomaly detectors: a team's tracking server `https://...` or a database "
              "URL; empty: SQLite in `HEALER_DATA_DIR/registry.db`, files in `HEALER_DATA_DIR/registry-artifacts`")
     anomaly_detection: bool = setting(
         "HEAL_ANOMALY", True,
@@ -237,6 +237,10 @@ class Settings:
     anomaly_window: int = setting(
         "HEAL_ANOMALY_WINDOW", 30, minimum=3, maximum=1000,
         help="the job's last good runs a new run is judged against")
+    anomaly_alias: str = setting(
+        "HEAL_ANOMALY_ALIAS", "",
+        help="load the anomaly detector's parameters from the version this alias (e.g. `dev`, `prd`) names in the "
+             "model registry at start (its min history and window replace the two above); empty: the built-in ones")
     dashboard_host: str = setting(
         "DASHBOARD_HOST", "127.0.0.1", help="where `python -m app serve` listens (on CAI: always 127.0.0.1:$CDSW_APP_PORT)")
     dashboard_port: int = setting("DASHBOARD_PORT", 7860, minimum=0, maximum=65535, help="its port; 0: any free one")

@@ -27,6 +27,7 @@ from langgraph.types import Command
 from sqlalchemy.exc import SQLAlchemyError
 
 from agents import anomalies, experience
+from agents.anomaly import DetectorParameters
 from agents.checkpoint import open_checkpointer
 from agents.choice import state_of
 from agents.config import Settings
@@ -93,6 +94,21 @@ def make_policy(settings: Settings, history: RunHistory) -> tuple[Policy, Reward
     return policy, weights
 
 
+def make_detector(settings: Settings) -> DetectorParameters:
+    """The anomaly detector's parameters: with HEAL_ANOMALY_ALIAS those of the version that alias names
+    in the model registry (a registry problem is a configuration error: the healer does not start),
+    else the built-in ones with HEAL_ANOMALY_MIN_HISTORY and HEAL_ANOMALY_WINDOW."""
+    if not settings.anomaly_alias:
+        return anomalies.detector_parameters(settings)
+    from agents.policy import registry  # MLflow is imported when a registry is used, not before
+
+    try:
+        store = registry.open_registry(settings.registry_uri, settings.data_dir, create=False)
+        return store.load(registry.DETECTOR_MODEL, settings.anomaly_alias).parameters
+    except registry.RegistryError as exc:
+        raise ConfigError([f"HEAL_ANOMALY_ALIAS: {exc}"]) from exc
+
+
 def _weights(training: dict) -> RewardWeights:
     """The reward weights the policy was trained with (its simulator's parameters), else the defaults."""
     try:
@@ -123,6 +139,7 @@ class Healer:
         self.history = RunHistory.open(settings)  # first: a database this healer cannot use stops it here
         self.records = RecordStore(settings.data_dir, secrets=settings.secrets)
         self.policy, self._weights = make_policy(settings, self.history)
+        self.detector = make_detector(settings)
         self.deps = Deps(settings=settings, client=client or make_client(settings), records=self.records,
                          llm=llm_from_settings(settings), history=self.history, policy=self.policy)
         self._conn, checkpointer = open_checkpointer(settings.data_dir, settings.secrets)
@@ -242,7 +259,8 @@ class Healer:
         """The recorded succeeded runs without telemetry: their event logs, the detector's verdict,
         anomaly incidents. A database that refuses them is logged; the next cycle takes them again."""
         try:
-            found = anomalies.scan_succeeded(self.deps.client, self.settings, self.history, self.records)
+            found = anomalies.scan_succeeded(self.deps.client, self.settings, self.history, self.records,
+                                             self.detector)
         except SQLAlchemyError as exc:
             log.warning("succeeded runs not judged (%s): %s", self.history.shown,
                         redact(f"{type(exc).__name__}: {exc}", self.settings.secrets))

@@ -3,7 +3,8 @@
 Exit codes of `heal` (`app.console`): 0 healed, 1 escalated or rejected (or waiting for approval),
 2 on error: bad arguments (refused by argparse before anything else happens), bad configuration,
 CDE unreachable, or another healer working on the incident. `ask`: 0 on an answer, 2 on error.
-`policy register|list|promote` (the model registry, `agents/policy/registry.py`): 0 done, 1 a
+`policy register|list|promote [--detector]` (the model registry, `agents/policy/registry.py`; with
+`--detector` the anomaly detector's versions instead of the learned policy's): 0 done, 1 a
 promotion declined at the prompt, 2 on error (a registry problem, or `promote` without `--yes`
 when stdin is not a terminal).
 """
@@ -18,6 +19,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +41,7 @@ from app.console import (
 from cde_client import CdeError
 
 if TYPE_CHECKING:
-    from agents.policy.registry import PolicyRegistry, RegisteredVersion
+    from agents.policy.registry import Kind, PolicyRegistry, RegisteredVersion
 
 MAX_PORT = 65535
 # The evaluation figures `policy list` and `promote` show, as the fleet benchmark names them: (key, label, format)
@@ -49,6 +51,10 @@ POLICY_FIGURES = (("mttr_median_min", "MTTR median (min)", "{:.1f}"), ("mttr_p90
                   ("cluster_minutes_per_incident", "cluster-minutes per incident", "{:.1f}"),
                   ("model_tokens_per_incident", "model tokens per incident", "{:.0f}"),
                   ("slo_attainment", "SLO attainment", "{:.1%}"))
+# ... and the anomaly detector's (`python -m bench anomaly`); then its recall per kind of failure
+DETECTOR_FIGURES = (("precision", "precision", "{:.1%}"), ("recall", "recall", "{:.1%}"),
+                    ("false_alarms_per_1000", "false alarms per 1,000 runs", "{:.2f}"))
+Shown = list[tuple[str, Callable[["RegisteredVersion"], str]]]  # (label, the figure of a version)
 
 
 def _checked(check: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -195,65 +201,69 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
-    """The learned policy's versions in the model registry: register one, list them, promote an alias."""
+    """The learned policy's (with --detector: the anomaly detector's) versions in the model registry:
+    register one, list them, promote an alias."""
     from agents.files import private_dir
     from agents.policy import artefact, registry
 
     if args.action == "promote" and args.source == args.target:
         raise InvalidInput(f"--from and --to are both {args.source!r}: promote names two aliases, e.g. --from dev --to prd")
+    kind = registry.DETECTOR if args.detector else registry.POLICY
+    if args.action == "register" and args.detector and args.file is None:
+        raise InvalidInput("register --detector needs the artefact FILE (`python -m bench anomaly --write-detector "
+                           "FILE` writes one)")
     settings = Settings.from_env()
     try:
         if args.action == "register":
             args.file = args.file or artefact.DEFAULT_PATH
-            artefact.load(args.file)  # a file that cannot be registered creates no registry
+            kind.load(args.file)  # a file that cannot be registered creates no registry
         if args.action == "register" and not settings.registry_uri:
             private_dir(settings.data_dir)
         store = registry.open_registry(settings.registry_uri, settings.data_dir, create=args.action == "register")
-        return {"register": _policy_register, "list": _policy_list, "promote": _policy_promote}[args.action](store, args)
-    except (registry.RegistryError, artefact.PolicyArtefactError) as exc:
+        run = {"register": _policy_register, "list": _policy_list, "promote": _policy_promote}[args.action]
+        return run(store, args, kind)
+    except (registry.RegistryError, kind.error) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
 
 
-def _policy_register(store: PolicyRegistry, args: argparse.Namespace) -> int:
-    from agents.policy.registry import POLICY_MODEL
+def _made(kind: Kind) -> str:
+    return "trained" if kind.what == "policy" else "made"
 
-    version = store.register(args.file)
+
+def _policy_register(store: PolicyRegistry, args: argparse.Namespace, kind: Kind) -> int:
+    version = store.register(args.file, kind=kind)
     if args.alias:
-        version = store.set_alias(POLICY_MODEL, args.alias, version.version)
-    say(f"{version.name} {version.label}: policy {version.policy_id}, trained {version.created}"
+        version = store.set_alias(kind.model, args.alias, version.version)
+    say(f"{version.name} {version.label}: {kind.what} {version.artefact_id}, {_made(kind)} {version.created}"
         + (f"; alias {args.alias} → {version.label}" if args.alias else "") + f" ({store.shown})")
     return EXIT_OK
 
 
-def _policy_list(store: PolicyRegistry, args: argparse.Namespace) -> int:
-    from agents.policy.registry import POLICY_MODEL
-
-    versions = store.versions(POLICY_MODEL)
-    say(f"{POLICY_MODEL} in {store.shown}: " + (f"{len(versions)} version(s)" if versions else
-                                                "no versions yet (`python -m app policy register`)"))
+def _policy_list(store: PolicyRegistry, args: argparse.Namespace, kind: Kind) -> int:
+    versions = store.versions(kind.model)
+    say(f"{kind.model} in {store.shown}: " + (f"{len(versions)} version(s)" if versions else
+                                              f"no versions yet (`{kind.register_hint}`)"))
+    shown = _shown(kind, versions)
     for v in reversed(versions):
-        say(f"{v.label:>4}  {','.join(v.aliases) or '-':<10} policy {v.policy_id}  trained {v.created}  "
+        say(f"{v.label:>4}  {','.join(v.aliases) or '-':<10} {kind.what} {v.artefact_id}  {_made(kind)} {v.created}  "
             f"registered {v.registered}")
-        say("      learned (static): " + " · ".join(f"{label} {_figure(v, key, form)}"
-                                                     for key, label, form in POLICY_FIGURES)
-            + f" · done-when {_done_when(v)}")
+        say(f"      {_heading(kind)}: " + " · ".join(f"{label} {value(v)}" for label, value in shown))
     return EXIT_OK
 
 
-def _policy_promote(store: PolicyRegistry, args: argparse.Namespace) -> int:
-    from agents.policy.registry import POLICY_MODEL
-
-    source = store.required(POLICY_MODEL, args.source)
-    current = store.version_for(POLICY_MODEL, args.target)
+def _policy_promote(store: PolicyRegistry, args: argparse.Namespace, kind: Kind) -> int:
+    model = kind.model
+    source = store.required(model, args.source)
+    current = store.version_for(model, args.target)
     if current is not None and current.version == source.version:
         say(f"{args.target} already names {source.label} (as {args.source} does): nothing to do")
         return EXIT_OK
-    say(f"{POLICY_MODEL}: {args.target} {current.label if current else '(unset)'} → {source.label} "
+    say(f"{model}: {args.target} {current.label if current else '(unset)'} → {source.label} "
         f"(the version {args.source} names), in {store.shown}")
     columns = [(f"{args.target} now ({current.label})" if current else f"{args.target} now (unset)", current),
                (f"{args.source} ({source.label})", source)]
-    say(_evaluation_table(columns))
+    say(_evaluation_table(kind, columns))
     if not args.yes:
         if not sys.stdin.isatty():
             print("error: promote asks for confirmation on a terminal; add --yes to promote without asking",
@@ -266,10 +276,33 @@ def _policy_promote(store: PolicyRegistry, args: argparse.Namespace) -> int:
         if answer not in ("y", "yes"):
             say(f"not promoted: {args.target} still names {current.label if current else 'no version'}")
             return EXIT_NOT_HEALED
-    before, after = store.promote(POLICY_MODEL, args.source, args.target)
-    say(f"promoted: {args.target} → {after.label} (policy {after.policy_id}; was "
-        f"{before.label if before else 'unset'}); healers with HEAL_POLICY_ALIAS={args.target} load it at start")
+    before, after = store.promote(model, args.source, args.target)
+    setting = "HEAL_POLICY_ALIAS" if kind.what == "policy" else "HEAL_ANOMALY_ALIAS"
+    say(f"promoted: {args.target} → {after.label} ({kind.what} {after.artefact_id}; was "
+        f"{before.label if before else 'unset'}); healers with {setting}={args.target} load it at start")
     return EXIT_OK
+
+
+def _heading(kind: Kind) -> str:
+    return "learned (static)" if kind.what == "policy" else "evaluation"
+
+
+def _shown(kind: Kind, versions: list[RegisteredVersion]) -> Shown:
+    """The figures shown of a kind's versions: the policy's (learned, static in brackets) and its
+    done-when checks; the detector's, then its recall per kind of failure the versions have."""
+    if kind.what == "policy":
+        return [*((label, partial(_figure, key=key, form=form)) for key, label, form in POLICY_FIGURES),
+                ("done-when", _done_when)]
+    failures = sorted({key.split(".", 1)[1] for v in versions for key in v.evaluation
+                       if key.startswith("recall_by_kind.")})
+    return [*((label, partial(_value, key=key, form=form)) for key, label, form in DETECTOR_FIGURES),
+            *((f"recall {failure}", partial(_value, key=f"recall_by_kind.{failure}", form="{:.1%}"))
+              for failure in failures)]
+
+
+def _value(version: RegisteredVersion, key: str, form: str) -> str:
+    value = version.evaluation.get(key)
+    return "–" if value is None else form.format(value)
 
 
 def _figure(version: RegisteredVersion, key: str, form: str) -> str:
@@ -285,13 +318,13 @@ def _done_when(version: RegisteredVersion) -> str:
     return f"{sum(value == 1 for value in checks)}/{len(checks)} met" if checks else "–"
 
 
-def _evaluation_table(columns: list[tuple[str, RegisteredVersion | None]]) -> str:
-    """Versions side by side: their policy, training date and evaluation (learned, static in brackets)."""
-    rows = [("learned (static)", *(title for title, _ in columns)),
-            ("policy", *(v.policy_id if v else "–" for _, v in columns)),
-            ("trained", *(v.created if v else "–" for _, v in columns))]
-    rows += [(label, *(_figure(v, key, form) if v else "–" for _, v in columns)) for key, label, form in POLICY_FIGURES]
-    rows.append(("done-when", *(_done_when(v) if v else "–" for _, v in columns)))
+def _evaluation_table(kind: Kind, columns: list[tuple[str, RegisteredVersion | None]]) -> str:
+    """Versions side by side: their id, date and evaluation (a policy's: learned, static in brackets)."""
+    rows = [(_heading(kind), *(title for title, _ in columns)),
+            (kind.what, *(v.artefact_id if v else "–" for _, v in columns)),
+            (_made(kind), *(v.created if v else "–" for _, v in columns))]
+    shown = _shown(kind, [v for _, v in columns if v])
+    rows += [(label, *(value(v) if v else "–" for _, v in columns)) for label, value in shown]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows)
 
@@ -332,10 +365,14 @@ def main(argv: list[str] | None = None) -> int:
     actions = policy.add_subparsers(dest="action", required=True)
     register = actions.add_parser("register", help="register a learned policy artefact (again: the same version)")
     register.add_argument("file", nargs="?", type=Path, default=None,
-                          help="the artefact (default: the shipped agents/policy/learned-policy.json)")
+                          help="the artefact (default: the shipped agents/policy/learned-policy.json; with "
+                               "--detector: required, from `python -m bench anomaly --write-detector`)")
     register.add_argument("--alias", type=ALIAS, default=None, help="then point this alias at it, e.g. dev")
-    actions.add_parser("list", help="the versions, their aliases, policy ids and evaluation figures")
+    listing = actions.add_parser("list", help="the versions, their aliases, policy ids and evaluation figures")
     promote = actions.add_parser("promote", help="point one alias at the version another names, after showing both")
+    for action in (register, listing, promote):
+        action.add_argument("--detector", action="store_true",
+                            help="the anomaly detector's versions (healer-anomaly-detector), not the policy's")
     promote.add_argument("--from", dest="source", type=ALIAS, required=True, help="the alias whose version moves up, e.g. dev")
     promote.add_argument("--to", dest="target", type=ALIAS, required=True, help="the alias to move, e.g. prd")
     promote.add_argument("--yes", action="store_true", help="promote without asking (needed when stdin is not a terminal)")

@@ -7,8 +7,9 @@ local CDE at scale: bench/cde.py) and `python -m bench fleet [--jobs 500] [--day
 [--out DIR] [--episodes N] [--write-policy PATH] [--quick]` (a simulated fleet: the static recovery order
 against the policy learned in it: bench/fleet/) and `python -m bench ops [--db FILE] [--cli] [--limit N]` (operators' questions over a
 generated run history, without and with a scripted model: bench/ops_questions.py; exit 1 if any answer is wrong).
-`python -m bench anomaly [--jobs 200] [--days 60] [--seed N] [--rate 0.03] [--window 30] [--out DIR]`: the
-silent-failure detector (agents/anomaly) on a generated run history with injected failures: bench/anomaly.py.
+`python -m bench anomaly [--jobs 200] [--days 60] [--seed N] [--rate 0.03] [--window 30] [--out DIR]
+[--write-detector PATH]`: the silent-failure detector (agents/anomaly) on a generated run history with injected
+failures: bench/anomaly.py (`--write-detector`: also its artefact, with these figures, for the model registry).
 `python -m bench silent [--scenarios a,b] [--history N]`: the silent-failure scenarios on real Spark,
 judged by one monitor cycle of a real healer (bench/silent.py).
 
@@ -224,13 +225,15 @@ def _add_anomaly_parser(commands: argparse._SubParsersAction) -> None:
                          help=f"good runs each run is judged against ({defaults.window})")
     anomaly.add_argument("--out", type=Path, default=defaults.out_dir,
                          help=f"where to write the reports ({defaults.out_dir})")
+    anomaly.add_argument("--write-detector", type=Path, default=None, metavar="PATH",
+                         help="also write the detector artefact (its parameters and these figures) for the registry")
 
 
 def _run_anomaly(args: argparse.Namespace) -> int:
     from bench.anomaly import AnomalyOptions, run_anomaly_bench
 
     options = AnomalyOptions(out_dir=args.out, jobs=args.jobs, days=args.days, seed=args.seed, rate=args.rate,
-                             window=args.window)
+                             window=args.window, write_detector=args.write_detector)
     return _run_and_print(lambda: run_anomaly_bench(options), lambda result: result.text)
 
 

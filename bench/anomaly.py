@@ -1,5 +1,8 @@
-"""`python -m bench anomaly [--jobs 200] [--days 60] [--seed 1] [--rate 0.03] [--window 30] [--out DIR]`:
-the anomaly detector (`agents.anomaly`) on a generated fleet history with silent failures injected.
+"""`python -m bench anomaly [--jobs 200] [--days 60] [--seed 1] [--rate 0.03] [--window 30] [--out DIR]
+[--write-detector PATH]`: the anomaly detector (`agents.anomaly`) on a generated fleet history with silent
+failures injected. `--write-detector` also writes the detector artefact (`agents/anomaly/artefact.py`:
+the parameters judged with, this run's figures) for the model registry (`python -m app policy register
+--detector PATH`).
 
 **The generated history.** Each job has its own scale (1e3..1e8 rows read a day, log-uniform), share
 of rows written, bytes per row read and written, shuffle (none for a fifth of the jobs), spill (a
@@ -35,14 +38,15 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agents.anomaly import Judgement, derive, judge
+from agents.anomaly import DEFAULT_PARAMETERS, DetectorParameters, Judgement, derive, judge
+from agents.anomaly import artefact as detector_artefact
 from agents.anomaly.detector import MIN_GUARD_HISTORY
 from bench.errors import BenchUsageError
 
@@ -66,6 +70,12 @@ class AnomalyOptions:
     seed: int = 1
     rate: float = 0.03  # share of the runs after WARMUP_DAYS that are silent failures
     window: int = WINDOW
+    write_detector: Path | None = None  # also write the detector artefact (parameters + these figures) here
+
+    @property
+    def parameters(self) -> DetectorParameters:
+        """The detector's parameters this run judges with: the defaults, over `window` runs."""
+        return replace(DEFAULT_PARAMETERS, window=self.window)
 
 
 # --- the generated history ---------------------------------------------------------------------------
@@ -167,6 +177,7 @@ class Outcome:
 
 def judge_fleet(options: AnomalyOptions, progress: Progress, outcomes: list[Outcome]) -> bool:
     """Judges every run of the generated fleet into `outcomes`; False when interrupted (Ctrl-C)."""
+    parameters = options.parameters
     try:
         for job in range(options.jobs):
             rng = np.random.default_rng([options.seed, job])
@@ -179,7 +190,7 @@ def judge_fleet(options: AnomalyOptions, progress: Progress, outcomes: list[Outc
                     counters = inject(kind, counters, rng)
                 run = derive(counters)
                 clock, cpu = time.perf_counter(), time.process_time()
-                verdict: Judgement = judge(history[-options.window:], run)
+                verdict: Judgement = judge(history[-parameters.window:], run, parameters=parameters)
                 seconds, cpu = time.perf_counter() - clock, time.process_time() - cpu
                 outcomes.append(Outcome(job, day, kind, verdict.history_runs, verdict.anomalous, verdict.method,
                                         verdict.score is not None, seconds, cpu, verdict.summary))
@@ -257,6 +268,23 @@ def figures(outcomes: list[Outcome]) -> Figures:
         forest_cpu_ms_p95=_ms(fitted_cpu, 95), forest_vetoed_ordinary=sum(o.kind == ORDINARY for o in vetoed),
         forest_vetoed_injected=sum(o.kind != ORDINARY for o in vetoed),
         met=precision is not None and recall is not None and precision >= TARGET and recall >= TARGET)
+
+
+def evaluation(f: Figures) -> dict[str, Any]:
+    """The figures a detector artefact keeps (`agents/anomaly/artefact.py`)."""
+    return {"precision": f.precision, "recall": f.recall, "false_alarms_per_1000": f.false_alarms_per_1000,
+            "recall_by_kind": {kind: k["recall"] for kind, k in f.by_kind.items()}}
+
+
+def write_detector(path: Path, options: AnomalyOptions, f: Figures) -> detector_artefact.DetectorArtefact:
+    """The detector artefact of this run: the parameters judged with, its figures, the bench's settings."""
+    on = {"benchmark": "anomaly", "jobs": options.jobs, "days": options.days, "seed": options.seed,
+          "rate": options.rate, "warmup_days": WARMUP_DAYS, "runs": f.runs, "injected": f.injected,
+          "ordinary": f.ordinary}
+    try:
+        return detector_artefact.save(path, options.parameters, evaluation(f), on)
+    except detector_artefact.DetectorArtefactError as exc:
+        raise BenchUsageError(str(exc)) from exc
 
 
 # --- the reports -------------------------------------------------------------------------------------
@@ -382,6 +410,8 @@ def run_anomaly_bench(options: AnomalyOptions, progress: Progress = _stderr) -> 
     for name in ("jobs", "days", "window"):
         if getattr(options, name) < 1:
             raise BenchUsageError(f"--{name} must be at least 1, not {getattr(options, name)}")
+    if options.window < MIN_GUARD_HISTORY:
+        raise BenchUsageError(f"--window must be at least {MIN_GUARD_HISTORY}, not {options.window}")
     if not 0 <= options.rate < 1:
         raise BenchUsageError(f"--rate is a share of runs, from 0 to under 1, not {options.rate}")
     out = options.out_dir
@@ -417,5 +447,10 @@ def run_anomaly_bench(options: AnomalyOptions, progress: Progress = _stderr) -> 
     meta = {"started": document["started"], "duration_s": document["duration_s"], "settings": header}
     md_path.write_text(markdown_report(stem, meta, f, examples, png_path if outcomes else None), encoding="utf-8")
     text = text_report(header, f) + (f"\nplot: {png_path}" if outcomes else "")
+    if options.write_detector is not None and finished:
+        written = write_detector(options.write_detector, options, f)
+        text += f"\ndetector: {written.path} ({written.detector_id})"
+    elif options.write_detector is not None:
+        text += f"\ndetector: not written (interrupted): {options.write_detector}"
     return AnomalyResult(text=text, json_path=json_path, md_path=md_path, png_path=png_path if outcomes else None,
                          figures=f, interrupted=not finished, outcomes=outcomes)

@@ -49,6 +49,10 @@ Every rule works on log1p(value): a ratio is a distance, whatever the job's scal
      change there (a first failed task, a second table) alarms only when the run is also at the
      fringe on other features, or through a guard (volumes).
 
+**The parameters** (`DetectorParameters`, frozen; `DEFAULT_PARAMETERS` holds the constants above, and
+`judge` uses them unless given others): the numbers that decide a verdict, as a versioned detector
+artefact (`artefact.py`) stores them and the model registry serves them (HEAL_ANOMALY_ALIAS).
+
 Every alarm carries its evidence: `Finding`s, the strongest first (guards: zero output, then by
 |z|; forest: by how many widenings the value lies beyond the range), each with the history's range,
 median and a plain sentence; `Judgement.summary` names the strongest. Otherwise `findings` is empty.
@@ -59,7 +63,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -79,7 +83,71 @@ RATIO_SLACK = math.log(1.15)  # ... x1.15 for bytes per row (stable: a NULL colu
 SCORE_QUANTILE = 0.75  # the forest's threshold: this quantile of the history's own scores...
 SCORE_MARGIN = 0.0  # ... minus this margin
 N_ESTIMATORS = 200
+WINDOW = 30  # good runs a run is judged against (the caller picks them: HEAL_ANOMALY_WINDOW)
 _MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution x this = its standard deviation
+
+
+@dataclass(frozen=True)
+class DetectorParameters:
+    """The tunable numbers that decide a verdict (defaults: the module's constants). The slacks are
+    factors (x1.5), not logs. Invalid values are a ValueError."""
+
+    min_guard_history: int = MIN_GUARD_HISTORY
+    min_history: int = MIN_HISTORY
+    window: int = WINDOW
+    guard_z: float = GUARD_Z
+    guard_ratio: float = GUARD_RATIO
+    sigma_floor: float = SIGMA_FLOOR
+    range_sigmas: float = RANGE_SIGMAS
+    volume_slack: float = 1.5
+    ratio_slack: float = 1.15
+    score_quantile: float = SCORE_QUANTILE
+    score_margin: float = SCORE_MARGIN
+    n_estimators: int = N_ESTIMATORS
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            wanted = int if f.type in (int, "int") else float
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                    wanted is int and not isinstance(value, int)) or not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a{'n integer' if wanted is int else ' number'}, not {value!r}")
+            if wanted is float:
+                object.__setattr__(self, f.name, float(value))  # 5 and 5.0 are one parameter set
+        problems = [
+            (self.min_guard_history >= 2, "min_guard_history must be at least 2"),
+            (self.min_history >= self.min_guard_history, "min_history must be at least min_guard_history"),
+            (self.window >= self.min_guard_history, "window must be at least min_guard_history"),
+            (self.guard_z > 0 and self.guard_ratio > 1, "guard_z must be above 0 and guard_ratio above 1"),
+            (self.sigma_floor > 0 and self.range_sigmas >= 0, "sigma_floor must be above 0, range_sigmas not below 0"),
+            (self.volume_slack >= 1 and self.ratio_slack >= 1, "the slacks are factors of at least 1"),
+            (0 <= self.score_quantile <= 1, "score_quantile must lie in [0, 1]"),
+            (1 <= self.n_estimators <= 10_000, "n_estimators must lie in [1, 10000]"),
+        ]
+        for ok, problem in problems:
+            if not ok:
+                raise ValueError(problem)
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> DetectorParameters:
+        """Exactly the fields (an unknown or a missing one is a ValueError), checked."""
+        names = {f.name for f in fields(cls)}
+        unknown, missing = sorted(set(values) - names), sorted(names - set(values))
+        if unknown or missing:
+            raise ValueError("; ".join(part for part in (f"unknown {', '.join(unknown)}" if unknown else "",
+                                                         f"missing {', '.join(missing)}" if missing else "") if part))
+        return cls(**dict(values))
+
+    def slacks(self) -> np.ndarray:
+        """The least widening of the history's range per feature (log1p units), in `SPECS` order."""
+        own = {VOLUME_SLACK: math.log(self.volume_slack), RATIO_SLACK: math.log(self.ratio_slack)}
+        return np.array([own.get(spec.slack, spec.slack) for spec in SPECS])
+
+
+DEFAULT_PARAMETERS = DetectorParameters()
 
 
 @dataclass(frozen=True)
@@ -190,20 +258,23 @@ class Judgement:
                    summary=str(values["summary"]))
 
 
-def judge(history: Sequence[Mapping[str, float]], run: Mapping[str, float], *, min_history: int = MIN_HISTORY,
-          seed: int = 0) -> Judgement:
+def judge(history: Sequence[Mapping[str, float]], run: Mapping[str, float], *, min_history: int | None = None,
+          seed: int = 0, parameters: DetectorParameters | None = None) -> Judgement:
     """Judges `run` (derived features of a succeeded run) against `history` (derived features of the
-    job's recent good runs, oldest first; the caller chooses them). See the module's docstring."""
-    if min_history < MIN_GUARD_HISTORY:
-        raise ValueError(f"min_history must be at least {MIN_GUARD_HISTORY}, not {min_history}")
+    job's recent good runs, oldest first; the caller chooses them, `parameters.window` of them). See the
+    module's docstring. `parameters`: `DEFAULT_PARAMETERS` unless given; `min_history` replaces theirs."""
+    p = parameters or DEFAULT_PARAMETERS
+    min_history = p.min_history if min_history is None else min_history
+    if min_history < p.min_guard_history:
+        raise ValueError(f"min_history must be at least {p.min_guard_history}, not {min_history}")
     x = _row(run, "run")
     n = len(history)
-    if n < MIN_GUARD_HISTORY:
+    if n < p.min_guard_history:
         return Judgement(False, "too-little-history", n, None, None, (),
-                         f"Not judged: the job has {_runs(n)}, and the checks need {MIN_GUARD_HISTORY} "
+                         f"Not judged: the job has {_runs(n)}, and the checks need {p.min_guard_history} "
                          f"(the full check {min_history}).")
     raw = np.array([_row(h, f"history run {i}") for i, h in enumerate(history)])
-    ctx = _Context(raw, x)
+    ctx = _Context(raw, x, p)
     guarded = _guard(ctx)
     if guarded:
         return Judgement(True, "guard", n, None, None, guarded, _alarm("guard", guarded))
@@ -214,7 +285,7 @@ def judge(history: Sequence[Mapping[str, float]], run: Mapping[str, float], *, m
     if not evidence:
         return Judgement(False, "forest", n, None, None, (),
                          f"Ordinary: every feature lies within the range of the job's last {_runs(n)}.")
-    score, threshold = _forest(ctx, seed)
+    score, threshold = _forest(ctx, seed, p)
     if score < threshold:
         return Judgement(True, "forest", n, score, threshold, evidence,
                          _alarm("forest", evidence, f"score {score:.3f} under {threshold:.3f}"))
@@ -226,15 +297,14 @@ def judge(history: Sequence[Mapping[str, float]], run: Mapping[str, float], *, m
 class _Context:
     """The history's statistics in log1p space, computed once per judgement."""
 
-    def __init__(self, raw: np.ndarray, x: np.ndarray) -> None:
-        self.raw, self.x = raw, x
+    def __init__(self, raw: np.ndarray, x: np.ndarray, p: DetectorParameters) -> None:
+        self.raw, self.x, self.p = raw, x, p
         self.logs, self.lx = np.log1p(raw), np.log1p(x)
         self.center = np.median(self.logs, axis=0)
         mad = np.median(np.abs(self.logs - self.center), axis=0)
-        self.sigma = np.maximum(_MAD_TO_SIGMA * mad, SIGMA_FLOOR)
+        self.sigma = np.maximum(_MAD_TO_SIGMA * mad, p.sigma_floor)
         self.low, self.high = self.logs.min(axis=0), self.logs.max(axis=0)
-        slack = np.array([spec.slack for spec in SPECS])
-        self.widen = np.maximum(RANGE_SIGMAS * self.sigma, slack)
+        self.widen = np.maximum(p.range_sigmas * self.sigma, p.slacks())
         self.medians = np.median(raw, axis=0)
 
     def outside(self, i: int) -> float:
@@ -268,8 +338,9 @@ def _guard(ctx: _Context) -> tuple[Finding, ...]:
             continue
         z = (ctx.lx[i] - ctx.center[i]) / ctx.sigma[i]
         median, value = ctx.medians[i], ctx.x[i]
-        ratio_far = value > 0 if median == 0 else not (1 / GUARD_RATIO < value / median < GUARD_RATIO)
-        if abs(z) >= GUARD_Z and ratio_far and ctx.outside(i) >= 1:
+        ratio = ctx.p.guard_ratio
+        ratio_far = value > 0 if median == 0 else not (1 / ratio < value / median < ratio)
+        if abs(z) >= ctx.p.guard_z and ratio_far and ctx.outside(i) >= 1:
             far.append((-abs(float(z)), i))
     return tuple(ctx.finding(i) for i in zero + [i for _, i in sorted(far)])
 
@@ -280,19 +351,19 @@ def _evidence(ctx: _Context) -> tuple[Finding, ...]:
     return tuple(ctx.finding(i) for _, i in out)
 
 
-def _forest(ctx: _Context, seed: int) -> tuple[float, float]:
+def _forest(ctx: _Context, seed: int, p: DetectorParameters) -> tuple[float, float]:
     """The run's Isolation Forest score and the threshold calibrated on the history's own scores."""
     # scikit-learn loads with the first forest fitted (most judgements need none), not with the module:
     # the healer and `python -m app ask` start seconds sooner
     import sklearn
     from sklearn.ensemble import IsolationForest
 
-    forest = IsolationForest(n_estimators=N_ESTIMATORS, random_state=seed, contamination="auto", n_jobs=1)
+    forest = IsolationForest(n_estimators=p.n_estimators, random_state=seed, contamination="auto", n_jobs=1)
     # the inputs are checked (finite) and the parameters constant: skip sklearn's per-tree checks (~10%)
     with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
         forest.fit(ctx.logs)
         scores = forest.score_samples(np.vstack([ctx.logs, ctx.lx]))
-    threshold = float(np.quantile(scores[:-1], SCORE_QUANTILE)) - SCORE_MARGIN
+    threshold = float(np.quantile(scores[:-1], p.score_quantile)) - p.score_margin
     return float(scores[-1]), threshold
 
 

@@ -1,4 +1,5 @@
-"""The model registry of what the healer learns (MLflow): versions of the learned policy, an alias per environment.
+"""The model registry of what the healer learns (MLflow): versions of the learned policy and of the
+anomaly detector's configuration, an alias per environment.
 
 Each version of the registered model `POLICY_MODEL` is one policy artefact file (`artefact.py`),
 logged in an MLflow run of the experiment `EXPERIMENT`: the run's metrics are the training
@@ -9,6 +10,12 @@ version returns that version. An alias per environment (`dev`, `prd`) names the 
 with `HEAL_POLICY_ALIAS` loads at start; `promote` moves one alias to the version another names.
 `load` downloads the version's file and reads it with `artefact.load`, so every check of the file
 applies, and the file must still hold the policy the version was registered with.
+
+A second registered model, `DETECTOR_MODEL`, versions anomaly-detector artefacts
+(`agents/anomaly/artefact.py`) the same way: tag `detector_id`, the evaluation's figures (precision,
+recall, `recall_by_kind.<kind>`, false_alarms_per_1000) as the run's metrics, `evaluated_on` as its
+params; a healer with HEAL_ANOMALY_ALIAS loads one. What differs between the two is a `Kind`
+(`POLICY`, `DETECTOR`): `register`, `load` and the rest pick it from the model's name, or take it.
 
 Where: `open_registry(uri, data_dir)`. An empty `uri` is the embedded store, `sqlite:///<data_dir>/
 registry.db` with the files under `<data_dir>/registry-artifacts`; otherwise a team's MLflow
@@ -32,7 +39,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -40,8 +47,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from agents.anomaly import artefact as detector_artefact
 from agents.policy import artefact
-from agents.policy.artefact import PolicyArtefact, PolicyArtefactError
+from agents.policy.artefact import PolicyArtefactError
 from agents.urls import masked_url
 
 if TYPE_CHECKING:
@@ -49,10 +57,11 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
 POLICY_MODEL = "healer-recovery-policy"
+DETECTOR_MODEL = "healer-anomaly-detector"
 EXPERIMENT = "self-healing-spark"
 REGISTRY_FILE = "registry.db"
 ARTIFACTS_DIR = "registry-artifacts"
-ARTEFACT_DIR, ARTEFACT_NAME = "policy", "learned-policy.json"  # where a version's file sits in its run
+ARTEFACT_DIR, ARTEFACT_NAME = "policy", "learned-policy.json"  # where a policy version's file sits in its run
 ALIAS = re.compile(r"[a-z][a-z0-9_-]{0,39}\Z")
 _RESERVED_ALIAS = re.compile(r"(latest|v\d+)\Z")  # MLflow's own names for versions
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z")
@@ -73,11 +82,30 @@ class RegistryError(Exception):
 
 
 @dataclass(frozen=True)
+class Kind:
+    """What the versions of a registered model hold: the artefact's loader (its errors are `error`,
+    with a `problem`), its id field (also the version's tag), its figures (the run's metrics) and
+    facts (the run's params), where its file sits in the run, and how to register one (for messages)."""
+
+    model: str  # the registered model's default name
+    what: str  # "policy", "detector"
+    id_field: str
+    load: Callable[[Path], Any]
+    error: type[Exception]
+    figures: Callable[[Any], list[tuple[str, float]]]
+    facts: Callable[[Any], list[tuple[str, str]]]
+    directory: str
+    file: str
+    register_hint: str
+    description: str
+
+
+@dataclass(frozen=True)
 class RegisteredVersion:
     name: str  # the registered model
     version: int
-    policy_id: str  # of the artefact file it holds
-    created: str  # when the policy was trained (the artefact's `created`)
+    artefact_id: str  # of the artefact file it holds: its policy_id or detector_id
+    created: str  # when the artefact was made (its `created`)
     registered: str  # when this version was registered, UTC ISO 8601
     aliases: tuple[str, ...]
     run_id: str
@@ -86,6 +114,29 @@ class RegisteredVersion:
     @property
     def label(self) -> str:
         return f"v{self.version}"
+
+    @property
+    def policy_id(self) -> str:  # the name before detectors were registered too
+        return self.artefact_id
+
+
+POLICY = Kind(
+    POLICY_MODEL, "policy", "policy_id", artefact.load, PolicyArtefactError,
+    figures=lambda found: _figures(found.training), facts=lambda found: _facts(found.training),
+    directory=ARTEFACT_DIR, file=ARTEFACT_NAME, register_hint="python -m app policy register",
+    description="the healer's learned recovery policy (agents/policy/artefact.py)")
+DETECTOR = Kind(
+    DETECTOR_MODEL, "detector", "detector_id", detector_artefact.load, detector_artefact.DetectorArtefactError,
+    figures=lambda found: detector_artefact.figures(found.evaluation),
+    facts=lambda found: [(key, str(value)[:500]) for key, value in _leaves(found.evaluated_on, "")],
+    directory="detector", file="anomaly-detector.json", register_hint="python -m app policy register --detector FILE",
+    description="the healer's anomaly detector configuration (agents/anomaly/artefact.py)")
+KINDS = {kind.model: kind for kind in (POLICY, DETECTOR)}
+
+
+def kind_of(name: str) -> Kind:
+    """The kind of the registered model `name` (another name than the two: a policy's)."""
+    return KINDS.get(name, POLICY)
 
 
 def default_uri(data_dir: Path) -> str:
@@ -124,26 +175,30 @@ class PolicyRegistry:
 
     # --- writing ----------------------------------------------------------------------------------
 
-    def register(self, artefact_path: Path | str, *, name: str = POLICY_MODEL) -> RegisteredVersion:
-        """A version holding the artefact at `artefact_path` (checked by `artefact.load` first); the
-        existing version when one already holds its `policy_id`."""
+    def register(self, artefact_path: Path | str, *, name: str | None = None,
+                 kind: Kind | None = None) -> RegisteredVersion:
+        """A version of `name` (default: the kind's model) holding the artefact at `artefact_path`
+        (checked by the kind's loader first); the existing version when one already holds its id.
+        `kind`: default the kind of `name`, else the policy's."""
+        kind = kind or kind_of(name or POLICY_MODEL)
+        name = name or kind.model
         _check_name(name)
         source = Path(artefact_path)
-        with tempfile.TemporaryDirectory(prefix="healer-policy-") as tmp:
-            copy = Path(tmp) / ARTEFACT_NAME  # what is checked is what is logged, under one name
+        with tempfile.TemporaryDirectory(prefix=f"healer-{kind.what}-") as tmp:
+            copy = Path(tmp) / kind.file  # what is checked is what is logged, under one name
             try:
                 shutil.copyfile(source, copy)
-                found = artefact.load(copy)
+                found = kind.load(copy)
             except FileNotFoundError:
                 raise RegistryError(f"cannot register {source}: no such file") from None
-            except (OSError, PolicyArtefactError) as exc:
-                problem = exc.problem if isinstance(exc, PolicyArtefactError) else str(exc)
+            except (OSError, kind.error) as exc:
+                problem = getattr(exc, "problem", None) or str(exc)
                 raise RegistryError(f"cannot register {source}: {problem}") from exc
-            existing = self._holding(name, found.policy_id)
+            existing = self._holding(name, getattr(found, kind.id_field))
             if existing is not None:
                 return existing
             with self._errors(f"registering {source} as {name!r}"):
-                version = self._log(name, source, copy, found)
+                version = self._log(name, source, copy, found, kind)
         return self._described(version)
 
     def set_alias(self, name: str, alias: str, version: int) -> RegisteredVersion:
@@ -185,21 +240,24 @@ class PolicyRegistry:
                 return None
             return self._described(self._client.get_model_version(name, str(aliases[alias])), aliases)
 
-    def load(self, name: str, alias: str) -> PolicyArtefact:
-        """The artefact of the version `alias` names, checked as `artefact.load` checks a file, and
-        holding the policy that version was registered with. Its `path` is None (a registry's file)."""
+    def load(self, name: str, alias: str, kind: Kind | None = None) -> Any:
+        """The artefact (a `PolicyArtefact`, a `DetectorArtefact`: the kind's, default `name`'s) of the
+        version `alias` names, checked as the kind's loader checks a file, and holding what that version
+        was registered with. Its `path` is None (a registry's file)."""
+        kind = kind or kind_of(name)
         version = self.required(name, alias)
         where = f"{name} {version.label} (alias {alias!r}) in {self.shown}"
-        with tempfile.TemporaryDirectory(prefix="healer-policy-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"healer-{kind.what}-") as tmp:
             with self._errors(f"downloading {where}"):
-                local = self._client.download_artifacts(version.run_id, f"{ARTEFACT_DIR}/{ARTEFACT_NAME}", tmp)
+                local = self._client.download_artifacts(version.run_id, f"{kind.directory}/{kind.file}", tmp)
             try:
-                found = artefact.load(local)
-            except PolicyArtefactError as exc:
-                raise RegistryError(f"{where}: {exc.problem}") from exc
-        if found.policy_id != version.policy_id:
-            raise RegistryError(f"{where} was registered as {version.policy_id} but its file holds "
-                                f"{found.policy_id}: the file was replaced in the registry's store")
+                found = kind.load(Path(local))
+            except kind.error as exc:
+                raise RegistryError(f"{where}: {getattr(exc, 'problem', exc)}") from exc
+        held = getattr(found, kind.id_field)
+        if held != version.artefact_id:
+            raise RegistryError(f"{where} was registered as {version.artefact_id} but its file holds "
+                                f"{held}: the file was replaced in the registry's store")
         return replace(found, path=None)
 
     # --- inside -------------------------------------------------------------------------------------
@@ -213,7 +271,7 @@ class PolicyRegistry:
             known = ", ".join(f"{a} → v{v}" for a, v in sorted(aliases.items()))
             raise RegistryError(f"{name!r} in {self.shown} has no alias {alias!r}; "
                                 + (f"its aliases: {known}" if known else
-                                   "it has no aliases yet (`python -m app policy register --alias dev`)"))
+                                   f"it has no aliases yet (`{kind_of(name).register_hint} --alias dev`)"))
         return found
 
     def _model_aliases(self, name: str, *, missing_ok: bool = False) -> dict[str, int]:
@@ -227,37 +285,38 @@ class PolicyRegistry:
                 raise
             if missing_ok:
                 return {}
+            kind = kind_of(name)
             raise RegistryError(f"no model {name!r} in the registry {self.shown} yet "
-                                "(`python -m app policy register` registers the learned policy)") from None
+                                f"(`{kind.register_hint}` registers the {kind.what})") from None
         return {alias: int(version) for alias, version in (model.aliases or {}).items()}
 
-    def _holding(self, name: str, policy_id: str) -> RegisteredVersion | None:
-        return next((v for v in self.versions(name) if v.policy_id == policy_id), None)
+    def _holding(self, name: str, artefact_id: str) -> RegisteredVersion | None:
+        return next((v for v in self.versions(name) if v.artefact_id == artefact_id), None)
 
-    def _log(self, name: str, source: Path, copy: Path, found: PolicyArtefact) -> ModelVersion:
+    def _log(self, name: str, source: Path, copy: Path, found: Any, kind: Kind) -> ModelVersion:
         """One run with the file, its figures and facts; then a new version of `name` pointing at it."""
         from mlflow.entities import Metric, Param
         from mlflow.exceptions import MlflowException
 
         client = self._client
-        tags = {"policy_id": found.policy_id, "created": found.created}
-        run = client.create_run(self._experiment_id(), run_name=f"policy {found.policy_id}",
+        found_id = getattr(found, kind.id_field)
+        tags = {kind.id_field: found_id, "created": found.created}
+        run = client.create_run(self._experiment_id(), run_name=f"{kind.what} {found_id}",
                                 tags={**tags, "file": source.name})
         run_id = run.info.run_id
         stamp = _millis(datetime.now(timezone.utc))
-        metrics = [Metric(key, value, stamp, 0) for key, value in _figures(found.training)]
-        params = [Param(key, value) for key, value in _facts(found.training)][:_MAX_PARAMS]
+        metrics = [Metric(key, value, stamp, 0) for key, value in kind.figures(found)]
+        params = [Param(key, value) for key, value in kind.facts(found)][:_MAX_PARAMS]
         client.log_batch(run_id, metrics=metrics, params=params)
-        client.log_artifact(run_id, str(copy), ARTEFACT_DIR)
+        client.log_artifact(run_id, str(copy), kind.directory)
         client.set_terminated(run_id)
         try:
-            client.create_registered_model(name, description="the healer's learned recovery policy "
-                                                             "(agents/policy/artefact.py)")
+            client.create_registered_model(name, description=kind.description)
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
-        return client.create_model_version(name, f"{run.info.artifact_uri}/{ARTEFACT_DIR}", run_id=run_id,
-                                           tags=tags, description=f"trained {found.created}")
+        return client.create_model_version(name, f"{run.info.artifact_uri}/{kind.directory}", run_id=run_id,
+                                           tags=tags, description=f"{'trained' if kind is POLICY else 'made'} {found.created}")
 
     def _experiment_id(self) -> str:
         if self._experiment is None:
@@ -275,8 +334,9 @@ class PolicyRegistry:
         number = int(version.version)
         tags = version.tags or {}
         metrics = self._client.get_run(version.run_id).data.metrics if version.run_id else {}
+        found_id = next((tags[k.id_field] for k in (kind_of(version.name), *KINDS.values()) if k.id_field in tags), "")
         return RegisteredVersion(
-            name=version.name, version=number, policy_id=tags.get("policy_id", ""), created=tags.get("created", ""),
+            name=version.name, version=number, artefact_id=found_id, created=tags.get("created", ""),
             registered=_stamp(version.creation_timestamp), run_id=version.run_id or "",
             aliases=tuple(sorted(a for a, v in aliases.items() if v == number)), evaluation=dict(metrics))
 

@@ -1,7 +1,8 @@
 """`python -m app policy register|list|promote` as a user runs them, on a real MLflow registry (the
 embedded SQLite store of HEALER_DATA_DIR): versions with their evaluation, a promotion shown then
 made (with `--yes`, or confirmed on a terminal), refused without a terminal, and input it must refuse
-(exit 2, one clear line, no traceback). No CDE. Also: MLflow is imported only when a registry is used."""
+(exit 2, one clear line, no traceback). No CDE. `--detector`: the same for the anomaly detector's versions.
+Also: MLflow is imported only when a registry is used."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from agents.anomaly import DetectorParameters
+from agents.anomaly import artefact as detector_artefact
 from agents.policy import artefact
-from agents.policy.registry import POLICY_MODEL, REGISTRY_FILE, open_registry
+from agents.policy.registry import DETECTOR_MODEL, POLICY_MODEL, REGISTRY_FILE, open_registry
+from app.cli import main
 from tests.agents.policy.test_registry import altered_artefact
 from tests.app.test_cli import NO_CDE, run_app
 from tests.paths import REPO
@@ -77,6 +81,44 @@ def test_register_list_and_promote(data_dir: Path, tmp_path: Path) -> None:
     assert any(line.startswith("MTTR p90 (min)") and "150.5 (162.5)" in line for line in table)
     assert "promoted: prd → v2" in done.stdout and "was v1" in done.stdout
     assert _aliases(data_dir) == {"dev": 2, "prd": 2}
+
+
+def test_the_detector_is_registered_listed_and_promoted(data_dir: Path, tmp_path: Path) -> None:
+    """`--detector`: a tuned detector is `prd` (registered through the API), the benchmark's (here: its
+    figures written by hand) is registered as `dev` on the command line, listed, promoted to prd."""
+    figures = {"precision": 0.98, "recall": 1.0, "false_alarms_per_1000": 0.54,
+               "recall_by_kind": {"zero_rows": 1.0, "slow": 0.875}}
+    made = detector_artefact.save(tmp_path / "detector.json", DetectorParameters(), figures)
+    tuned = detector_artefact.save(tmp_path / "tuned.json", DetectorParameters(guard_z=4.0), {"precision": 0.9})
+    registry = open_registry("", data_dir)
+    registry.set_alias(DETECTOR_MODEL, "prd", registry.register(tuned.path, name=DETECTOR_MODEL).version)
+
+    done = run_app(["policy", "register", "--detector", str(made.path), "--alias", "dev"], data_dir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith(f"{DETECTOR_MODEL} v2: detector {made.detector_id}, made ") and "dev → v2" in done.stdout
+    done = run_app(["policy", "list", "--detector"], data_dir)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"{DETECTOR_MODEL} in sqlite:///") and lines[0].endswith(": 2 version(s)")
+    assert lines[1].split()[:4] == ["v2", "dev", "detector", made.detector_id]
+    assert lines[2].strip() == ("evaluation: precision 98.0% · recall 100.0% · false alarms per 1,000 runs 0.54 · "
+                                "recall slow 87.5% · recall zero_rows 100.0%")
+    assert "recall –" in lines[4] and "precision 90.0%" in lines[4]  # v1: only its precision
+    done = run_app(["policy", "promote", "--detector", "--from", "dev", "--to", "prd", "--yes"], data_dir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = done.stdout.splitlines()[1:]
+    assert table[0].split() == ["evaluation", "prd", "now", "(v1)", "dev", "(v2)"]
+    assert table[1].split() == ["detector", tuned.detector_id, made.detector_id]
+    assert any(line.split() == ["recall", "slow", "–", "87.5%"] for line in table)
+    assert "promoted: prd → v2" in done.stdout and "HEAL_ANOMALY_ALIAS=prd" in done.stdout
+    assert {alias: v.version for v in open_registry("", data_dir).versions(DETECTOR_MODEL) for alias in v.aliases} == {
+        "dev": 2, "prd": 2}
+    assert _aliases(data_dir) == {}  # the policy's model: untouched
+
+
+def test_registering_a_detector_needs_its_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["policy", "register", "--detector", "--alias", "dev"]) == 2
+    assert "register --detector needs the artefact FILE" in capsys.readouterr().err
 
 
 def test_promote_without_a_terminal_shows_then_refuses(two_versions: Path) -> None:

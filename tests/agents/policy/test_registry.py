@@ -1,7 +1,8 @@
 """The model registry (real MLflow on a real SQLite file): registering is idempotent, aliases name
 versions and load what was registered, promotion moves an alias, every problem is one clear
 `RegistryError`; a healer configured for `prd` loads the promoted version; and the done-when chain:
-a policy trained by `python -m bench fleet` registered to `dev`, promoted to `prd`, loaded by a healer."""
+a policy trained by `python -m bench fleet` registered to `dev`, promoted to `prd`, loaded by a healer;
+the same for the anomaly detector's artefact written by `python -m bench anomaly` (`DETECTOR_MODEL`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from agents.anomaly import DetectorParameters
+from agents.anomaly import artefact as detector_artefact
 from agents.config import Settings
 from agents.errors import ConfigError
 from agents.healer import Healer
@@ -19,6 +22,8 @@ from agents.policy import artefact
 from agents.policy.learned import LearnedPolicy
 from agents.policy.registry import (
     ARTIFACTS_DIR,
+    DETECTOR,
+    DETECTOR_MODEL,
     POLICY_MODEL,
     REGISTRY_FILE,
     RegistryError,
@@ -26,6 +31,7 @@ from agents.policy.registry import (
     default_uri,
     open_registry,
 )
+from bench.anomaly import AnomalyOptions, run_anomaly_bench
 from bench.fleet import FleetOptions, run_fleet_bench
 
 SHIPPED = artefact.DEFAULT_PATH
@@ -231,3 +237,46 @@ def test_done_when_a_fleet_trained_policy_goes_from_dev_to_prd_and_a_prd_healer_
         assert artefact.policy_id(healer.policy) == written.policy_id  # type: ignore[arg-type]
     finally:
         healer.close()
+
+
+def test_done_when_a_benchmarked_detector_goes_from_dev_to_prd_and_a_prd_healer_loads_it(
+        data_dir: Path, tmp_path: Path) -> None:
+    """`python -m bench anomaly --write-detector` on a small fleet, registered to dev (as the second
+    registered model, beside the policy), promoted to prd over a tuned detector, loaded by a healer for
+    prd; a healer without HEAL_ANOMALY_ALIAS keeps the built-in parameters with its settings."""
+    written_path = tmp_path / "detector.json"
+    result = run_anomaly_bench(AnomalyOptions(out_dir=tmp_path / "reports", jobs=6, days=30, seed=5, rate=0.1,
+                                              window=20, write_detector=written_path), progress=lambda _: None)
+    written = detector_artefact.load(written_path)
+    assert written.parameters == DetectorParameters(window=20)
+    assert written.evaluation["precision"] == result.figures.precision and f"({written.detector_id})" in result.text
+    tuned = detector_artefact.save(tmp_path / "tuned.json", DetectorParameters(guard_z=4.0, min_history=12))
+
+    registry = open_registry("", data_dir)
+    registry.set_alias(POLICY_MODEL, "prd", registry.register(SHIPPED).version)
+    registry.set_alias(DETECTOR_MODEL, "prd", registry.register(tuned.path, kind=DETECTOR).version)
+    dev = registry.set_alias(DETECTOR_MODEL, "dev", registry.register(written_path, name=DETECTOR_MODEL).version)
+    assert (dev.name, dev.version, dev.artefact_id) == (DETECTOR_MODEL, 2, written.detector_id)
+    assert dev.evaluation["recall"] == result.figures.recall and "false_alarms_per_1000" in dev.evaluation
+    assert registry.register(written_path, kind=DETECTOR) == registry.versions(DETECTOR_MODEL)[1]  # idempotent
+    assert [v.artefact_id for v in registry.versions(POLICY_MODEL)] == [artefact.load(SHIPPED).policy_id]
+    with pytest.raises(RegistryError, match="cannot register .*: not a recovery-policy artefact"):
+        registry.register(written_path)  # the policy's model takes policies only
+    before, after = registry.promote(DETECTOR_MODEL, "dev", "prd")
+    assert (before.artefact_id, after.artefact_id) == (tuned.detector_id, written.detector_id)
+    assert registry.load(DETECTOR_MODEL, "prd").parameters == written.parameters
+
+    healer = Healer(_settings(data_dir, HEAL_POLICY_ALIAS="prd", HEAL_ANOMALY_ALIAS="prd"))
+    try:
+        assert healer.detector == written.parameters and healer.detector.window == 20
+        assert artefact.policy_id(healer.policy) == artefact.load(SHIPPED).policy_id  # type: ignore[arg-type]
+    finally:
+        healer.close()
+    plain = Healer(_settings(tmp_path / "plain", HEAL_ANOMALY_MIN_HISTORY="15"))
+    try:
+        assert plain.detector == DetectorParameters(min_history=15, window=30)
+    finally:
+        plain.close()
+    with pytest.raises(ConfigError, match="HEAL_ANOMALY_ALIAS: .*'healer-anomaly-detector' .* has no alias 'qa'; "
+                                          "its aliases: dev → v2, prd → v2"):
+        Healer(_settings(data_dir, HEAL_ANOMALY_ALIAS="qa")).close()
