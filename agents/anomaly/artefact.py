@@ -22,26 +22,22 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from agents.anomaly.detector import DetectorParameters
+from agents.artefact_file import ArtefactError, read_document, write_atomically
 
 FORMAT = "self-healing-spark/anomaly-detector"
 FORMAT_VERSION = 1
 
 
-class DetectorArtefactError(Exception):
+class DetectorArtefactError(ArtefactError):
     """A detector artefact that cannot be loaded (or written). `str(err)` says why and which file."""
 
-    def __init__(self, path: Path | str, problem: str) -> None:
-        super().__init__(f"detector artefact {path}: {problem}")
-        self.path = Path(path)
-        self.problem = problem
+    kind = "detector artefact"
 
 
 @dataclass(frozen=True)
@@ -73,15 +69,7 @@ def save(path: Path | str, parameters: DetectorParameters, evaluation: dict[str,
         text = json.dumps(document, indent=1, allow_nan=False) + "\n"
     except (TypeError, ValueError) as exc:
         raise DetectorArtefactError(path, f"cannot be written as JSON: {exc}") from exc
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False,
-                                         encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(handle.name, 0o644)  # a file to ship and read, not a secret
-        os.replace(handle.name, path)
-    except OSError as exc:
-        raise DetectorArtefactError(path, f"cannot be written: {exc}") from exc
+    write_atomically(path, text, DetectorArtefactError)
     return DetectorArtefact(parameters=parameters, detector_id=document["detector_id"], created=stamp,
                             evaluation=document["evaluation"], evaluated_on=document["evaluated_on"], path=path)
 
@@ -89,23 +77,9 @@ def save(path: Path | str, parameters: DetectorParameters, evaluation: dict[str,
 def load(path: Path | str) -> DetectorArtefact:
     """The artefact at `path`, checked; raises DetectorArtefactError (see the module's docstring)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DetectorArtefactError(path, "no such file (write one with `python -m bench anomaly --write-detector "
-                                          f"{path}`)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DetectorArtefactError(path, f"cannot be read: {exc}") from exc
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DetectorArtefactError(path, f"not JSON (corrupt or truncated?): {exc}") from exc
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        found = document.get("format") if isinstance(document, dict) else type(document).__name__
-        raise DetectorArtefactError(path, f"not an anomaly-detector artefact (format {found!r}, expected {FORMAT!r})")
-    if document.get("format_version") != FORMAT_VERSION:
-        raise DetectorArtefactError(path, f"format version {document.get('format_version')!r}; this code reads "
-                                          f"version {FORMAT_VERSION}")
+    document = read_document(path, fmt=FORMAT, version=FORMAT_VERSION, what="an anomaly-detector artefact",
+                             missing=f"write one with `python -m bench anomaly --write-detector {path}`",
+                             error=DetectorArtefactError)
     raw, evaluation = document.get("parameters"), document.get("evaluation", {})
     evaluated_on = document.get("evaluated_on", {})
     if not all(isinstance(part, dict) for part in (raw, evaluation, evaluated_on)):

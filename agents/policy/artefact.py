@@ -22,13 +22,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from agents.artefact_file import ArtefactError, read_document, write_atomically
 from agents.policy.decision import ACTIONS
 from agents.policy.learned import KEY_VERSION, LearnedPolicy, Table
 
@@ -38,13 +37,10 @@ DEFAULT_PATH = Path(__file__).resolve().with_name("learned-policy.json")
 _ACTIONS = {a.value for a in ACTIONS}
 
 
-class PolicyArtefactError(Exception):
+class PolicyArtefactError(ArtefactError):
     """A policy artefact that cannot be loaded (or written). `str(err)` says why and which file."""
 
-    def __init__(self, path: Path | str, problem: str) -> None:
-        super().__init__(f"policy artefact {path}: {problem}")
-        self.path = Path(path)
-        self.problem = problem
+    kind = "policy artefact"
 
 
 @dataclass(frozen=True)
@@ -86,15 +82,7 @@ def save(path: Path | str, policy: LearnedPolicy, training: dict[str, Any] | Non
         text = _render(document)
     except (TypeError, ValueError) as exc:
         raise PolicyArtefactError(path, f"cannot be written as JSON: {exc}") from exc
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False,
-                                         encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(handle.name, 0o644)  # a file to ship and read, not a secret
-        os.replace(handle.name, path)
-    except OSError as exc:
-        raise PolicyArtefactError(path, f"cannot be written: {exc}") from exc
+    write_atomically(path, text, PolicyArtefactError)
     return PolicyArtefact(policy=stored, policy_id=document["policy_id"], created=stamp,
                           training=document["training"], path=path)
 
@@ -102,23 +90,9 @@ def save(path: Path | str, policy: LearnedPolicy, training: dict[str, Any] | Non
 def load(path: Path | str = DEFAULT_PATH) -> PolicyArtefact:
     """The artefact at `path`, checked; raises PolicyArtefactError (see the module's docstring)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PolicyArtefactError(path, "no such file (train one with `python -m bench fleet --write-policy "
-                                        f"{path}`)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyArtefactError(path, f"cannot be read: {exc}") from exc
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PolicyArtefactError(path, f"not JSON (corrupt or truncated?): {exc}") from exc
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        found = document.get("format") if isinstance(document, dict) else type(document).__name__
-        raise PolicyArtefactError(path, f"not a recovery-policy artefact (format {found!r}, expected {FORMAT!r})")
-    if document.get("format_version") != FORMAT_VERSION:
-        raise PolicyArtefactError(path, f"format version {document.get('format_version')!r}; this code reads "
-                                        f"version {FORMAT_VERSION}")
+    document = read_document(path, fmt=FORMAT, version=FORMAT_VERSION, what="a recovery-policy artefact",
+                             missing=f"train one with `python -m bench fleet --write-policy {path}`",
+                             error=PolicyArtefactError)
     if document.get("key_version") != KEY_VERSION:
         raise PolicyArtefactError(path, f"learned with state key version {document.get('key_version')!r}; this "
                                         f"code builds version {KEY_VERSION} (train the policy again)")
