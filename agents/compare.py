@@ -58,13 +58,14 @@ def compare(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Lit
     feedback = (f"Attempt {attempt.number}: the fix ran in a sandbox (pre-flight run {run_info.run_id}) and exited 0, "
                 f"but its output is not like the job's last good output: {found}. Nothing was deployed.{tried} A fix "
                 "must remove the cause and keep the output the job is meant to write.")
-    return next_attempt(state, deps.settings, attempt, analyzed_run=run_info.run_id, feedback=feedback)
+    return next_attempt(state, deps.settings, attempt, analyzed_run=run_info.run_id, feedback=feedback,
+                        analyzed_in=run_info.environment)
 
 
 def _stop(deps: Deps, run_id: int) -> None:
     """Stops a candidate's pre-flight that is no longer needed; one that already ended is left be."""
     try:
-        deps.client.kill_run(run_id)
+        deps.cde(deps.proving).kill_run(run_id)
     except (ApiError, Conflict, NotFound):
         pass
 
@@ -72,8 +73,8 @@ def _stop(deps: Deps, run_id: int) -> None:
 def user_check_in_sandbox(deps: Deps, record: IncidentRecord, attempt: Attempt,
                           run_info: Preflight) -> list[ComparisonRow]:
     """The job's own output check (`<job>-check`), run through the launcher so that it reads the
-    sandboxed outputs; no row when the job has none."""
-    client, settings = deps.client, deps.settings
+    sandboxed outputs (where the pre-flight ran); no row when the job has none."""
+    client, settings = deps.cde(run_info.environment), deps.settings
     check_job = record.job + settings.check_job_suffix
     try:
         check = client.get_job(check_job)

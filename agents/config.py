@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse, urlsplit, urlunsplit
 
+from agents.environments import DEFAULT, Environment, environment_names, environments_from
 from agents.errors import ConfigError
 from agents.remedies.registry import APPLICABILITIES
 from agents.sandbox.report import sample_spec
@@ -110,6 +111,12 @@ class Settings:
     llm_base_url: str | None = setting(
         "LLM_ENDPOINT_BASE_URL", None, url=True, help="any OpenAI-compatible endpoint's base URL; empty: rules only")
     llm_api_key: str = setting(("LLM_CDP_TOKEN", "LLM_API_KEY"), "", secret=True, help="the model endpoint's token")
+    environments: tuple[Environment, ...] = setting(
+        default=(), help="the named CDE environments of CDE_ENVIRONMENTS (agents/environments.py); (): one CDE")
+    promotion: HealMode = setting(
+        "HEAL_PROMOTION", "approve",
+        help="with environments whose fixes are proven elsewhere (`CDE_<NAME>_VERIFY_IN`): `auto` promotes a fix that "
+             "passed there to the failed environment at once; `approve`: after a person approves")
     heal_mode: HealMode = setting(
         "HEAL_MODE", "auto",
         help="`auto`: deploy a fix once the guard passes it; `approve`: pause before redeploy until approved")
@@ -271,7 +278,24 @@ class Settings:
         values = [value for s in table() if s.secret and (value := getattr(self, s.name))]
         values += [word for s in table() if s.database and getattr(self, s.name)
                    for word in url_passwords(getattr(self, s.name))]
+        values += [word for e in self.environments for word in (e.workload_password, e.cde_token) if word]
         return tuple(dict.fromkeys(values))
+
+    @property
+    def home(self) -> Environment:
+        """The environment this healer watches (its failures, and where their fixes end up)."""
+        watched = [e for e in self.environments if e.watched]
+        if watched:
+            return watched[0]
+        return Environment(name=DEFAULT, jobs_api_url=self.jobs_api_url, workload_user=self.workload_user,
+                           workload_password=self.workload_password, cde_token=self.cde_token,
+                           token_url=self.token_url)
+
+    @property
+    def proving(self) -> Environment:
+        """The environment where the home environment's fixes are proven (the home one itself when none)."""
+        home = self.home
+        return next((e for e in self.environments if e.name == home.verifier), home)
 
     def watches(self, job: str) -> bool:
         return not self.watched_jobs or job in self.watched_jobs
@@ -284,6 +308,15 @@ class Settings:
         values = load_environment(env, dotenv)
         problems: list[str] = []
         chosen: dict[str, Any] = {}
+        if environment_names(values):
+            try:
+                chosen["environments"] = environments_from(values)
+                values = {**values, **_home_variables(chosen["environments"])}
+            except ConfigError as exc:
+                problems += exc.problems
+                # stand-ins, so that the single CDE's checks do not repeat the environments' problems under
+                # names the user did not set; the settings are not built (problems is not empty)
+                values = {**values, "JOBS_API_URL": "https://environments.invalid", "CDE_TOKEN": "unused"}
         for s in table():
             name = next((n for n in s.env if n in values), None)  # the first name set wins (aliases after)
             if name is None:
@@ -426,6 +459,21 @@ def env_name(name: str) -> str:
         if s.name == name and s.env:
             return s.env[0]
     raise KeyError(f"no environment name for setting {name!r}")
+
+
+def _home_variables(environments: tuple[Environment, ...]) -> dict[str, str]:
+    """The single-CDE variables of the one watched environment: the rest of the settings read them as
+    before. One healer watches one environment (raises ConfigError otherwise)."""
+    watched = [e for e in environments if e.watched]
+    if len(watched) != 1:
+        raise ConfigError([f"CDE_WATCH: a healer watches one environment, not {len(watched)} "
+                           f"({', '.join(e.name for e in watched)}): run one healer per watched environment, "
+                           "each with its own HEALER_DATA_DIR"])
+    home = watched[0]
+    pairs = {"JOBS_API_URL": home.jobs_api_url, "WORKLOAD_USER": home.workload_user,
+             "WORKLOAD_PASSWORD": home.workload_password, "CDE_TOKEN": home.cde_token,
+             "CDE_TOKEN_URL": home.token_url or ""}
+    return {k: v for k, v in pairs.items() if v}
 
 
 def _cross_checks(values: Mapping[str, Any]) -> list[str]:

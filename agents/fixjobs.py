@@ -1,7 +1,10 @@
 """The fix's resource and job on CDE: its name, its definition, its copy of the code.
 
-Shared by pre-flight (which creates the fix's resource and runs it in a sandbox first) and
-redeploy (which creates the fix job itself). The original job and resources are never modified.
+Shared by pre-flight (which creates the fix's resource and runs it in a sandbox first), redeploy
+(which creates the fix job itself) and promotion. The original job and resources are never modified.
+With environments, the fix is made in the environment where fixes are proven from the original in
+the incident's own (`stage_job` copies the job and its resources there when missing), and a fix's
+name is free in both.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from agents.errors import EndIncident, TryAgainLater
 from agents.record import Attempt, IncidentRecord
 from agents.sandbox.report import SandboxOutput
 from agents.stage import apply_spark_changes
-from agents.state import HealState
+from agents.state import Deps, HealState
 from cde_client import CdeClient, Conflict, NotFound
 
 PREFLIGHT_SUFFIX = "-preflight"  # `<job>-fix-<n>-preflight` runs the fix in a sandbox first
@@ -23,12 +26,12 @@ SERVER_FIELDS = ("created", "modified", "lastUsed", "lastRun", "latestRun")
 MAX_FIX_NUMBER = 999  # names <job>-fix-1 .. -999
 
 
-def next_fix_name(client: CdeClient, job: str, taken: set[str]) -> str:
-    """The first `<job>-fix-<n>` that no job and no earlier attempt uses. A number is taken by its
-    pre-flight jobs too (`<job>-fix-<n>[-c<k>]-preflight`, left by an incident that never deployed):
-    a new incident must never run another's sandbox job, made with that incident's sandbox."""
+def next_fix_name(clients: list[CdeClient], job: str, taken: set[str]) -> str:
+    """The first `<job>-fix-<n>` that no job (on any of `clients`) and no earlier attempt uses. A number
+    is taken by its pre-flight jobs too (`<job>-fix-<n>[-c<k>]-preflight`, left by an incident that never
+    deployed): a new incident must never run another's sandbox job, made with that incident's sandbox."""
     pattern = re.compile(re.escape(job) + r"-fix-(\d+)(?:-[\w.-]+)?$")
-    used = {int(m.group(1)) for j in client.list_jobs(filters=[f"name[like]{job}-fix-%"])
+    used = {int(m.group(1)) for client in clients for j in client.list_jobs(filters=[f"name[like]{job}-fix-%"])
             if (m := pattern.match(j.name))}
     for n in range(1, MAX_FIX_NUMBER + 1):
         name = f"{job}-fix-{n}"
@@ -58,16 +61,65 @@ def fix_job_spec(original: dict[str, Any], name: str, spark: dict[str, Any],
     return spec
 
 
-def copy_resource_with_fix(client: CdeClient, source: str, target: str, fixed_path: str, code: str) -> None:
-    """A new files resource: every file of `source`, with `fixed_path` replaced by `code`."""
+def copy_resource_with_fix(source_cde: CdeClient, target_cde: CdeClient, source: str, target: str,
+                           fixed_path: str, code: str) -> None:
+    """A new files resource `target` on `target_cde`: every file of `source` on `source_cde` (the same
+    CDE or another), with `fixed_path` replaced by `code`."""
     try:
-        client.create_resource(target, type="files")
+        target_cde.create_resource(target, type="files")
     except Conflict:
         pass  # created before a restart; uploads below are idempotent
-    for item in client.get_resource(source, include_files=True).files:
+    for item in source_cde.get_resource(source, include_files=True).files:
         if item.path != fixed_path:
-            client.upload_file(target, item.path, client.download_file(source, item.path))
-    client.upload_file(target, fixed_path, code.encode("utf-8"))
+            target_cde.upload_file(target, item.path, source_cde.download_file(source, item.path))
+    target_cde.upload_file(target, fixed_path, code.encode("utf-8"))
+
+
+def ensure_resource(source_cde: CdeClient, target_cde: CdeClient, name: str, timeout_s: float) -> bool:
+    """Resource `name` of `source_cde` on `target_cde` too, copied with its files when missing (a
+    python environment is built there from its requirements, waited for up to `timeout_s`). True when
+    it was copied. One that exists is left as it is: the target's own resource is its owner's."""
+    try:
+        target_cde.get_resource(name, include_files=False)
+        return False
+    except NotFound:
+        pass
+    resource = source_cde.get_resource(name, include_files=True)
+    version = (resource.python_env_info or {}).get("pythonVersion") or "python3"
+    try:
+        target_cde.create_resource(name, type=resource.type, python_version=str(version))
+    except Conflict:
+        pass  # made by this healer before a restart; the uploads are idempotent
+    for item in resource.files:
+        target_cde.upload_file(name, item.path, source_cde.download_file(name, item.path))
+    if resource.type == "python-env":
+        ready = target_cde.wait_resource_ready(name, timeout_s=timeout_s)
+        if ready.status and ("fail" in ready.status or "error" in ready.status):
+            raise EndIncident(f"the python environment {name!r} copied for the fix could not be built there "
+                              f"({ready.status})")
+    return True
+
+
+def stage_job(source_cde: CdeClient, target_cde: CdeClient, job: dict[str, Any], timeout_s: float) -> list[str]:
+    """A job of `source_cde` (its definition) on `target_cde` when missing there, with the resources it
+    mounts and its python environment (each copied when missing), its schedule disabled: the
+    environment where fixes are proven then runs the job as the failed one does. What it copied, in
+    words ("resource r", "job j"); an existing job is left as it is."""
+    copied: list[str] = []
+    names = [m.get("resourceName") for m in job.get("mounts") or []]
+    names.append((job.get("spark") or {}).get("pythonEnvResourceName"))
+    for name in dict.fromkeys(n for n in names if n):
+        if ensure_resource(source_cde, target_cde, name, timeout_s):
+            copied.append(f"resource {name}")
+    try:
+        target_cde.get_job(job["name"])
+    except NotFound:
+        try:
+            target_cde.create_job(fix_job_spec(job, job["name"], job.get("spark") or {}, None))
+        except Conflict:
+            pass  # made before a restart
+        copied.append(f"job {job['name']}")
+    return copied
 
 
 def resource_of(state: HealState, record: IncidentRecord) -> str | None:
@@ -76,9 +128,11 @@ def resource_of(state: HealState, record: IncidentRecord) -> str | None:
     return earlier[-1].fix_resource if earlier else (record.original.resource if record.original else None)
 
 
-def choose_fix_name(client: CdeClient, record: IncidentRecord) -> str:
-    """The next attempt's fix job name: one no job and no earlier attempt of the incident uses."""
-    return next_fix_name(client, record.job, {a.fix_job for a in record.attempts if a.fix_job})
+def choose_fix_name(deps: Deps, record: IncidentRecord) -> str:
+    """The next attempt's fix job name: one no job (in either environment, with promotion) and no
+    earlier attempt of the incident uses."""
+    clients = [deps.client] + ([deps.cde(deps.proving)] if deps.promotes else [])
+    return next_fix_name(clients, record.job, {a.fix_job for a in record.attempts if a.fix_job})
 
 
 def ensure_same_job(client: CdeClient, name: str, spec: dict[str, Any]) -> None:
@@ -92,11 +146,12 @@ def ensure_same_job(client: CdeClient, name: str, spec: dict[str, Any]) -> None:
                           "rename or delete it")
 
 
-def prepare_fix(client: CdeClient, state: HealState, record: IncidentRecord,
+def prepare_fix(deps: Deps, client: CdeClient, state: HealState, record: IncidentRecord,
                 attempt: Attempt) -> tuple[str, dict[str, Any], tuple[str, str] | None]:
-    """The attempt's fix, once its name is chosen (`choose_fix_name`, kept on the record before
-    anything is made): its code's resource (created for a code patch; idempotent), its spark section,
-    and the resource swap its job makes. The caller saves the record."""
+    """The attempt's fix on `client` (the incident's CDE or where fixes are proven), once its name is
+    chosen (`choose_fix_name`, kept on the record before anything is made): its code's resource (made
+    from the original's on the incident's CDE; idempotent), its spark section, and the resource swap
+    its job makes. The caller saves the record."""
     original = record.original
     assert original is not None and attempt.patch is not None and attempt.fix_job is not None
     name = attempt.fix_job
@@ -105,7 +160,7 @@ def prepare_fix(client: CdeClient, state: HealState, record: IncidentRecord,
     if attempt.patch.kind == "code":
         code = state.get("fixed_code")  # the record's copy is redacted; the checkpoint's is what we deploy
         assert code is not None
-        swap = candidate_resource(client, record, name, attempt.candidate, code)
+        swap = candidate_resource(deps.client, client, record, name, attempt.candidate, code)
         attempt.fix_resource = swap[1]
     else:  # config or rerun: the code last tried, whose resource already exists
         attempt.fix_resource = resource_of(state, record)
@@ -114,14 +169,14 @@ def prepare_fix(client: CdeClient, state: HealState, record: IncidentRecord,
     return name, spark, swap
 
 
-def candidate_resource(client: CdeClient, record: IncidentRecord, fix_job: str, candidate: int,
-                       code: str) -> tuple[str, str]:
-    """A candidate's code in its own copy of the job's resource (idempotent), and the swap of
-    resources its jobs make: (the original resource, the copy)."""
+def candidate_resource(source_cde: CdeClient, target_cde: CdeClient, record: IncidentRecord, fix_job: str,
+                       candidate: int, code: str) -> tuple[str, str]:
+    """A candidate's code in its own copy (on `target_cde`) of the job's resource (on `source_cde`, the
+    incident's CDE; idempotent), and the swap of resources its jobs make: (the original resource, the copy)."""
     original = record.original
     assert original is not None and original.resource and original.file_path
     resource = fix_resource_name(fix_job, candidate)
-    copy_resource_with_fix(client, original.resource, resource, original.file_path, code)
+    copy_resource_with_fix(source_cde, target_cde, original.resource, resource, original.file_path, code)
     return original.resource, resource
 
 

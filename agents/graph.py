@@ -1,5 +1,5 @@
 """The healing graph: monitor → log-fetch → diagnose → patch → preflight → compare → (approval) →
-redeploy → verify.
+redeploy → verify, and with environments → promote → redeploy → verify in the incident's own.
 
 preflight, compare and verify loop back to log-fetch on a failed attempt (a failed sandbox run, a
 failed data comparison, a failed fix run); escalate ends an incident our code cannot heal. Each node returns a `Command` naming where to go, so the routing reads from the signatures.
@@ -18,6 +18,7 @@ from agents.log_fetch import log_fetch
 from agents.monitor import monitor
 from agents.patch import patch
 from agents.preflight import preflight
+from agents.promote import promote
 from agents.redeploy import redeploy
 from agents.stage import StageFn, as_node
 from agents.state import Deps, HealState
@@ -35,6 +36,7 @@ STAGES: tuple[tuple[str, StageFn, str | None], ...] = (
     ("approval", approval, None),
     ("redeploy", redeploy, "redeploying"),
     ("verify", verify, "verifying"),
+    ("promote", promote, "promoting"),
     ("escalate", escalate, None),
 )
 

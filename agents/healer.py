@@ -31,6 +31,7 @@ from agents.anomaly import DetectorParameters
 from agents.checkpoint import open_checkpointer
 from agents.choice import state_of
 from agents.config import Settings
+from agents.environments import Environment
 from agents.errors import ConfigError, IncidentBusy, InvalidInput, LLMError, TryAgainLater
 from agents.files import private_dir
 from agents.graph import build_graph
@@ -121,13 +122,15 @@ def _utc(stamp: datetime) -> datetime:
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
 
 
-def make_client(settings: Settings) -> CdeClient:
+def make_client(settings: Settings, environment: Environment | None = None) -> CdeClient:
+    """The client of `environment` (default: the one the healer watches)."""
+    env = environment or settings.home
     return CdeClient(
-        settings.jobs_api_url,
-        user=settings.workload_user or None,
-        password=settings.workload_password or None,
-        token=settings.cde_token or None,
-        token_url=settings.token_url,
+        env.jobs_api_url,
+        user=env.workload_user or None,
+        password=env.workload_password or None,
+        token=env.cde_token or None,
+        token_url=env.token_url,
         timeout=settings.http_timeout_s,
     )
 
@@ -140,8 +143,11 @@ class Healer:
         self.records = RecordStore(settings.data_dir, secrets=settings.secrets)
         self.policy, self._weights = make_policy(settings, self.history)
         self.detector = make_detector(settings)
+        home, proving = settings.home, settings.proving
         self.deps = Deps(settings=settings, client=client or make_client(settings), records=self.records,
-                         llm=llm_from_settings(settings), history=self.history, policy=self.policy)
+                         llm=llm_from_settings(settings), history=self.history, policy=self.policy,
+                         home=home.name, proving=proving.name,
+                         proving_client=make_client(settings, proving) if proving.name != home.name else None)
         self._conn, checkpointer = open_checkpointer(settings.data_dir, settings.secrets)
         self.graph = build_graph(self.deps, checkpointer)
         self._lock = threading.Lock()  # one incident step at a time per Healer
@@ -156,6 +162,8 @@ class Healer:
 
     def close(self) -> None:
         self._conn.close()
+        if self.deps.proving_client is not None:
+            self.deps.proving_client.close()
         self.history.close()
         if self.deps.llm is not None:
             self.deps.llm.close()

@@ -119,7 +119,7 @@ def log_fetch(state: HealState, deps: Deps, record: IncidentRecord) -> Command:
         base_code = code
     if state.get("base_code") is None:  # first attempt, or this stage re-run after a crash
         update.update(base_code=base_code, base_spark=dict(record.original.definition.get("spark") or {}))
-    stdout, stderr, types = read_logs(client, run_id)
+    stdout, stderr, types = read_logs(deps.cde(state.get("analyzed_in")), run_id)
     stdout = without_sandbox_report(stdout)
     evidence = distill(stdout, stderr, token_budget=settings.evidence_token_budget,
                        app_file_name=posixpath.basename(record.original.file_path or ""))

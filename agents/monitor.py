@@ -108,6 +108,7 @@ def monitor(state: HealState, deps: Deps, record: IncidentRecord) -> Command:
     """First node of every incident: a finished incident is never healed again."""
     if record.is_terminal:
         return Command(goto=END, update={"outcome": record.state, "reason": record.reason})
+    record.environment, record.proven_in = deps.home, (deps.proving if deps.promotes else None)
     return Command(goto="log_fetch", update={
         "attempt": state.get("attempt") or 1,
         "analyzed_run_id": state.get("analyzed_run_id") or state["run_id"],

@@ -8,6 +8,10 @@ its statistics and those of the production output of the same name. A pre-flight
 the next attempt with its log, exactly as a failed fix run does, and no production run happens.
 Idempotent like redeploy: names are kept on the record before anything is created, the run is
 started with a requestID of the incident and attempt.
+
+With environments whose fixes are proven elsewhere (`CDE_<NAME>_VERIFY_IN`), all of it happens there:
+the job, its resources and its output check are copied there first when missing (`stage_job`), and
+the sandbox reads that environment's inputs.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from agents.fixjobs import (
     ensure_same_job,
     fix_job_spec,
     prepare_fix,
+    stage_job,
 )
 from agents.policy.decision import Action
 from agents.record import Attempt, IncidentRecord, Preflight
@@ -44,18 +49,20 @@ MAX_BACKOFF_S = 600.0  # the longest wait before a re-run, however many came bef
 
 def preflight(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Literal["compare", "log_fetch",
                                                                                      "preflight", "escalate"]]:
-    client, settings = deps.client, deps.settings
+    client, settings = deps.cde(deps.proving), deps.settings
     attempt = current_attempt(record, state["attempt"])
     original = record.original
     assert original is not None and attempt.patch is not None, "preflight runs after patch"
     if attempt.fix_job is None:  # choose the name once, and keep it before creating anything
-        attempt.fix_job = choose_fix_name(client, record)
+        attempt.fix_job = choose_fix_name(deps, record)
         deps.records.save(record)
         crash_point(deps, "preflight.name_chosen")
-    name, spark, swap = prepare_fix(client, state, record, attempt)
+    if deps.promotes:
+        _stage(deps, record)
+    name, spark, swap = prepare_fix(deps, client, state, record, attempt)
     _not_taken(client, name, fix_job_spec(original.definition, name, spark, swap))
     if attempt.preflight is None:
-        attempt.preflight = _planned(settings, record, attempt.number, attempt.candidate, name)
+        attempt.preflight = _planned(deps, record, attempt.number, attempt.candidate, name)
     run_info = attempt.preflight
     _create_job(client, settings, record, attempt, run_info, spark, swap)
     deps.records.save(record)
@@ -84,14 +91,33 @@ def preflight(state: HealState, deps: Deps, record: IncidentRecord) -> Command[L
     feedback = (f"Attempt {attempt.number}: the patch ({patch.kind}: {patch.explanation}) ran in a sandbox first "
                 f"(pre-flight job {run_info.job}, run {run.id}) and ended {run.status}; nothing was deployed.{tried} "
                 "Its log follows as the evidence.")
-    return next_attempt(state, settings, attempt, analyzed_run=run.id, feedback=feedback, base_spark=spark)
+    return next_attempt(state, settings, attempt, analyzed_run=run.id, feedback=feedback, base_spark=spark,
+                        analyzed_in=run_info.environment)
 
 
-def _planned(settings: Settings, record: IncidentRecord, attempt: int, candidate: int, fix_job: str) -> Preflight:
+def _stage(deps: Deps, record: IncidentRecord) -> None:
+    """The failed job and its output check (with their resources) in the environment where fixes are
+    proven, copied from the incident's own when missing there; what was copied is kept on the record."""
+    assert record.original is not None
+    source, target = deps.client, deps.cde(deps.proving)
+    jobs = [record.original.definition]
+    try:
+        jobs.append(source.get_job(record.job + deps.settings.check_job_suffix).raw)
+    except NotFound:
+        pass
+    for job in jobs:
+        for what in stage_job(source, target, job, deps.settings.run_timeout_s):
+            record.staged.append(f"{what} copied from {deps.home} to {deps.proving}")
+            deps.records.save(record)
+
+
+def _planned(deps: Deps, record: IncidentRecord, attempt: int, candidate: int, fix_job: str) -> Preflight:
     """A candidate's pre-flight, named before anything is created: `<fix>[-c<k>]-preflight` writing to
-    the attempt's (and candidate's) sandbox database."""
+    the attempt's (and candidate's) sandbox database, in the environment where fixes are proven."""
+    settings = deps.settings
     return Preflight(job=fix_job + candidates.suffix(candidate) + PREFLIGHT_SUFFIX, sample=settings.preflight_sample,
-                     database=sandbox_database(settings.sandbox_database, record.run_id, attempt, candidate))
+                     database=sandbox_database(settings.sandbox_database, record.run_id, attempt, candidate),
+                     environment=deps.proving if deps.promotes else "")
 
 
 def _create_job(client: CdeClient, settings: Settings, record: IncidentRecord, attempt: Attempt,
@@ -111,16 +137,16 @@ def _start_side_by_side(state: HealState, deps: Deps, record: IncidentRecord, at
     """With HEAL_PARALLEL_PREFLIGHTS > 1, the next candidates' pre-flights start now too (each run id
     kept on its candidate before the next starts), so a CDE that runs jobs side by side judges them
     together; compare stops those no longer needed once one passes."""
-    client, settings = deps.client, deps.settings
+    client, settings = deps.cde(deps.proving), deps.settings
     assert attempt.fix_job
     codes = state.get("candidate_codes") or {}
     for entry in candidates.waiting(attempt)[:settings.parallel_preflights - 1]:
         code = codes.get(str(entry.number))
         if code is None or (entry.preflight and entry.preflight.run_id is not None):
             continue
-        swap = candidate_resource(client, record, attempt.fix_job, entry.number, code)
+        swap = candidate_resource(deps.client, client, record, attempt.fix_job, entry.number, code)
         if entry.preflight is None:
-            entry.preflight = _planned(settings, record, attempt.number, entry.number, attempt.fix_job)
+            entry.preflight = _planned(deps, record, attempt.number, entry.number, attempt.fix_job)
         _create_job(client, settings, record, attempt, entry.preflight, spark, swap)
         entry.preflight.run_id = start_run(client, entry.preflight.job, preflight_request_id(
             record.incident_id, attempt.number, entry.preflight.job))

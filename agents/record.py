@@ -33,7 +33,8 @@ IncidentState = Literal[
     "patching",
     "preflighting",  # the fix runs in a sandbox: outputs redirected, nothing of production touched
     "comparing",  # its outputs against the last good ones (and the user's check on them)
-    "awaiting_approval",  # HEAL_MODE=approve: paused before redeploy
+    "awaiting_approval",  # HEAL_MODE=approve: paused before redeploy (HEAL_PROMOTION=approve: before promotion)
+    "promoting",  # a fix proven in another environment goes to the incident's own (agents/promote.py)
     "redeploying",
     "verifying",
     "healed",  # fix run succeeded, its outputs compared as the last good ones, the user's check passed
@@ -148,6 +149,7 @@ class Preflight(BaseModel):
     """The fix's run in a sandbox before it may touch production (agents/preflight.py)."""
 
     job: str
+    environment: str = ""  # where it ran: "" the incident's own; else where its fixes are proven
     database: str = ""
     sample: str = "none"
     run_id: int | None = None
@@ -185,6 +187,40 @@ class PolicyChoice(BaseModel):
     state: dict[str, Any] = Field(default_factory=dict)  # the PolicyState it was chosen in
 
 
+class Deployment(BaseModel):
+    """The fix job's run in the environment where fixes are proven, before promotion: the same facts as
+    the attempt's own fields hold for its run in the incident's environment (agents/verify.py fills both)."""
+
+    environment: str
+    fix_job: str | None = None
+    fix_run_id: int | None = None
+    fix_run_status: str | None = None
+    fix_run_duration_s: float | None = None
+    check_job: str | None = None
+    check_run_id: int | None = None
+    check_passed: bool | None = None
+    check_run_duration_s: float | None = None
+    production_stats_run_id: int | None = None
+    production_stats_duration_s: float | None = None
+    production_comparison: list[ComparisonRow] = Field(default_factory=list)
+
+
+class Promotion(BaseModel):
+    """A fix proven in one environment, promoted to the incident's own (agents/promote.py)."""
+
+    source: str  # where it was proven (pre-flight, run, comparisons)
+    target: str  # the incident's environment, where the promoted fix job runs
+    mode: Literal["auto", "approve"]  # HEAL_PROMOTION when it was decided
+    decided_by: str = ""  # "auto" or the approver
+    decided_at: str | None = None
+    # the target's outputs measured before the promoted run: the last good outputs there, which its run
+    # is compared with (the source's data are not the target's)
+    baseline_job: str | None = None
+    baseline_run_id: int | None = None
+    baseline_duration_s: float | None = None
+    baseline: SandboxReport | None = None
+
+
 class Attempt(BaseModel):
     number: int
     policy: PolicyChoice | None = None  # the action chosen for this attempt (set in patch)
@@ -217,6 +253,10 @@ class Attempt(BaseModel):
     production_comparison: list[ComparisonRow] = Field(default_factory=list)
     verdict: str = ""  # healed | failed-again | check-failed | ...
     fix_log_excerpt: str = ""
+    # with environments: the fix's run where fixes are proven (the fields above are then the promoted
+    # run's, in the incident's environment), and the promotion between the two
+    proof: Deployment | None = None
+    promotion: Promotion | None = None
 
 
 class AnomalyEvidence(BaseModel):
@@ -257,6 +297,9 @@ class IncidentRecord(BaseModel):
     reason: str = ""  # why it ended as it did (escalation, rejection, error)
     mode: Literal["auto", "approve"] = "auto"
     model: str | None = None  # None: rules only
+    environment: str = "default"  # the CDE environment the job failed in (agents/environments.py)
+    proven_in: str | None = None  # where its fixes are proven before promotion; None: in its own
+    staged: list[str] = Field(default_factory=list)  # what was copied there for that ("job j copied from prd to dev")
     opened_at: str = Field(default_factory=utc_now)
     updated_at: str = Field(default_factory=utc_now)
     failed_run: FailedRun  # the run the incident is about (an anomaly's succeeded)
@@ -281,9 +324,12 @@ class IncidentRecord(BaseModel):
         """The runs the healer started for this incident (fix, check, pre-flight, measurement runs):
         none of them is ever a new incident."""
         runs = [(a.fix_run_id, a.check_run_id, a.production_stats_run_id) for a in self.attempts]
-        runs += [(a.preflight.run_id, a.preflight.check_run_id) for a in self.attempts if a.preflight]
+        runs += [(a.promotion.baseline_run_id,) for a in self.attempts if a.promotion]
+        # runs in the environment where fixes are proven are another CDE's: their ids are not this one's
+        runs += [(a.preflight.run_id, a.preflight.check_run_id) for a in self.attempts
+                 if a.preflight and not a.preflight.environment]
         runs += [(c.preflight.run_id, c.preflight.check_run_id) for a in self.attempts for c in a.candidates
-                 if c.preflight]
+                 if c.preflight and not c.preflight.environment]
         return [rid for group in runs for rid in group if rid is not None]
 
 

@@ -28,6 +28,11 @@ def stats_request_id(incident: str, fix_job: str, fix_run_id: int) -> str:
     return f"healer:{incident}:{fix_job}:run-{fix_run_id}:stats"
 
 
+def baseline_request_id(incident: str, attempt: int, fix_job: str) -> str:
+    """The measurement of the outputs in the incident's environment before a promoted fix runs there."""
+    return f"healer:{incident}:attempt-{attempt}:{fix_job}:before-promotion"
+
+
 def check_request_id(incident: str, fix_job: str, fix_run_id: int) -> str:
     """The output check that follows one fix run."""
     return f"healer:{incident}:{fix_job}:run-{fix_run_id}:check"

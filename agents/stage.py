@@ -21,7 +21,7 @@ from langgraph.errors import GraphInterrupt
 from langgraph.types import Command
 
 from agents.errors import EndIncident, InvalidInput
-from agents.record import Attempt, Evidence, IncidentRecord, Patch, StageTiming
+from agents.record import Attempt, Deployment, Evidence, IncidentRecord, Patch, StageTiming
 from agents.state import Deps, HealState
 from agents.times import utc_now
 
@@ -92,6 +92,22 @@ def current_attempt(record: IncidentRecord, number: int) -> Attempt:
     return attempt
 
 
+def deploy_environment(state: HealState, deps: Deps) -> str:
+    """Where redeploy and verify act now: after a promotion the incident's own environment, before it
+    the one where fixes are proven (the same one without environments)."""
+    return state.get("deploy_in") or deps.proving
+
+
+def deployment(attempt: Attempt, environment: str, deps: Deps) -> Attempt | Deployment:
+    """What holds the fix run's facts in `environment`: the attempt itself in the incident's own, its
+    `proof` where fixes are proven before promotion (the two have the same fields)."""
+    if environment == deps.home:
+        return attempt
+    if attempt.proof is None or attempt.proof.environment != environment:
+        attempt.proof = Deployment(environment=environment)
+    return attempt.proof
+
+
 def current_evidence(state: HealState, record: IncidentRecord) -> Evidence:
     """The failure the current attempt answers: the last fix run's, else the original run's."""
     attempt = current_attempt(record, state["attempt"])
@@ -99,15 +115,19 @@ def current_evidence(state: HealState, record: IncidentRecord) -> Evidence:
 
 
 def next_attempt(state: HealState, settings: Settings, attempt: Attempt, *, analyzed_run: int, feedback: str,
-                 base_spark: dict[str, Any] | None = None) -> Command:
-    """After a failed attempt: the next one, reading `analyzed_run`'s logs and told `feedback`, or,
-    when `max_attempts` are used up, escalation with the last attempt's verdict as the reason."""
+                 base_spark: dict[str, Any] | None = None, analyzed_in: str = "") -> Command:
+    """After a failed attempt: the next one, reading `analyzed_run`'s logs (in the environment
+    `analyzed_in`; "": the incident's own) and told `feedback`, or, when `max_attempts` are used up,
+    escalation with the last attempt's verdict as the reason. The next fix is proven before it is
+    promoted again (with environments)."""
     if attempt.number >= settings.max_attempts:
         return Command(goto="escalate", update={
             "reason": f"{settings.max_attempts} attempts used up; the last one: {attempt.verdict}"})
     update: dict[str, Any] = {
         "attempt": attempt.number + 1,
         "analyzed_run_id": analyzed_run,
+        "analyzed_in": analyzed_in,
+        "deploy_in": "",
         "feedback": feedback,
         # the next patch starts from the code last tried (the checkpoint's copy; the record's is redacted)
         "base_code": state.get("fixed_code") if state.get("fixed_code") is not None else state.get("base_code"),
