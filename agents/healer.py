@@ -71,7 +71,7 @@ def make_policy(settings: Settings, history: RunHistory) -> tuple[Policy, Reward
     if settings.policy == StaticPolicy.name:
         return StaticPolicy(), DEFAULT_WEIGHTS
     if settings.policy_alias:
-        from agents.policy import registry  # MLflow is imported when a registry is used, not before
+        from agents import registry  # MLflow is imported when a registry is used, not before
 
         try:
             store = registry.open_registry(settings.registry_uri, settings.data_dir, create=False)
@@ -101,7 +101,7 @@ def make_detector(settings: Settings) -> DetectorParameters:
     else the built-in ones with HEAL_ANOMALY_MIN_HISTORY and HEAL_ANOMALY_WINDOW."""
     if not settings.anomaly_alias:
         return anomalies.detector_parameters(settings)
-    from agents.policy import registry  # MLflow is imported when a registry is used, not before
+    from agents import registry  # MLflow is imported when a registry is used, not before
 
     try:
         store = registry.open_registry(settings.registry_uri, settings.data_dir, create=False)

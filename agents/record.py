@@ -64,6 +64,7 @@ def incident_id(job: str, run_id: int) -> str:
 class StageTiming(BaseModel):
     stage: str
     attempt: int = 0
+    environment: str = ""  # with environments: where the stage acted ("dev", "dev → prd"); "": no CDE, or one
     started: str
     ended: str | None = None
     duration_s: float | None = None

@@ -38,7 +38,8 @@ def as_node(name: str, fn: StageFn, deps: Deps, record_state: str | None) -> Cal
             raise InvalidInput(f"incident {state['incident_id']} has no record")
         if record_state is not None and not record.is_terminal:
             record.state = record_state  # type: ignore[assignment]
-        timing = StageTiming(stage=name, attempt=state.get("attempt", 0), started=utc_now())
+        timing = StageTiming(stage=name, attempt=state.get("attempt", 0), started=utc_now(),
+                             environment=stage_environment(name, state, deps))
         record.stages.append(timing)
         deps.records.save(record)
         began = time.monotonic()
@@ -68,6 +69,16 @@ def as_node(name: str, fn: StageFn, deps: Deps, record_state: str | None) -> Cal
 
     node.__name__ = name
     return node
+
+
+def stage_environment(name: str, state: HealState, deps: Deps) -> str:
+    """Where a stage acts, for the record's timeline when fixes are proven in another environment
+    ("" without environments, and for the stages that only think)."""
+    if not deps.promotes:
+        return ""
+    return {"log_fetch": state.get("analyzed_in") or deps.home, "preflight": deps.proving, "compare": deps.proving,
+            "redeploy": deploy_environment(state, deps), "verify": deploy_environment(state, deps),
+            "promote": f"{deps.proving} → {deps.home}", "monitor": deps.home}.get(name, "")
 
 
 def crash_point(deps: Deps, point: str) -> None:

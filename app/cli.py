@@ -3,7 +3,7 @@
 Exit codes of `heal` (`app.console`): 0 healed, 1 escalated or rejected (or waiting for approval),
 2 on error: bad arguments (refused by argparse before anything else happens), bad configuration,
 CDE unreachable, or another healer working on the incident. `ask`: 0 on an answer, 2 on error.
-`policy register|list|promote [--detector]` (the model registry, `agents/policy/registry.py`; with
+`policy register|list|promote [--detector]` (the model registry, `agents/registry.py`; with
 `--detector` the anomaly detector's versions instead of the learned policy's): 0 done, 1 a
 promotion declined at the prompt, 2 on error (a registry problem, or `promote` without `--yes`
 when stdin is not a terminal).
@@ -41,7 +41,7 @@ from app.console import (
 from cde_client import CdeError
 
 if TYPE_CHECKING:
-    from agents.policy.registry import Kind, PolicyRegistry, RegisteredVersion
+    from agents.registry import Kind, PolicyRegistry, RegisteredVersion
 
 MAX_PORT = 65535
 # The evaluation figures `policy list` and `promote` show, as the fleet benchmark names them: (key, label, format)
@@ -78,6 +78,17 @@ def _port(text: str) -> int:
     return port
 
 
+def _environment_pair(text: str) -> tuple[str, str]:
+    """`demo --environments dev,prd`: two environment names, the one where fixes are proven first."""
+    from agents.environments import NAME
+
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if len(names) != 2 or names[0] == names[1] or not all(NAME.match(n) for n in names):
+        raise InvalidInput(f"two different environment names, e.g. dev,prd (the first proves the second's fixes), "
+                           f"not {text!r}")
+    return names[0], names[1]
+
+
 def _question(text: str) -> str:
     from agents.ops.ask import check_question  # on use: the other commands start without it
 
@@ -85,7 +96,7 @@ def _question(text: str) -> str:
 
 
 def _alias(text: str) -> str:
-    from agents.policy.registry import RegistryError, check_alias  # on use, as _question
+    from agents.registry import RegistryError, check_alias  # on use, as _question
 
     try:
         return check_alias(text)
@@ -93,8 +104,8 @@ def _alias(text: str) -> str:
         raise InvalidInput(str(exc)) from None
 
 
-JOB_NAME, RUN_ID, INCIDENT, PORT, QUESTION, ALIAS = map(
-    _checked, (check_job_name, parse_run_id, check_incident_id, _port, _question, _alias))
+JOB_NAME, RUN_ID, INCIDENT, PORT, QUESTION, ALIAS, ENVIRONMENT_PAIR = map(
+    _checked, (check_job_name, parse_run_id, check_incident_id, _port, _question, _alias, _environment_pair))
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
@@ -332,7 +343,8 @@ def _evaluation_table(kind: Kind, columns: list[tuple[str, RegisteredVersion | N
 def cmd_demo(args: argparse.Namespace) -> int:
     from app.demo import run_demo
 
-    return run_demo(port=args.port, data_dir=Path(args.data_dir), ui_port=args.ui_port, serve_ui=not args.no_ui)
+    return run_demo(port=args.port, data_dir=Path(args.data_dir), ui_port=args.ui_port, serve_ui=not args.no_ui,
+                    environments=args.environments)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -383,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--ui-port", type=PORT, default=os.environ.get("DEMO_UI_PORT", "7860"))
     demo.add_argument("--data-dir", default="data")
     demo.add_argument("--no-ui", action="store_true", help="heal and exit, without the dashboard")
+    demo.add_argument("--environments", type=ENVIRONMENT_PAIR, default=None, metavar="DEV,PRD",
+                      help="two local CDEs (on --port and the next one): the scenario fails in the second; the fix "
+                           "is proven in the first and promoted (HEAL_PROMOTION, default auto here)")
     demo.set_defaults(func=cmd_demo)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

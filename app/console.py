@@ -50,17 +50,29 @@ def summary(record: IncidentRecord, settings: Settings) -> int:
         say(f"  {len(attempt.candidates)} candidate fixes, tried in the sandbox in turn:")
         for candidate in attempt.candidates:
             say(f"    {candidate.number}. {candidate.patch.explanation}: {candidate.verdict or 'not tried'}")
+    for line in record.staged:
+        say(f"  {line}")
     if attempt and attempt.preflight:
         pre = attempt.preflight
         verdict = {True: "passed", False: "FAILED", None: "not made"}[attempt.comparison_passed]
-        say(f"  pre-flight {pre.job}, run {pre.run_id}: {pre.status}, into {pre.database}; "
+        where = f" in {pre.environment}" if pre.environment else ""
+        say(f"  pre-flight {pre.job}{where}, run {pre.run_id}: {pre.status}, into {pre.database}; "
             f"data comparison {verdict}")
-        for row in [r for r in attempt.comparison + attempt.production_comparison if not r.ok]:
+        proof_rows = attempt.proof.production_comparison if attempt.proof else []
+        for row in [r for r in attempt.comparison + proof_rows + attempt.production_comparison if not r.ok]:
             say(f"    ✗ {row.note}")
-    if attempt and attempt.fix_run_id is not None:
-        say(f"  fix job {attempt.fix_job}, run {attempt.fix_run_id}: {attempt.fix_run_status}"
-            + (f", output check {'passed' if attempt.check_passed else 'failed'}"
-               if attempt.check_passed is not None else ""))
+    deployed = ([attempt.proof] if attempt and attempt.proof else []) + ([attempt] if attempt else [])
+    for run in deployed:
+        if run.fix_run_id is None:
+            continue
+        where = f" in {run.environment}" if attempt and run is attempt.proof else (
+            f" in {record.environment}" if record.proven_in else "")
+        say(f"  fix job {run.fix_job}{where}, run {run.fix_run_id}: {run.fix_run_status}"
+            + (f", output check {'passed' if run.check_passed else 'failed'}" if run.check_passed is not None else ""))
+        if attempt and run is attempt.proof and attempt.promotion:
+            promo = attempt.promotion
+            say(f"  promoted from {promo.source} to {promo.target} ({promo.decided_by or 'waiting'}); outputs in "
+                f"{promo.target} measured before it by {promo.baseline_job} run {promo.baseline_run_id}")
     if attempt and attempt.diff:
         say("  diff:\n" + "\n".join("    " + line for line in attempt.diff.splitlines()))
     say(f"  record: {settings.data_dir / 'incidents' / (record.incident_id + '.json')}")
@@ -73,6 +85,10 @@ def summary(record: IncidentRecord, settings: Settings) -> int:
 def announce(settings: Settings) -> None:
     """The CDE, mode and model a command works with (never a secret)."""
     say(f"CDE: {settings.jobs_api_url} as {settings.workload_user or 'token'}; mode {settings.heal_mode}")
+    home, proving = settings.home, settings.proving
+    if proving.name != home.name:
+        say(f"environments: watching {home.name}; its fixes are proven in {proving.name} ({proving.jobs_api_url}) "
+            f"and promoted with HEAL_PROMOTION={settings.promotion}")
     if settings.model_configured:
         say(f"model: {settings.model_label} at {settings.llm_base_url}")
     else:

@@ -41,6 +41,8 @@ class StatusStrip:
     mode: str  # auto | approve
     watched_jobs: list[str] = field(default_factory=list)  # empty: all jobs
     watcher: WatchStatus = field(default_factory=WatchStatus)  # a copy, taken when the strip was made
+    # with environments: the watched one, where its fixes are proven and how they are promoted ("" without)
+    environment: str = ""
 
 
 @dataclass(frozen=True)

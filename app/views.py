@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from agents.diffs import unified_diff
 from agents.history import DayMetrics
-from agents.record import TERMINAL_STATES, Attempt, IncidentRecord, incident_id, summarize
+from agents.record import TERMINAL_STATES, Attempt, Deployment, IncidentRecord, incident_id, summarize
 from agents.record_index import IncidentSummary
 from agents.redact import redact
 from app import plots
@@ -46,6 +46,7 @@ _STATE_LABELS = {
     "awaiting_approval": "awaiting approval",
     "redeploying": "redeploying",
     "verifying": "verifying",
+    "promoting": "promoting",
     "healed": "healed",
     "escalated": "escalated",
     "rejected": "rejected",
@@ -224,10 +225,11 @@ def incident_heading(record: IncidentRecord | None, wanted: str | None = None) -
     reason = f'<span class="hd-reason">{_esc(record.reason)}</span>' if record.reason else ""
     mode = "approve mode" if record.mode == "approve" else "auto mode"
     model = record.model or "rules only"
+    where = (f"{record.environment}, fixes proven in {record.proven_in} · " if record.proven_in else "")
     return (
         f'<div class="hd-heading"><span class="hd-title">Incident {_esc(record.incident_id)}</span>'
         f"{state_badge(record.state)}{reason}"
-        f'<span class="hd-meta">{_esc(mode)} · model: {_esc(model)} · updated '
+        f'<span class="hd-meta">{_esc(where)}{_esc(mode)} · model: {_esc(model)} · updated '
         f"{_esc(short_time(record.updated_at))}</span></div>"
     )
 
@@ -278,11 +280,15 @@ def original_card(record: IncidentRecord) -> JobCard:
 
 def fixed_card(record: IncidentRecord) -> JobCard:
     attempt = record.latest_attempt
+    proof = attempt.proof if attempt is not None else None
+    if attempt is not None and proof is not None and proof.fix_run_id is not None and attempt.fix_run_id is None:
+        return _proof_card(record, attempt)
     if attempt is None or not attempt.fix_job or (attempt.fix_run_id is None and record.state != "redeploying"):
         pending = {
             "preflighting": "pre-flight in a sandbox",
             "comparing": "comparing outputs",
             "awaiting_approval": "awaiting approval",
+            "promoting": "promoting",
             "escalated": "no fix deployed",
             "rejected": "fix rejected",
             "error": "no fix deployed",
@@ -303,8 +309,9 @@ def fixed_card(record: IncidentRecord) -> JobCard:
     if attempt.check_passed is not None:
         verdict += " · check " + ("passed" if attempt.check_passed else "failed")
     tone = "good" if record.state == "healed" else _STATE_TONES.get(record.state) or _run_tone(status)
+    where = f" in {record.environment}" if record.proven_in else ""
     return JobCard(
-        title=f"Fixed job (attempt {attempt.number})",
+        title=f"Fixed job{where} (attempt {attempt.number})",
         name=attempt.fix_job,
         resource=attempt.fix_resource or "—",
         run_label="New run",
@@ -313,6 +320,27 @@ def fixed_card(record: IncidentRecord) -> JobCard:
         last_label="Verdict",
         last=verdict,
         tone=tone,
+    )
+
+
+def _proof_card(record: IncidentRecord, attempt: Attempt) -> JobCard:
+    """The fix job's run where fixes are proven, until the promoted run starts in the incident's own."""
+    proof = attempt.proof
+    assert proof is not None
+    status = proof.fix_run_status or "starting"
+    verdict = attempt.verdict or state_label(record.state)
+    if proof.check_passed is not None:
+        verdict += " · check " + ("passed" if proof.check_passed else "failed")
+    return JobCard(
+        title=f"Fixed job in {proof.environment} (attempt {attempt.number})",
+        name=proof.fix_job or attempt.fix_job or "—",
+        resource=attempt.fix_resource or "—",
+        run_label="New run",
+        run_id=str(proof.fix_run_id),
+        status=status,
+        last_label="Verdict",
+        last=verdict,
+        tone=_STATE_TONES.get(record.state) or _run_tone(status),
     )
 
 
@@ -332,14 +360,19 @@ def comparison_html(record: IncidentRecord | None) -> str:
                f"{', inputs sampled ' + preflight.sample if preflight.sample != 'none' else ''}) into "
                f"{preflight.database}" if preflight else f"Attempt {attempt.number}")
     body = []
-    for label, rows in (("pre-flight", attempt.comparison), ("production", attempt.production_comparison)):
+    proof_rows = attempt.proof.production_comparison if attempt.proof else []
+    proven_in = attempt.proof.environment if attempt.proof else (preflight.environment if preflight else "")
+    runs = ((f"pre-flight ({proven_in})" if proven_in else "pre-flight", attempt.comparison),
+            (f"run in {proven_in}", proof_rows),
+            (f"production ({record.environment})" if proven_in else "production", attempt.production_comparison))
+    for label, rows in runs:
         for row in rows:
             verdict = "✓" if row.ok else "✗"
             body.append(
                 f'<tr class="{"hd-ok" if row.ok else "hd-bad"}" title="{_esc(row.note)}"><td>{_esc(label)}</td>'
                 f"<td>{_esc(row.output)}</td><td>{_esc(row.metric + (' ' + row.column if row.column else ''))}</td>"
                 f"<td>{_esc(row.last_good)}</td><td>{_esc(row.observed)}</td><td>{verdict}</td></tr>")
-    failed = [r.note for r in attempt.comparison + attempt.production_comparison if not r.ok and r.note]
+    failed = [r.note for r in attempt.comparison + proof_rows + attempt.production_comparison if not r.ok and r.note]
     notes = "".join(f"<li>{_esc(n)}</li>" for n in failed)
     return (f'<div class="hd-comparison">{candidates_html(attempt)}'
             f'<div class="hd-comparison-caption">{_esc(caption)}</div>'
@@ -531,6 +564,16 @@ def _confidence(value: float) -> str:
     return f"{value:.0%}"
 
 
+def _deployment_lines(run: Attempt | Deployment, fix_job: str | None, where: str) -> list[str]:
+    """A fix job's run and its output check, in one environment."""
+    lines = [f"- Fix job `{fix_job}`{where}" + (f" run {run.fix_run_id}" if run.fix_run_id is not None else "")
+             + (f": {run.fix_run_status}" if run.fix_run_status else "")]
+    if run.check_job:
+        result = {True: "passed", False: "failed", None: "pending"}[run.check_passed]
+        lines.append(f"- Output check `{run.check_job}`{where}: {result}")
+    return lines
+
+
 def reasoning_markdown(record: IncidentRecord | None) -> str:
     """Diagnosis, every attempt with its patch and guard verdicts, verification, outcome, model calls."""
     if record is None:
@@ -587,13 +630,20 @@ def reasoning_markdown(record: IncidentRecord | None) -> str:
             ]
             parts.append("**Guard**\n\n" + "\n".join(lines))
         verification = []
-        if attempt.fix_job:
-            run = f" run {attempt.fix_run_id}" if attempt.fix_run_id is not None else ""
-            status = f": {attempt.fix_run_status}" if attempt.fix_run_status else ""
-            verification.append(f"- Fix job `{attempt.fix_job}`{run}{status}")
-        if attempt.check_job:
-            result = {True: "passed", False: "failed", None: "pending"}[attempt.check_passed]
-            verification.append(f"- Output check `{attempt.check_job}`: {result}")
+        if attempt.preflight is not None and attempt.preflight.environment:
+            pre = attempt.preflight
+            verification.append(f"- Pre-flight `{pre.job}` in **{pre.environment}** run {pre.run_id}: {pre.status or '—'}")
+        if attempt.proof is not None:
+            verification += _deployment_lines(attempt.proof, attempt.fix_job, f" in **{attempt.proof.environment}**")
+        if attempt.promotion is not None:
+            promo = attempt.promotion
+            decided = f"by {promo.decided_by}" if promo.decided_by else f"waiting ({promo.mode})"
+            measured = (f"; the outputs in {promo.target} measured before it: `{promo.baseline_job}` run "
+                        f"{promo.baseline_run_id}" if promo.baseline_run_id is not None else "")
+            verification.append(f"- Promotion **{promo.source} → {promo.target}** {decided}{measured}")
+        if attempt.fix_job and (attempt.fix_run_id is not None or attempt.proof is None):
+            where = f" in **{record.environment}**" if attempt.proof is not None else ""
+            verification += _deployment_lines(attempt, attempt.fix_job, where)
         if attempt.verdict:
             verification.append(f"- Verdict: **{md_escape(attempt.verdict)}**")
         if verification:
@@ -669,6 +719,7 @@ class StageRow:
     seconds: float | None  # duration, or elapsed so far while running
     running: bool
     note: str
+    environment: str = ""  # where the stage acted, with environments
 
 
 def stage_rows(record: IncidentRecord, now: datetime) -> list[StageRow]:
@@ -686,7 +737,7 @@ def stage_rows(record: IncidentRecord, now: datetime) -> list[StageRow]:
             seconds, running = max(0.0, (now - started).total_seconds()), True  # clocks may differ
         else:
             seconds = None
-        rows.append(StageRow(timing.stage, timing.attempt, seconds, running, redact(timing.note)))
+        rows.append(StageRow(timing.stage, timing.attempt, seconds, running, redact(timing.note), timing.environment))
     return rows
 
 
@@ -698,7 +749,8 @@ def timeline_html(record: IncidentRecord | None, now: datetime) -> str:
     items = []
     for row in rows:
         width = max(2.0, 100.0 * (row.seconds or 0.0) / longest)
-        label = f"{row.stage}" + (f" #{row.attempt}" if row.attempt else "")
+        label = f"{row.stage}" + (f" #{row.attempt}" if row.attempt else "") + (f" · {row.environment}"
+                                                                               if row.environment else "")
         time = format_seconds(row.seconds) + (" so far" if row.running else "")
         cls = "hd-stage hd-running" if row.running else "hd-stage"
         items.append(
@@ -752,6 +804,7 @@ def status_html(strip: StatusStrip | None, secrets: tuple[str, ...] = (), error:
         tone = "bad" if not watcher.alive else "wait"
     items = [
         ("CDE", mask_url(strip.cde_url)),
+        *([("Environment", strip.environment)] if strip.environment else []),
         ("User", strip.user or "—"),
         ("Model", strip.model or "rules only"),
         ("Mode", strip.mode),

@@ -22,6 +22,7 @@ from agents.times import utc_stamp
 from app.service import FailedRunRow, StatusStrip
 
 if TYPE_CHECKING:
+    from agents.config import Settings
     from agents.ops import Answer
 
 log = logging.getLogger("healer.worker")
@@ -168,7 +169,15 @@ class HealerWorker:
         return StatusStrip(
             cde_url=self.settings.jobs_api_url, user=self.settings.workload_user,
             model=self.settings.model_label, mode=self.settings.heal_mode,
-            watched_jobs=list(self.settings.watched_jobs),
+            watched_jobs=list(self.settings.watched_jobs), environment=environment_label(self.settings),
             # a copy: the worker thread goes on changing the healer's own
             watcher=replace(watching, alive=watching.alive and self._thread.is_alive()),
         )
+
+
+def environment_label(settings: Settings) -> str:
+    """The status strip's environment: "prd · fixes proven in dev · promotion approve"; "" with one CDE."""
+    home, proving = settings.home, settings.proving
+    if home.name == proving.name:
+        return ""
+    return f"{home.name} · fixes proven in {proving.name} · promotion {settings.promotion}"

@@ -55,7 +55,8 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class LoadResult:
-    """What load_scenario did. `app_run_id`/`status` are None when nothing was run (run=False);
+    """What load_scenario did. `app_run_id`/`status` are None when the application was not run (run=False,
+    fail=False);
     `baseline_run_id` is the run that wrote the last good output (None: not run, or no baseline).
     Anomaly scenarios: `app_run_id` is the anomalous day's run (`app_day`), `history_run_ids` the
     ordinary days' runs before it ({day: run id}, in day order)."""
@@ -170,8 +171,13 @@ def load_scenario(
     run_timeout_s: float = RUN_TIMEOUT_S,
     env_timeout_s: float = ENV_BUILD_TIMEOUT_S,
     history: int | None = None,
+    fail: bool = True,
 ) -> LoadResult:
     """Load scenario `name` into the CDE of `client` and (unless run=False) run it.
+
+    `fail=False` runs the generators and the baseline job but not the application: the CDE then has
+    the job, its data and its last good output, not its failure (another environment, such as the
+    DEV where PRD's fixes are proven).
 
     `size` is passed to every data generator as `<size_option> N` (the scenario must define
     size_option). `skip_setup` names generator jobs not to run again (their data is already
@@ -211,7 +217,7 @@ def load_scenario(
                                  f"{logs_command(client, run_id)}", job=job, run_id=run_id, status=status)
     if scenario.is_anomaly:
         return _run_days(client, scenario, days, setup_run_ids, run_timeout_s, progress)
-    run_id, status, baseline_run_id = _run_app_then_baseline(client, scenario, run_timeout_s, progress)
+    run_id, status, baseline_run_id = _run_app_then_baseline(client, scenario, run_timeout_s, progress, app=fail)
     return LoadResult(scenario.name, scenario.app_job, run_id, status, setup_run_ids, baseline_run_id)
 
 
@@ -256,8 +262,9 @@ def fail_again(client: CdeClient, name: str | Scenario, *, progress: Progress | 
 
 
 def _run_app_then_baseline(client: CdeClient, scenario: Scenario, run_timeout_s: float,
-                           progress: Progress) -> tuple[int, str, int | None]:
-    run_id, status = run_job_and_wait(client, scenario.app_job, timeout_s=run_timeout_s, progress=progress)
+                           progress: Progress, app: bool = True) -> tuple[int | None, str | None, int | None]:
+    run_id, status = (run_job_and_wait(client, scenario.app_job, timeout_s=run_timeout_s, progress=progress)
+                      if app else (None, None))
     baseline_run_id = None
     if scenario.baseline_job is not None:
         # After the app's run: see the module docstring (a failed overwrite drops the table).

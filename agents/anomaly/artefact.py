@@ -1,7 +1,7 @@
 """The anomaly detector's configuration as a versioned artefact file (JSON), with its evaluation.
 
 Written by `python -m bench anomaly --write-detector PATH`, versioned by the model registry
-(`agents/policy/registry.py`, `DETECTOR_MODEL`), loaded by a healer with HEAL_ANOMALY_ALIAS. Fields::
+(`agents/registry.py`, `DETECTOR_MODEL`), loaded by a healer with HEAL_ANOMALY_ALIAS. Fields::
 
     format          "self-healing-spark/anomaly-detector"
     format_version  FORMAT_VERSION (this code reads exactly that version)

@@ -49,7 +49,7 @@ CONTRACT = {
     "HEAL_POLICY_ALIAS": "policy_alias", "HEAL_REGISTRY_URI": "registry_uri",
     "HEAL_ANOMALY": "anomaly_detection", "HEAL_ANOMALY_MIN_HISTORY": "anomaly_min_history",
     "HEAL_ANOMALY_WINDOW": "anomaly_window", "HEAL_ANOMALY_MAX_FETCH": "anomaly_max_fetch",
-    "HEAL_ANOMALY_ALIAS": "anomaly_alias",
+    "HEAL_ANOMALY_ALIAS": "anomaly_alias", "HEAL_PROMOTION": "promotion",
 }
 
 

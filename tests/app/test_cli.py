@@ -37,6 +37,9 @@ def run_app(args: list[str], data_dir: Path, **env: str) -> subprocess.Completed
     pytest.param(["approve", "../records--7"], {}, "argument incident: '../records' is not a job name", id="incident path"),
     pytest.param(["serve", "--port", "70000"], {}, "argument --port: a port is a whole number from 0 to 65535, not '70000'", id="serve port"),
     pytest.param(["demo", "--no-ui"], {"DEMO_CDE_PORT": "eighty"}, "argument --port: a port is a whole number", id="demo port env"),
+    pytest.param(["demo", "--no-ui", "--environments", "prd"], {}, "argument --environments: two different environment "
+                 "names, e.g. dev,prd", id="demo one environment"),
+    pytest.param(["demo", "--no-ui", "--environments", "dev,dev"], {}, "not 'dev,dev'", id="demo same environment"),
 ])
 def test_bad_input_is_refused_clearly_before_anything_runs(tmp_path, args, env, message):
     data_dir = tmp_path / "healer"

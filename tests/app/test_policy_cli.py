@@ -18,7 +18,7 @@ import pytest
 from agents.anomaly import DetectorParameters
 from agents.anomaly import artefact as detector_artefact
 from agents.policy import artefact
-from agents.policy.registry import DETECTOR_MODEL, POLICY_MODEL, REGISTRY_FILE, open_registry
+from agents.registry import DETECTOR_MODEL, POLICY_MODEL, REGISTRY_FILE, open_registry
 from app.cli import main
 from tests.agents.policy.test_registry import altered_artefact
 from tests.app.test_cli import NO_CDE, run_app
@@ -176,7 +176,7 @@ def test_mlflow_is_imported_only_when_a_registry_is_used(tmp_path: Path) -> None
     """`python -m app` start-up and a healer with HEAL_POLICY=static (or a learned policy from its file)
     never import MLflow."""
     code = ("import sys; from agents.config import Settings; from agents.healer import Healer; import app.cli, "
-            "app.server, agents.policy.registry\n"
+            "app.server, agents.registry\n"
             "assert app.cli.main(['rules']) == 0\n"
             "for policy in ('static', 'learned'):\n"
             "    env = {'JOBS_API_URL': 'http://127.0.0.1:9/dex/api/v1', 'CDE_TOKEN': 't', 'HEAL_POLICY': policy,\n"

@@ -227,7 +227,10 @@ def test_status_strip_shows_configuration_and_never_a_secret():
 
     rules = StatusStrip(cde_url="http://127.0.0.1:8765/dex/api/v1", user="", model="rules only", mode="auto")
     html = views.status_html(rules)
-    assert "rules only" in html and "all jobs" in html and "watcher stopped" in html
+    assert "rules only" in html and "all jobs" in html and "watcher stopped" in html and "Environment" not in html
+    promoted = StatusStrip(cde_url="http://127.0.0.1:8766/dex/api/v1", user="u", model="rules only", mode="auto",
+                           environment="prd · fixes proven in dev · promotion approve")
+    assert "<b>Environment</b> prd · fixes proven in dev · promotion approve" in views.status_html(promoted)
     unavailable = views.status_html(None, secrets=("pw-77",), error="connection refused, password pw-77")
     assert "Healer status unavailable" in unavailable and "connection refused" in unavailable
     assert "pw-77" not in unavailable

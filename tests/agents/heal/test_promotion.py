@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ import pytest
 from agents.config import Settings
 from agents.healer import Healer
 from agents.promote import MEASURE_SUFFIX
+from app import views
+from app.worker import environment_label
 from tests.fixtures.heal import PASSWORD, TUTORIAL_JOB, USER, PlayedLab, played
 
 JOB = TUTORIAL_JOB
@@ -68,6 +71,18 @@ def test_auto_promotion_heals_prd_with_a_fix_proven_in_dev(envs, tmp_path):
     # the healer's runs in PRD are the record's, never new incidents; DEV's run ids are not PRD's
     new_prd_runs = {r.id for r in prd.client.list_runs()} - prd_runs_before
     assert new_prd_runs == set(record.runs_started)
+    # the dashboard says where each step happened
+    assert "prd, fixes proven in dev" in views.incident_heading(record)
+    timeline = views.timeline_html(record, datetime.now(timezone.utc))
+    for label in ("preflight #1 · dev", "verify #1 · dev", "promote #1 · dev → prd", "verify #1 · prd"):
+        assert label in timeline, label
+    table = views.comparison_html(record)
+    assert "pre-flight (dev)" in table and "run in dev" in table and "production (prd)" in table
+    story = views.reasoning_markdown(record)
+    assert f"Fix job `{fix}` in **dev** run {attempt.proof.fix_run_id}: succeeded" in story
+    assert "Promotion **dev → prd** by auto" in story and f"Fix job `{fix}` in **prd** run {attempt.fix_run_id}" in story
+    assert views.fixed_card(record).title == "Fixed job in prd (attempt 1)"
+    assert environment_label(h.settings) == "prd · fixes proven in dev · promotion auto"
 
 
 def test_approve_mode_waits_before_prd_and_a_rejection_leaves_prd_untouched(envs, tmp_path):
@@ -80,6 +95,9 @@ def test_approve_mode_waits_before_prd_and_a_rejection_leaves_prd_untouched(envs
         assert record.state == "awaiting_approval" and "promote it to prd?" in record.reason
         fix = record.attempts[-1].fix_job
         assert dev.runs_of(fix) and prd.fix_jobs(JOB) == prd_fix_jobs  # proven in DEV, nothing in PRD yet
+        card = views.fixed_card(record)
+        assert card.title == "Fixed job in dev (attempt 1)" and card.run_id == str(dev.runs_of(fix)[0])
+        assert views.awaiting_approval(record) == record.incident_id  # the dashboard's Approve/Reject
         record = h.resume(record.incident_id, {"approved": False, "by": "carol", "reason": "not this week"})
     finally:
         h.close()

@@ -20,7 +20,7 @@ from agents.errors import ConfigError
 from agents.healer import Healer
 from agents.policy import artefact
 from agents.policy.learned import LearnedPolicy
-from agents.policy.registry import (
+from agents.registry import (
     ARTIFACTS_DIR,
     DETECTOR,
     DETECTOR_MODEL,
