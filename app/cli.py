@@ -214,8 +214,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_policy(args: argparse.Namespace) -> int:
     """The learned policy's (with --detector: the anomaly detector's) versions in the model registry:
     register one, list them, promote an alias."""
+    from agents import registry
     from agents.files import private_dir
-    from agents.policy import artefact, registry
+    from agents.policy import artefact
 
     if args.action == "promote" and args.source == args.target:
         raise InvalidInput(f"--from and --to are both {args.source!r}: promote names two aliases, e.g. --from dev --to prd")

@@ -20,8 +20,8 @@ from agents.anomaly import artefact as detector_artefact
 from agents.policy import artefact
 from agents.registry import DETECTOR_MODEL, POLICY_MODEL, REGISTRY_FILE, open_registry
 from app.cli import main
-from tests.agents.policy.test_registry import altered_artefact
-from tests.app.test_cli import NO_CDE, run_app
+from tests.agents.test_registry import altered_artefact
+from tests.app.test_cli import NO_CDE
 from tests.paths import REPO
 
 SHIPPED_ID = artefact.load(artefact.DEFAULT_PATH).policy_id
@@ -52,20 +52,51 @@ def _promote(data_dir: Path, stdin: int) -> subprocess.CompletedProcess:
                           cwd=data_dir.parent, env=env, stdin=stdin, capture_output=True, text=True, timeout=120)
 
 
+class Done:
+    """What `python -m app ...` run in this process returned and printed (argparse's exit included)."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def app_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """`run_app` in this process (`python -m app`'s `main`), which saves a child interpreter's start per
+    call: the environment a user would set, this process's healer settings left out."""
+
+    def run(args: list[str], data_dir: Path, **env: str) -> Done:
+        for key in [k for k in os.environ if k.startswith(("LLM_", "JOBS_API", "WORKLOAD_", "HEAL", "CDE_", "DEMO_"))]:
+            monkeypatch.delenv(key)
+        for key, value in {"JOBS_API_URL": NO_CDE, "WORKLOAD_USER": "cli-user", "WORKLOAD_PASSWORD": "cli-password",
+                           "HEALER_DATA_DIR": str(data_dir), **env}.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.chdir(data_dir.parent)  # no .env of the repository's
+        capsys.readouterr()
+        try:
+            code = main(args)
+        except SystemExit as exc:  # argparse's refusals
+            code = exc.code if isinstance(exc.code, int) else 2
+        out = capsys.readouterr()
+        return Done(code, out.out, out.err)
+
+    return run
+
+
 def _aliases(data_dir: Path) -> dict[str, int]:
     registry = open_registry("", data_dir, create=False)
     return {alias: v.version for v in registry.versions() for alias in v.aliases}
 
 
-def test_register_list_and_promote(data_dir: Path, tmp_path: Path) -> None:
-    done = run_app(["policy", "register", "--alias", "prd"], data_dir)
+def test_register_list_and_promote(data_dir: Path, tmp_path: Path, app_cli) -> None:
+    run = app_cli
+    done = run(["policy", "register", "--alias", "prd"], data_dir)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith(f"{POLICY_MODEL} v1: policy {SHIPPED_ID}, trained ") and "alias prd → v1" in done.stdout
     other = altered_artefact(tmp_path / "other.json")
-    done = run_app(["policy", "register", str(other), "--alias", "dev"], data_dir)
+    done = run(["policy", "register", str(other), "--alias", "dev"], data_dir)
     assert done.returncode == 0 and "v2: policy sha256:" in done.stdout and "alias dev → v2" in done.stdout
 
-    done = run_app(["policy", "list"], data_dir)
+    done = run(["policy", "list"], data_dir)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == f"{POLICY_MODEL} in sqlite:///{data_dir.resolve() / REGISTRY_FILE}: 2 version(s)"
@@ -73,7 +104,7 @@ def test_register_list_and_promote(data_dir: Path, tmp_path: Path) -> None:
     assert lines[3].split()[:4] == ["v1", "prd", "policy", SHIPPED_ID]
     assert "MTTR median (min) 23.0 (25.3)" in lines[4] and "done-when 6/6 met" in lines[4]  # the shipped figures
 
-    done = run_app(["policy", "promote", "--from", "dev", "--to", "prd", "--yes"], data_dir)
+    done = run(["policy", "promote", "--from", "dev", "--to", "prd", "--yes"], data_dir)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith(f"{POLICY_MODEL}: prd v1 → v2 (the version dev names)")
     table = done.stdout.splitlines()[1:]
@@ -83,9 +114,10 @@ def test_register_list_and_promote(data_dir: Path, tmp_path: Path) -> None:
     assert _aliases(data_dir) == {"dev": 2, "prd": 2}
 
 
-def test_the_detector_is_registered_listed_and_promoted(data_dir: Path, tmp_path: Path) -> None:
+def test_the_detector_is_registered_listed_and_promoted(data_dir: Path, tmp_path: Path, app_cli) -> None:
     """`--detector`: a tuned detector is `prd` (registered through the API), the benchmark's (here: its
     figures written by hand) is registered as `dev` on the command line, listed, promoted to prd."""
+    run = app_cli
     figures = {"precision": 0.98, "recall": 1.0, "false_alarms_per_1000": 0.54,
                "recall_by_kind": {"zero_rows": 1.0, "slow": 0.875}}
     made = detector_artefact.save(tmp_path / "detector.json", DetectorParameters(), figures)
@@ -93,10 +125,10 @@ def test_the_detector_is_registered_listed_and_promoted(data_dir: Path, tmp_path
     registry = open_registry("", data_dir)
     registry.set_alias(DETECTOR_MODEL, "prd", registry.register(tuned.path, name=DETECTOR_MODEL).version)
 
-    done = run_app(["policy", "register", "--detector", str(made.path), "--alias", "dev"], data_dir)
+    done = run(["policy", "register", "--detector", str(made.path), "--alias", "dev"], data_dir)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith(f"{DETECTOR_MODEL} v2: detector {made.detector_id}, made ") and "dev → v2" in done.stdout
-    done = run_app(["policy", "list", "--detector"], data_dir)
+    done = run(["policy", "list", "--detector"], data_dir)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith(f"{DETECTOR_MODEL} in sqlite:///") and lines[0].endswith(": 2 version(s)")
@@ -104,7 +136,7 @@ def test_the_detector_is_registered_listed_and_promoted(data_dir: Path, tmp_path
     assert lines[2].strip() == ("evaluation: precision 98.0% · recall 100.0% · false alarms per 1,000 runs 0.54 · "
                                 "recall slow 87.5% · recall zero_rows 100.0%")
     assert "recall –" in lines[4] and "precision 90.0%" in lines[4]  # v1: only its precision
-    done = run_app(["policy", "promote", "--detector", "--from", "dev", "--to", "prd", "--yes"], data_dir)
+    done = run(["policy", "promote", "--detector", "--from", "dev", "--to", "prd", "--yes"], data_dir)
     assert done.returncode == 0, done.stdout + done.stderr
     table = done.stdout.splitlines()[1:]
     assert table[0].split() == ["evaluation", "prd", "now", "(v1)", "dev", "(v2)"]
@@ -163,9 +195,10 @@ def test_promote_on_a_terminal_asks_first(two_versions: Path, answer: str, code:
     pytest.param(["policy", "list"], {"HEAL_REGISTRY_URI": "ftp://ml:pw-8@example.com"},
                  "HEAL_REGISTRY_URI must be an http(s) URL or a database URL", id="bad uri"),
 ])
-def test_bad_input_is_refused_clearly(tmp_path: Path, args: list[str], env: dict[str, str], message: str) -> None:
+def test_bad_input_is_refused_clearly(tmp_path: Path, args: list[str], env: dict[str, str], message: str,
+                                      app_cli) -> None:
     data_dir = tmp_path / "healer"
-    done = run_app(args, data_dir, **env)
+    done = app_cli(args, data_dir, **env)
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr
     assert "Traceback" not in done.stderr and "pw-8" not in done.stderr
