@@ -19,6 +19,8 @@ import pytest
 from agents.config import Settings
 from agents.healer import Healer
 from agents.promote import MEASURE_SUFFIX
+from agents.record import RecordStore
+from agents.stage import CRASH_EXIT_CODE
 from app import views
 from app.worker import environment_label
 from tests.fixtures.heal import PASSWORD, TUTORIAL_JOB, USER, PlayedLab, played
@@ -33,13 +35,17 @@ def envs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlayedLab, 
         yield dev, prd
 
 
-def healer(envs: tuple[PlayedLab, PlayedLab], data_dir: Path, **extra: str) -> Healer:
+def variables(envs: tuple[PlayedLab, PlayedLab], data_dir: Path, **extra: str) -> dict[str, str]:
+    """What a user sets for PRD's fixes proven in DEV."""
     dev, prd = envs
-    values = {"CDE_ENVIRONMENTS": "dev,prd", "CDE_DEV_JOBS_API_URL": dev.cde.jobs_api_url,
-              "CDE_PRD_JOBS_API_URL": prd.cde.jobs_api_url, "CDE_PRD_VERIFY_IN": "dev",
-              "WORKLOAD_USER": USER, "WORKLOAD_PASSWORD": PASSWORD, "HEALER_DATA_DIR": str(data_dir),
-              "HEAL_RUN_POLL_S": "0.25", "HEAL_RUN_TIMEOUT_S": "600", **extra}
-    return Healer(Settings.from_env(values, dotenv=None))
+    return {"CDE_ENVIRONMENTS": "dev,prd", "CDE_DEV_JOBS_API_URL": dev.cde.jobs_api_url,
+            "CDE_PRD_JOBS_API_URL": prd.cde.jobs_api_url, "CDE_PRD_VERIFY_IN": "dev",
+            "WORKLOAD_USER": USER, "WORKLOAD_PASSWORD": PASSWORD, "HEALER_DATA_DIR": str(data_dir),
+            "HEAL_RUN_POLL_S": "0.25", "HEAL_RUN_TIMEOUT_S": "600", **extra}
+
+
+def healer(envs: tuple[PlayedLab, PlayedLab], data_dir: Path, **extra: str) -> Healer:
+    return Healer(Settings.from_env(variables(envs, data_dir, **extra), dotenv=None))
 
 
 def test_auto_promotion_heals_prd_with_a_fix_proven_in_dev(envs, tmp_path):
@@ -145,6 +151,29 @@ def test_a_fix_failing_in_dev_never_reaches_prd(envs, tmp_path):
     # the second attempt read the failed DEV run's log (not a PRD run of the same id): no rule knows it
     assert "no deterministic rule matches" in record.reason
     assert "DEV's run of the fix failed" in (record.attempts[1].evidence.distilled if record.attempts[1].evidence else "")
+
+
+def test_killed_around_the_promotion_then_restarted_promotes_once(envs, tmp_path):
+    """`python -m app heal` killed (os._exit) after DEV's verify, after PRD's measurement started, after
+    the promotion and after PRD's fix job was made, each time resumed by the next process: one fix run
+    in each environment, one measurement before the promoted run."""
+    dev, prd = envs
+    failed = prd.fresh_failure("tutorial")
+    env = variables(envs, tmp_path / "healer", HEAL_PROMOTION="auto")
+    args = ["heal", "--job", JOB, "--run", str(failed)]
+    for point in ("verify", "promote.measure_started", "promote", "redeploy.job_created"):
+        done = prd.cli(args, {**env, "HEALER_CRASH_AFTER": point})
+        assert done.returncode == CRASH_EXIT_CODE, f"{point}: {done.stdout}\n{done.stderr}"
+    done = prd.cli(args, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "promoted from dev to prd (auto)" in done.stdout and "fix job sql-select-fail-fix-" in done.stdout
+    record = RecordStore(tmp_path / "healer").load(f"{JOB}--{failed}")
+    assert record.state == "healed" and len(record.attempts) == 1
+    attempt = record.attempts[0]
+    assert dev.runs_of(attempt.fix_job) == [attempt.proof.fix_run_id]
+    assert prd.runs_of(attempt.fix_job) == [attempt.fix_run_id]
+    measured = prd.runs_of(attempt.promotion.baseline_job)
+    assert sorted(measured) == sorted([attempt.promotion.baseline_run_id, attempt.production_stats_run_id])
 
 
 def test_one_healer_per_watched_environment():
