@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agents import config, urls
+from agents import config, environments, urls
 from agents.config import Settings, env_name, load_environment, markdown_table, table
 from agents.errors import ConfigError
 from tests.paths import REPO
@@ -276,7 +276,7 @@ def test_the_readme_table_is_the_generated_one():
 
 
 def test_env_example_and_the_cai_project_name_only_settings():
-    names = {name for s in table() for name in s.env}
+    names = {name for s in table() for name in s.env} | {environments.LIST_VAR, environments.WATCH_VAR}
     example = re.findall(r"^([A-Z][A-Z0-9_]*)=", (REPO / ".env.example").read_text(), flags=re.M)
     assert example and set(example) <= names, set(example) - names
     metadata = yaml.safe_load((REPO / ".project-metadata.yaml").read_text())  # CAI reads it as YAML
