@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Literal
 
 from langgraph.graph import END
-from langgraph.types import Command, interrupt
+from langgraph.types import Command
 
 from agents.config import Settings
 from agents.record import IncidentRecord, Patch
-from agents.stage import current_attempt
+from agents.stage import ask_person, current_attempt
 from agents.state import Deps, HealState
 
 
@@ -23,20 +23,14 @@ def approval(state: HealState, deps: Deps, record: IncidentRecord) -> Command[Li
     attempt = current_attempt(record, state["attempt"])
     if not needs_approval(deps.settings, attempt.patch, attempt.unproven):
         return Command(goto="redeploy")
-    record.state = "awaiting_approval"
-    record.reason = attempt.unproven
-    deps.records.save(record)  # the dashboard shows the buttons from this moment
-    decision = interrupt({"incident_id": record.incident_id, "attempt": attempt.number,
-                          "patch_kind": attempt.patch.kind if attempt.patch else None})
-    decision = decision if isinstance(decision, dict) else {"approved": bool(decision)}
-    who = str(decision.get("by") or "a reviewer")
-    if decision.get("approved"):
-        attempt.verdict = f"approved by {who}"
+    decision = ask_person(deps, record, attempt.unproven, {
+        "attempt": attempt.number, "patch_kind": attempt.patch.kind if attempt.patch else None})
+    if decision.approved:
+        attempt.verdict = f"approved by {decision.by}"
         return Command(goto="redeploy")
-    why = str(decision.get("reason") or "no reason given")
-    attempt.verdict = f"rejected by {who}"
+    attempt.verdict = f"rejected by {decision.by}"
     record.state = "rejected"
-    record.reason = f"the fix for attempt {attempt.number} was rejected by {who}: {why}"
+    record.reason = f"the fix for attempt {attempt.number} was rejected by {decision.by}: {decision.reason}"
     return Command(goto=END, update={"outcome": "rejected", "reason": record.reason})
 
 

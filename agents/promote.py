@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Literal
 
 from langgraph.graph import END
-from langgraph.types import Command, interrupt
+from langgraph.types import Command
 
 from agents.errors import EndIncident
 from agents.fixjobs import ensure_resource, ensure_same_job, fix_job_spec, prepare_fix
@@ -27,7 +27,7 @@ from agents.record import Attempt, IncidentRecord, Promotion
 from agents.runs import baseline_request_id, follow, run_seconds, start_run
 from agents.sandbox.jobs import ensure_bundle, outputs_conf, sandbox_conf, sandboxed_spec
 from agents.sandbox.report import BadSandboxReport, parse_report
-from agents.stage import crash_point, current_attempt
+from agents.stage import ask_person, crash_point, current_attempt
 from agents.state import Deps, HealState
 from agents.times import utc_now
 from cde_client import Conflict, NotFound
@@ -61,23 +61,18 @@ def _ask(deps: Deps, record: IncidentRecord, attempt: Attempt, promotion: Promot
     """The pause for a person's decision; the rejection's end, or None once approved."""
     proof = attempt.proof
     assert proof is not None
-    record.state = "awaiting_approval"
-    record.reason = (f"{attempt.fix_job} passed in {promotion.source} (run {proof.fix_run_id}): promote it to "
-                     f"{promotion.target}?")
-    deps.records.save(record)  # the dashboard shows the buttons from this moment
-    decision = interrupt({"incident_id": record.incident_id, "attempt": attempt.number,
-                          "promote_to": promotion.target})
-    decision = decision if isinstance(decision, dict) else {"approved": bool(decision)}
-    who = str(decision.get("by") or "a reviewer")
-    if decision.get("approved"):
-        promotion.decided_by = who
-        attempt.verdict = f"proven in {promotion.source}; promotion approved by {who}"
+    decision = ask_person(deps, record, f"{attempt.fix_job} passed in {promotion.source} (run {proof.fix_run_id}): "
+                          f"promote it to {promotion.target}?",
+                          {"attempt": attempt.number, "promote_to": promotion.target})
+    if decision.approved:
+        promotion.decided_by = decision.by
+        attempt.verdict = f"proven in {promotion.source}; promotion approved by {decision.by}"
         return None
-    why = str(decision.get("reason") or "no reason given")
-    attempt.verdict = f"promotion rejected by {who}"
+    attempt.verdict = f"promotion rejected by {decision.by}"
     record.state = "rejected"
     record.reason = (f"the promotion of {attempt.fix_job} from {promotion.source} to {promotion.target} was rejected "
-                     f"by {who}: {why}; the fix stays in {promotion.source}, nothing was deployed to {promotion.target}")
+                     f"by {decision.by}: {decision.reason}; the fix stays in {promotion.source}, nothing was deployed "
+                     f"to {promotion.target}")
     return Command(goto=END, update={"outcome": "rejected", "reason": record.reason})
 
 

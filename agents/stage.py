@@ -15,10 +15,11 @@ import copy
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from langgraph.errors import GraphInterrupt
-from langgraph.types import Command
+from langgraph.types import Command, interrupt
 
 from agents.errors import EndIncident, InvalidInput
 from agents.record import Attempt, Deployment, Evidence, IncidentRecord, Patch, StageTiming
@@ -69,6 +70,29 @@ def as_node(name: str, fn: StageFn, deps: Deps, record_state: str | None) -> Cal
 
     node.__name__ = name
     return node
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A person's answer to a pause: approved or not, by whom, and why (for a rejection)."""
+
+    approved: bool
+    by: str
+    reason: str
+
+
+def ask_person(deps: Deps, record: IncidentRecord, reason: str, question: dict[str, Any]) -> Decision:
+    """Pauses the incident for a person (HEAL_MODE or HEAL_PROMOTION `approve`): the record shows it
+    waiting, with `reason`, from this moment (the dashboard's buttons); the LangGraph `interrupt` keeps the
+    checkpoint waiting, across restarts, for `Command(resume={"approved": bool, "by": str, "reason": str})`.
+    On resume the stage runs again from its start and this returns the answer."""
+    record.state = "awaiting_approval"
+    record.reason = reason
+    deps.records.save(record)
+    answer = interrupt({"incident_id": record.incident_id, **question})
+    answer = answer if isinstance(answer, dict) else {"approved": bool(answer)}
+    return Decision(approved=bool(answer.get("approved")), by=str(answer.get("by") or "a reviewer"),
+                    reason=str(answer.get("reason") or "no reason given"))
 
 
 def stage_environment(name: str, state: HealState, deps: Deps) -> str:
