@@ -19,7 +19,7 @@ from agents.record import Attempt, IncidentRecord
 from agents.sandbox.report import SandboxOutput
 from agents.stage import apply_spark_changes
 from agents.state import Deps, HealState
-from cde_client import CdeClient, Conflict, NotFound
+from cde_client import CdeClient, Conflict, NotFound, ResourceBuildFailed
 
 PREFLIGHT_SUFFIX = "-preflight"  # `<job>-fix-<n>-preflight` runs the fix in a sandbox first
 SERVER_FIELDS = ("created", "modified", "lastUsed", "lastRun", "latestRun")
@@ -93,10 +93,11 @@ def ensure_resource(source_cde: CdeClient, target_cde: CdeClient, name: str, tim
     for item in resource.files:
         target_cde.upload_file(name, item.path, source_cde.download_file(name, item.path))
     if resource.type == "python-env":
-        ready = target_cde.wait_resource_ready(name, timeout_s=timeout_s)
-        if ready.status and ("fail" in ready.status or "error" in ready.status):
-            raise EndIncident(f"the python environment {name!r} copied for the fix could not be built there "
-                              f"({ready.status})")
+        try:
+            target_cde.wait_resource_ready(name, timeout_s=timeout_s)
+        except ResourceBuildFailed as exc:  # not passing with time: a person must look
+            raise EndIncident(f"the python environment {name!r} copied for the fix could not be built there: "
+                              f"{exc}") from exc
     return True
 
 

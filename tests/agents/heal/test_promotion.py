@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from agents.config import Settings
+from agents.errors import EndIncident
+from agents.fixjobs import ensure_resource
 from agents.healer import Healer
 from agents.promote import MEASURE_SUFFIX
 from agents.record import RecordStore
@@ -185,3 +187,14 @@ def test_one_healer_per_watched_environment():
         Settings.from_env(values, dotenv=None)
     settings = Settings.from_env({**values, "CDE_PRD_VERIFY_IN": "dev"}, dotenv=None)
     assert (settings.home.name, settings.proving.name, settings.jobs_api_url) == ("prd", "dev", "http://prd.example/api/v1")
+
+
+def test_a_python_environment_that_cannot_be_built_where_fixes_are_proven_ends_the_incident(envs):
+    """Staging copies a python environment; its build failing there is a reason for a person, not a
+    failure to retry every cycle."""
+    dev, prd = envs
+    prd.client.create_resource("broken-env", type="python-env", python_version="python3")
+    prd.client.upload_file("broken-env", "requirements.txt", b"pyspark @ file:///nonexistent/pyspark.whl\n")
+    with pytest.raises(EndIncident, match="'broken-env' copied for the fix could not be built there"):
+        ensure_resource(prd.client, dev.client, "broken-env", timeout_s=120)
+    assert dev.client.get_resource("broken-env").type == "python-env"  # made, its build failed
